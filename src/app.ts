@@ -1,0 +1,70 @@
+import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { ConnectClientConfig } from '@aws-sdk/client-connect'
+import type { Config } from './config.js'
+import { ChatStarter, type Pacer } from './connect/chat-starter.js'
+import { createConnectClient } from './connect/client.js'
+import errorHandler from './plugins/error-handler.js'
+import { loggerOptions } from './logger.js'
+import chatStartRoute from './routes/chat-start.js'
+import { createTrustPolicy, type TrustPolicy } from './trust/index.js'
+
+export interface AppDeps {
+  /** Extra SDK settings (endpoint, credentials); tests and the simulator use them. */
+  connectOverrides?: Partial<ConnectClientConfig>
+  /** Where logs go; tests capture them. Defaults to stdout. */
+  logStream?: NodeJS.WritableStream
+  trust?: TrustPolicy
+  pacer?: Pacer
+}
+
+/** Builds the whole service; reading this function tells the request path in order. */
+export async function buildApp (config: Config, deps: AppDeps = {}) {
+  const fastifyOptions: FastifyServerOptions = {
+    logger: loggerOptions(config, deps.logStream),
+    // One line per request is written by our own hook, without bodies or headers.
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: config.trustProxy,
+    bodyLimit: 16 * 1024,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+    ajv: {
+      customOptions: {
+        // Unknown fields must be refused by name, not dropped; types must match, not be coerced.
+        removeAdditional: false,
+        coerceTypes: false,
+        allErrors: true
+      }
+    }
+  }
+  const app = Fastify(fastifyOptions).withTypeProvider<TypeBoxTypeProvider>()
+
+  const client = createConnectClient({
+    region: config.AWS_REGION ?? 'us-east-1',
+    maxAttempts: config.CONNECT_MAX_ATTEMPTS,
+    attemptTimeoutMs: config.CONNECT_ATTEMPT_TIMEOUT_MS,
+    maxSockets: config.CONNECT_MAX_CONCURRENCY,
+    overrides: deps.connectOverrides
+  })
+  const trust = deps.trust ?? createTrustPolicy(config)
+  const starter = new ChatStarter({
+    client,
+    target: { instanceId: config.instanceId, contactFlowId: config.contactFlowId },
+    timeoutMs: config.CHAT_START_TIMEOUT_MS,
+    maxConcurrency: config.CONNECT_MAX_CONCURRENCY,
+    pacer: deps.pacer
+  })
+  app.addHook('onClose', async () => {
+    await deps.pacer?.close?.()
+    await trust.close()
+    client.destroy()
+  })
+
+  await app.register(errorHandler)
+  await app.register(chatStartRoute, { config, starter, trust })
+
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>

@@ -1,0 +1,146 @@
+import { Type, type Static } from 'typebox'
+import { Value } from 'typebox/value'
+
+// Every setting the service reads, with the names and defaults of SPEC section 7.
+// Values arrive as strings; TypeBox converts them ('true' -> true, '25' -> 25) before checking.
+const Bool = (def: boolean, description: string) => Type.Boolean({ default: def, description })
+const Int = (def: number, minimum: number, maximum: number, description: string) =>
+  Type.Integer({ default: def, minimum, maximum, description })
+const OptionalString = (description: string, options: { minLength?: number; maxLength?: number; pattern?: string } = {}) =>
+  Type.Optional(Type.String({ minLength: 1, ...options, description }))
+
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.String({ default: 'development', description: 'production turns on the production-only checks' }),
+  PORT: Int(3000, 0, 65535, 'port of the public HTTP server'),
+  HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'address to listen on' }),
+  LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', description: 'pino log level' }),
+  AWS_REGION: OptionalString('region of the Amazon Connect instance (required unless CONNECT_SIMULATOR=true)'),
+  CONNECT_INSTANCE_ID: OptionalString('Amazon Connect instance id (required unless CONNECT_SIMULATOR=true)', { maxLength: 100 }),
+  CONNECT_CONTACT_FLOW_ID: OptionalString('contact flow id for chats (required unless CONNECT_SIMULATOR=true)', { maxLength: 500 }),
+  CONNECT_SIMULATOR: Bool(false, 'use the built-in Connect simulator instead of AWS (npm run dev sets it)'),
+  CONNECT_MAX_ATTEMPTS: Int(3, 1, 10, 'attempts per StartChatContact, first one included'),
+  CHAT_START_TIMEOUT_MS: Int(10_000, 100, 120_000, 'overall deadline for one chat start, retries and waits included'),
+  CONNECT_ATTEMPT_TIMEOUT_MS: Int(3_000, 100, 60_000, 'deadline for one HTTP attempt to Connect'),
+  CONNECT_MAX_CONCURRENCY: Int(50, 1, 10_000, 'per-process cap on concurrent StartChatContact calls; past it 503'),
+  CONNECT_RATE_LIMIT: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10_000, description: 'StartChatContact calls per second for the whole deployment (off when unset)' })),
+  CONNECT_BURST: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'burst allowed above CONNECT_RATE_LIMIT (default: the rate, at least 1)' })),
+  ALLOWED_ORIGINS: Type.String({ default: '', description: 'comma-separated exact origins allowed to call from a browser' }),
+  REQUIRE_ORIGIN: Bool(false, 'refuse requests without an Origin header (no mobile apps or curl)'),
+  ALLOWED_ATTRIBUTES: Type.String({ default: '', description: 'comma-separated contact attribute keys a browser may send' }),
+  RATE_LIMIT_MAX: Int(10, 1, 1_000_000, 'chat starts per client IP per window'),
+  RATE_LIMIT_WINDOW: Type.String({ default: '1 minute', minLength: 1, description: 'rate-limit window: milliseconds or a duration such as "1 minute"' }),
+  REDIS_URL: OptionalString('Redis shared by all replicas (rate limits, pacing); in memory when unset'),
+  REDIS_KEY_PREFIX: Type.String({ default: 'ccg:', description: 'prefix of every Redis key this service writes' }),
+  TRUST_PROXY: Type.String({ default: 'false', description: 'false, true, or comma-separated addresses/CIDRs of trusted proxies' }),
+  FEATURE_MARKDOWN: Bool(true, 'featurePermissions.MESSAGING_MARKDOWN sent to the widget'),
+  FEATURE_ATTACHMENTS: Bool(false, 'featurePermissions.ATTACHMENTS sent to the widget'),
+  PERSISTENT_CHAT: Type.Enum(['verified', 'unverified', 'off'], {
+    default: 'verified', description: 'verified: resume only with a resume token we issued; unverified: trust SourceContactId; off: refuse'
+  }),
+  RESUME_TOKEN_SECRET: OptionalString('comma-separated signing keys for resume tokens (first signs, all verify)'),
+  RESUME_TOKEN_TTL: Type.String({ default: '30d', pattern: '^[0-9]+(s|m|h|d)?$', description: 'resume token lifetime: seconds, or with s/m/h/d' }),
+  CUSTOMER_JWT_SECRET: OptionalString('HS256 secret for customer tokens'),
+  CUSTOMER_JWKS_URL: OptionalString('JWKS URL for RS256/ES256 customer tokens'),
+  CUSTOMER_JWT_AUDIENCE: OptionalString('required aud of customer tokens'),
+  CUSTOMER_JWT_ISSUER: OptionalString('required iss of customer tokens'),
+  REQUIRE_CUSTOMER_TOKEN: Bool(false, 'refuse chat starts without a customer token'),
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'serve /metrics on this port only' })),
+  SHUTDOWN_GRACE_MS: Int(15_000, 0, 600_000, 'time in-flight starts get to finish on SIGTERM'),
+  DEMO_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'port of the demo page in npm run dev (default PORT+1)' }))
+})
+
+export type Env = Static<typeof EnvSchema>
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean)
+
+function parseTrustProxy (raw: string): boolean | string[] {
+  const v = raw.trim().toLowerCase()
+  if (v === 'false' || v === '0' || v === '') return false
+  if (v === 'true' || v === '1') return true
+  // A hop count lets any client spoof X-Forwarded-For by adding entries, so it is refused.
+  if (/^\d+$/.test(v)) throw new ConfigError('TRUST_PROXY: a hop count is not accepted; use true or a list of proxy addresses/CIDRs')
+  return list(raw)
+}
+
+function parseSeconds (name: string, raw: string): number {
+  const m = /^(\d+)(s|m|h|d)?$/.exec(raw)
+  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[m?.[2] as 's' | 'm' | 'h' | 'd' ?? 's']
+  const n = Number(m?.[1]) * unit
+  if (!m || !Number.isSafeInteger(n) || n <= 0) throw new ConfigError(`${name}: must be a positive duration such as 3600, 12h or 30d`)
+  return n
+}
+
+function parseOrigins (raw: string): string[] {
+  return list(raw).map((o) => {
+    let url: URL
+    try { url = new URL(o) } catch { throw new ConfigError(`ALLOWED_ORIGINS: "${o}" is not an origin such as https://www.example.com`) }
+    if (url.origin !== o.replace(/\/$/, '') || url.origin === 'null') {
+      throw new ConfigError(`ALLOWED_ORIGINS: "${o}" is not an exact origin (scheme://host[:port], no path)`)
+    }
+    return url.origin
+  })
+}
+
+/** Reads and checks the environment once; throws ConfigError naming the first bad setting(s). */
+export function loadConfig (source: Record<string, string | undefined> = process.env) {
+  const known = Object.keys(EnvSchema.properties)
+  const picked: Record<string, unknown> = {}
+  for (const key of known) {
+    const v = source[key]
+    if (v !== undefined && v !== '') picked[key] = v
+  }
+  const converted = Value.Convert(EnvSchema, Value.Default(EnvSchema, picked))
+  const errors = [...Value.Errors(EnvSchema, converted)]
+  if (errors.length > 0) {
+    const seen = new Set<string>()
+    const lines = errors
+      .map((e) => `${e.instancePath.slice(1) || 'environment'}: ${e.message}`)
+      .filter((l) => !seen.has(l) && seen.add(l))
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`)
+  }
+  const env = converted as Env
+
+  if (!env.CONNECT_SIMULATOR) {
+    const missing = (['AWS_REGION', 'CONNECT_INSTANCE_ID', 'CONNECT_CONTACT_FLOW_ID'] as const).filter((k) => !env[k])
+    if (missing.length > 0) {
+      throw new ConfigError(`missing configuration: ${missing.join(', ')} (required unless CONNECT_SIMULATOR=true)`)
+    }
+  }
+  if (env.CONNECT_BURST !== undefined && env.CONNECT_RATE_LIMIT === undefined) {
+    throw new ConfigError('CONNECT_BURST: only meaningful with CONNECT_RATE_LIMIT')
+  }
+  const resumeSecrets = list(env.RESUME_TOKEN_SECRET ?? '')
+  if (resumeSecrets.some((s) => s.length < 32)) {
+    throw new ConfigError('RESUME_TOKEN_SECRET: each key must be at least 32 characters')
+  }
+  if (env.CUSTOMER_JWT_SECRET !== undefined && env.CUSTOMER_JWT_SECRET.length < 32) {
+    throw new ConfigError('CUSTOMER_JWT_SECRET: must be at least 32 characters')
+  }
+  if (env.NODE_ENV === 'production' && env.PERSISTENT_CHAT === 'verified' && resumeSecrets.length === 0) {
+    throw new ConfigError('RESUME_TOKEN_SECRET: required in production while PERSISTENT_CHAT=verified (tokens must survive restarts and work across replicas)')
+  }
+  if (env.REQUIRE_CUSTOMER_TOKEN && !env.CUSTOMER_JWT_SECRET && !env.CUSTOMER_JWKS_URL) {
+    throw new ConfigError('REQUIRE_CUSTOMER_TOKEN: needs CUSTOMER_JWT_SECRET or CUSTOMER_JWKS_URL')
+  }
+  if (env.CUSTOMER_JWKS_URL !== undefined) {
+    try { new URL(env.CUSTOMER_JWKS_URL) } catch { throw new ConfigError('CUSTOMER_JWKS_URL: not a URL') }
+  }
+
+  return {
+    ...env,
+    instanceId: env.CONNECT_INSTANCE_ID ?? 'simulated-instance',
+    contactFlowId: env.CONNECT_CONTACT_FLOW_ID ?? 'simulated-contact-flow',
+    allowedOrigins: parseOrigins(env.ALLOWED_ORIGINS),
+    allowedAttributes: new Set(list(env.ALLOWED_ATTRIBUTES)),
+    trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    resumeSecrets,
+    resumeTokenTtlSeconds: parseSeconds('RESUME_TOKEN_TTL', env.RESUME_TOKEN_TTL),
+    connectBurst: env.CONNECT_BURST ?? Math.max(1, Math.ceil(env.CONNECT_RATE_LIMIT ?? 1))
+  }
+}
+
+export type Config = ReturnType<typeof loadConfig>

@@ -1,0 +1,53 @@
+import { createHash } from 'node:crypto'
+import type { StartChatContactCommandInput } from '@aws-sdk/client-connect'
+
+/** A chat start that has passed every check: what the browser may decide, nothing more. */
+export interface ChatStartRequest {
+  displayName: string
+  attributes: Record<string, string>
+  initialMessage?: { contentType: string; content: string }
+  supportedMessagingContentTypes?: string[]
+  chatDurationInMinutes?: number
+  persistentChat?: { rehydrationType: 'ENTIRE_PAST_SESSION' | 'FROM_SEGMENT'; sourceContactId: string }
+  /** The caller's Idempotency-Key, if any. */
+  idempotencyKey?: string
+}
+
+export interface ConnectTarget { instanceId: string; contactFlowId: string }
+
+/**
+ * The ClientToken for an Idempotency-Key. Connect returns the existing contact (with its
+ * participant token) for a repeated ClientToken, so the key alone must not be enough: another
+ * caller who guessed or reused the key with a different request gets a different token.
+ */
+export function clientTokenFor (request: ChatStartRequest, target: ConnectTarget): string | undefined {
+  if (request.idempotencyKey === undefined) return undefined
+  const { idempotencyKey, ...rest } = request
+  return createHash('sha256')
+    .update(JSON.stringify([idempotencyKey, target.instanceId, target.contactFlowId, rest]))
+    .digest('hex')
+}
+
+/** The StartChatContact input: instance and flow from configuration, the rest from the request. */
+export function buildStartChatInput (request: ChatStartRequest, target: ConnectTarget): StartChatContactCommandInput {
+  const input: StartChatContactCommandInput = {
+    InstanceId: target.instanceId,
+    ContactFlowId: target.contactFlowId,
+    ParticipantDetails: { DisplayName: request.displayName }
+  }
+  if (Object.keys(request.attributes).length > 0) input.Attributes = request.attributes
+  if (request.initialMessage) {
+    input.InitialMessage = { ContentType: request.initialMessage.contentType, Content: request.initialMessage.content }
+  }
+  if (request.supportedMessagingContentTypes) input.SupportedMessagingContentTypes = request.supportedMessagingContentTypes
+  if (request.chatDurationInMinutes !== undefined) input.ChatDurationInMinutes = request.chatDurationInMinutes
+  if (request.persistentChat) {
+    input.PersistentChat = {
+      RehydrationType: request.persistentChat.rehydrationType,
+      SourceContactId: request.persistentChat.sourceContactId
+    }
+  }
+  const token = clientTokenFor(request, target)
+  if (token !== undefined) input.ClientToken = token
+  return input
+}

@@ -1,0 +1,96 @@
+// The small set of named failures the service can answer with. They are mapped to HTTP in exactly
+// one place (src/plugins/error-handler.ts); nothing here knows about Fastify.
+
+export interface ProblemDetail { path: string; message: string }
+
+/** What we learned from Connect about a failure: for the log line, never for the response body. */
+export interface UpstreamInfo { errorName: string; requestId?: string; httpStatus?: number; attempts?: number }
+
+export abstract class GatewayError extends Error {
+  abstract readonly statusCode: number
+  abstract readonly code: string
+  retryAfterSeconds?: number
+  details?: ProblemDetail[]
+  upstream?: UpstreamInfo
+
+  constructor (message: string, options: { retryAfterSeconds?: number; upstream?: UpstreamInfo; cause?: unknown } = {}) {
+    super(message, { cause: options.cause })
+    this.name = new.target.name
+    this.retryAfterSeconds = options.retryAfterSeconds
+    this.upstream = options.upstream
+  }
+}
+
+export class ValidationFailed extends GatewayError {
+  readonly statusCode = 400
+  readonly code = 'VALIDATION_FAILED'
+  constructor (details: ProblemDetail[], message = 'The request body is not valid') {
+    super(message)
+    this.details = details
+  }
+}
+
+export class OriginNotAllowed extends GatewayError {
+  readonly statusCode = 403
+  readonly code = 'ORIGIN_NOT_ALLOWED'
+}
+
+export class ResumeTokenRefused extends GatewayError {
+  readonly statusCode = 403
+  readonly code = 'RESUME_TOKEN_REFUSED'
+}
+
+export class PersistentChatDisabled extends GatewayError {
+  readonly statusCode = 403
+  readonly code = 'PERSISTENT_CHAT_DISABLED'
+}
+
+export class CustomerTokenInvalid extends GatewayError {
+  readonly statusCode = 401
+  readonly code = 'CUSTOMER_TOKEN_INVALID'
+}
+
+export class SourceContactRefused extends GatewayError {
+  readonly statusCode = 409
+  readonly code = 'SOURCE_CONTACT_REFUSED'
+}
+
+export class RateLimited extends GatewayError {
+  readonly statusCode = 429
+  readonly code = 'RATE_LIMITED'
+}
+
+/** Connect answered TooManyRequests/Throttling and our retries ran out. */
+export class UpstreamThrottled extends GatewayError {
+  readonly statusCode = 503
+  readonly code = 'UPSTREAM_THROTTLED'
+}
+
+/** Connect's concurrent active chat quota is reached (LimitExceededException); never retried. */
+export class ChatQuotaReached extends GatewayError {
+  readonly statusCode = 503
+  readonly code = 'CHAT_QUOTA_REACHED'
+}
+
+/** We refused to call Connect to protect it or ourselves (concurrency cap, pacing queue full). */
+export class Overloaded extends GatewayError {
+  readonly statusCode = 503
+  readonly code = 'OVERLOADED'
+}
+
+/** Connect rejected our own configuration: instance, flow, credentials, parameters we built. */
+export class UpstreamMisconfigured extends GatewayError {
+  readonly statusCode = 502
+  readonly code = 'UPSTREAM_MISCONFIGURED'
+}
+
+/** Connect failed (5xx, network, unreadable answer) and retries ran out. */
+export class UpstreamFailed extends GatewayError {
+  readonly statusCode = 502
+  readonly code = 'UPSTREAM_FAILED'
+}
+
+export class DeadlineExceeded extends GatewayError {
+  readonly statusCode = 504
+  readonly code = 'DEADLINE_EXCEEDED'
+}

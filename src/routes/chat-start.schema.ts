@@ -1,0 +1,75 @@
+import { Type, type Static } from 'typebox'
+
+// Field names and limits follow Amazon Connect's StartChatContact, so the sample clients' bodies
+// pass unchanged. Anything not listed is refused (additionalProperties: false), never dropped.
+
+/** Control characters (C0, DEL, C1) and the line/paragraph separators that break display names. */
+const NO_CONTROL = '^[^\\u0000-\\u001F\\u007F-\\u009F\\u2028\\u2029]*$'
+export const ATTRIBUTE_KEY = '^[A-Za-z0-9_-]+$'
+export const MAX_ATTRIBUTE_BYTES = 32_768
+export const DISPLAY_NAME_MAX = 256
+export const CONTENT_TYPES = [
+  'text/plain', 'text/markdown', 'application/json',
+  'application/vnd.amazonaws.connect.message.interactive',
+  'application/vnd.amazonaws.connect.message.interactive.response'
+] as const
+
+const Ignored = (description: string) =>
+  Type.Optional(Type.String({ maxLength: 500, description: `${description}; accepted from sample clients and ignored` }))
+
+export const ChatStartBody = Type.Object({
+  ParticipantDetails: Type.Object({
+    // Trimmed and re-measured (1..256) after validation; the bound here only caps the work.
+    DisplayName: Type.String({ minLength: 1, maxLength: 1024, pattern: NO_CONTROL, description: 'customer name shown to the agent, 1..256 characters after trimming' })
+  }, { additionalProperties: false }),
+  Attributes: Type.Optional(Type.Record(Type.String(), Type.String(), {
+    propertyNames: { pattern: ATTRIBUTE_KEY, maxLength: 128 },
+    maxProperties: 200,
+    description: `contact attributes; keys limited to ALLOWED_ATTRIBUTES; at most ${MAX_ATTRIBUTE_BYTES} UTF-8 bytes in all`
+  })),
+  InitialMessage: Type.Optional(Type.Object({
+    ContentType: Type.Enum(['text/plain', 'text/markdown']),
+    Content: Type.String({ minLength: 1, maxLength: 16_384 })
+  }, { additionalProperties: false })),
+  SupportedMessagingContentTypes: Type.Optional(Type.Array(
+    Type.Enum([...CONTENT_TYPES]),
+    { minItems: 1, maxItems: CONTENT_TYPES.length, uniqueItems: true, contains: { const: 'text/plain' }, description: 'must contain text/plain' }
+  )),
+  ChatDurationInMinutes: Type.Optional(Type.Integer({ minimum: 60, maximum: 10_080 })),
+  PersistentChat: Type.Optional(Type.Object({
+    RehydrationType: Type.Enum(['ENTIRE_PAST_SESSION', 'FROM_SEGMENT']),
+    ResumeToken: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'data.resumeToken of the chat to continue' })),
+    SourceContactId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'only honoured with PERSISTENT_CHAT=unverified' }))
+  }, { additionalProperties: false })),
+  InstanceId: Ignored('instance id'),
+  ConnectInstanceId: Ignored('instance id'),
+  ContactFlowId: Ignored('contact flow id'),
+  Username: Ignored('user name')
+}, { additionalProperties: false })
+
+export type ChatStartBody = Static<typeof ChatStartBody>
+
+export const IdempotencyKeyHeader = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'the same key never opens two chats' }))
+})
+
+export const ChatStartReply = Type.Object({
+  data: Type.Object({
+    startChatResult: Type.Object({
+      ContactId: Type.String(),
+      ParticipantId: Type.String(),
+      ParticipantToken: Type.String(),
+      ContinuedFromContactId: Type.Optional(Type.String())
+    }),
+    featurePermissions: Type.Object({ MESSAGING_MARKDOWN: Type.Boolean(), ATTACHMENTS: Type.Boolean() }),
+    resumeToken: Type.Optional(Type.String({ description: 'send back as PersistentChat.ResumeToken to continue this chat later' }))
+  })
+})
+
+export const ErrorReply = Type.Object({
+  statusCode: Type.Integer(),
+  error: Type.String(),
+  code: Type.String(),
+  message: Type.String(),
+  details: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() })))
+})

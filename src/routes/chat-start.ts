@@ -1,0 +1,96 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { Config } from '../config.js'
+import type { ChatStarter } from '../connect/chat-starter.js'
+import type { ChatStartRequest } from '../connect/input.js'
+import { ValidationFailed, type ProblemDetail } from '../errors.js'
+import type { TrustPolicy } from '../trust/index.js'
+import {
+  ChatStartBody, ChatStartReply, DISPLAY_NAME_MAX, ErrorReply, IdempotencyKeyHeader, MAX_ATTRIBUTE_BYTES
+} from './chat-start.schema.js'
+
+export interface ChatStartRouteOptions {
+  config: Config
+  starter: ChatStarter
+  trust: TrustPolicy
+}
+
+const utf8 = (s: string) => Buffer.byteLength(s, 'utf8')
+
+/** Checks the schema cannot express: trimmed length, the attribute allowlist and total size. */
+function checkBody (body: ChatStartBody, config: Config, trusted: Record<string, string>): { displayName: string; attributes: Record<string, string> } {
+  const problems: ProblemDetail[] = []
+  const displayName = body.ParticipantDetails.DisplayName.trim()
+  if (displayName.length === 0) problems.push({ path: 'ParticipantDetails.DisplayName', message: 'must not be blank' })
+  if ([...displayName].length > DISPLAY_NAME_MAX) {
+    problems.push({ path: 'ParticipantDetails.DisplayName', message: `must be at most ${DISPLAY_NAME_MAX} characters` })
+  }
+  const attributes: Record<string, string> = Object.create(null)
+  for (const [key, value] of Object.entries(body.Attributes ?? {})) {
+    if (!config.allowedAttributes.has(key)) {
+      problems.push({ path: `Attributes.${key}`, message: 'is not an allowed attribute' })
+    } else {
+      attributes[key] = value
+    }
+  }
+  // Trusted attributes from a verified customer token win over what the browser sent.
+  Object.assign(attributes, trusted)
+  let bytes = 0
+  for (const [key, value] of Object.entries(attributes)) bytes += utf8(key) + utf8(value)
+  if (bytes > MAX_ATTRIBUTE_BYTES) {
+    problems.push({ path: 'Attributes', message: `must total at most ${MAX_ATTRIBUTE_BYTES} UTF-8 bytes (is ${bytes})` })
+  }
+  if (problems.length > 0) throw new ValidationFailed(problems)
+  return { displayName, attributes: { ...attributes } }
+}
+
+const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (app, { config, starter, trust }) => {
+  // The sample clients post JSON as text/plain or form-urlencoded (jQuery's default) to avoid a
+  // CORS preflight; all three are parsed as JSON. Any other type is answered 415 by Fastify.
+  app.removeContentTypeParser(['text/plain'])
+  app.addContentTypeParser(['text/plain', 'application/x-www-form-urlencoded'], { parseAs: 'string' },
+    app.getDefaultJsonParser('error', 'error'))
+
+  const featurePermissions = { MESSAGING_MARKDOWN: config.FEATURE_MARKDOWN, ATTACHMENTS: config.FEATURE_ATTACHMENTS }
+
+  app.post('/chat/start', {
+    schema: {
+      summary: 'Start a chat on Amazon Connect',
+      description: 'Validates the request, adds the configured instance and contact flow, and calls StartChatContact.',
+      body: ChatStartBody,
+      headers: IdempotencyKeyHeader,
+      response: { 200: ChatStartReply, '4xx': ErrorReply, '5xx': ErrorReply }
+    }
+  }, async (request) => {
+    const startedAt = Date.now()
+    const trusted = await trust.customerAttributes(request.headers.authorization)
+    const body = request.body
+    const { displayName, attributes } = checkBody(body, config, trusted)
+    const persistentChat = await trust.resolvePersistentChat(body.PersistentChat)
+    const chatRequest: ChatStartRequest = {
+      displayName,
+      attributes,
+      initialMessage: body.InitialMessage && { contentType: body.InitialMessage.ContentType, content: body.InitialMessage.Content },
+      supportedMessagingContentTypes: body.SupportedMessagingContentTypes,
+      chatDurationInMinutes: body.ChatDurationInMinutes,
+      persistentChat,
+      idempotencyKey: request.headers['idempotency-key']
+    }
+    const chat = await starter.start(chatRequest, startedAt)
+    const resumeToken = await trust.issueResumeToken(chat)
+    request.log.info({ contactId: chat.contactId, persistent: persistentChat !== undefined }, 'chat started')
+    return {
+      data: {
+        startChatResult: {
+          ContactId: chat.contactId,
+          ParticipantId: chat.participantId,
+          ParticipantToken: chat.participantToken,
+          ...(chat.continuedFromContactId ? { ContinuedFromContactId: chat.continuedFromContactId } : {})
+        },
+        featurePermissions,
+        ...(resumeToken ? { resumeToken } : {})
+      }
+    }
+  })
+}
+
+export default chatStartRoute

@@ -1,0 +1,45 @@
+import type { Test } from 'tap'
+import { buildApp, type App, type AppDeps } from '../src/app.js'
+import { loadConfig, type Config } from '../src/config.js'
+import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '../src/connect/simulator.js'
+
+export const ORIGIN = 'https://shop.example.com'
+
+export interface Harness { app: App; sim: ConnectSimulator; config: Config; logs: () => string }
+
+/** The real app and the real SDK, over HTTP, against a fresh simulator; both closed after the test. */
+export async function build (t: Test, env: Record<string, string> = {}, options: { sim?: SimulatorOptions; deps?: AppDeps } = {}): Promise<Harness> {
+  const sim = await startSimulator(options.sim)
+  const config = loadConfig({
+    CONNECT_SIMULATOR: 'true',
+    LOG_LEVEL: 'info',
+    ALLOWED_ORIGINS: ORIGIN,
+    ALLOWED_ATTRIBUTES: 'topic,language',
+    CHAT_START_TIMEOUT_MS: '5000',
+    CONNECT_ATTEMPT_TIMEOUT_MS: '1000',
+    ...env
+  })
+  const chunks: string[] = []
+  const logStream = { write (chunk: string) { chunks.push(chunk); return true } } as unknown as NodeJS.WritableStream
+  const app = await buildApp(config, {
+    logStream,
+    connectOverrides: { endpoint: sim.url, credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'test-secret' } },
+    ...options.deps
+  })
+  t.teardown(async () => {
+    await app.close()
+    await sim.close()
+  })
+  return { app, sim, config, logs: () => chunks.join('') }
+}
+
+export const validBody = (extra: Record<string, unknown> = {}) => ({ ParticipantDetails: { DisplayName: 'Ann' }, ...extra })
+
+export function startChat (app: App, body: unknown, headers: Record<string, string> = {}) {
+  return app.inject({
+    method: 'POST',
+    url: '/chat/start',
+    headers: { 'content-type': 'application/json', ...headers },
+    payload: typeof body === 'string' ? body : JSON.stringify(body)
+  })
+}
