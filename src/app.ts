@@ -4,10 +4,15 @@ import type { ConnectClientConfig } from '@aws-sdk/client-connect'
 import type { Config } from './config.js'
 import { ChatStarter, type Pacer } from './connect/chat-starter.js'
 import { createConnectClient } from './connect/client.js'
-import errorHandler from './plugins/error-handler.js'
 import { loggerOptions } from './logger.js'
+import { createMetrics, type Metrics } from './metrics.js'
+import errorHandler from './plugins/error-handler.js'
 import chatStartRoute from './routes/chat-start.js'
 import { createTrustPolicy, type TrustPolicy } from './trust/index.js'
+
+declare module 'fastify' {
+  interface FastifyInstance { metrics: Metrics }
+}
 
 export interface AppDeps {
   /** Extra SDK settings (endpoint, credentials); tests and the simulator use them. */
@@ -39,12 +44,19 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     }
   }
   const app = Fastify(fastifyOptions).withTypeProvider<TypeBoxTypeProvider>()
+  const metrics = createMetrics({ upstreamInFlight: () => starter.activeCalls })
+  app.decorate('metrics', metrics)
 
+  // --- Amazon Connect: one client, one starter, for the life of the app --------------------------
   const client = createConnectClient({
     region: config.AWS_REGION ?? 'us-east-1',
     maxAttempts: config.CONNECT_MAX_ATTEMPTS,
     attemptTimeoutMs: config.CONNECT_ATTEMPT_TIMEOUT_MS,
     maxSockets: config.CONNECT_MAX_CONCURRENCY,
+    observer: {
+      onAttempt: () => metrics.upstreamAttempts.inc(),
+      onRetry: (error) => metrics.upstreamRetries.inc({ error })
+    },
     overrides: deps.connectOverrides
   })
   const trust = deps.trust ?? createTrustPolicy(config)
@@ -53,7 +65,13 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     target: { instanceId: config.instanceId, contactFlowId: config.contactFlowId },
     timeoutMs: config.CHAT_START_TIMEOUT_MS,
     maxConcurrency: config.CONNECT_MAX_CONCURRENCY,
-    pacer: deps.pacer
+    pacer: deps.pacer,
+    onOutcome: (outcome) => {
+      const label = outcome.ok ? 'started' : outcome.error.code.toLowerCase()
+      metrics.chatStarts.inc({ outcome: label })
+      metrics.chatStartDuration.observe({ outcome: label }, outcome.durationMs / 1000)
+      if (!outcome.ok && outcome.error.upstream) metrics.upstreamErrors.inc({ type: outcome.error.upstream.errorName })
+    }
   })
   app.addHook('onClose', async () => {
     await deps.pacer?.close?.()
@@ -61,6 +79,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     client.destroy()
   })
 
+  // --- The request path, in order ------------------------------------------------------------------
   await app.register(errorHandler)
   await app.register(chatStartRoute, { config, starter, trust })
 

@@ -1,0 +1,45 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+/**
+ * Every metric the service exports, on a registry of its own per app (tests build several apps in
+ * one process). Names are part of the operator contract: see README "Operating it".
+ */
+export interface MetricSources { upstreamInFlight?: () => number }
+
+export function createMetrics (sources: MetricSources = {}) {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const registers = [registry]
+  return {
+    registry,
+    chatStarts: new Counter({ name: 'ccg_chat_starts_total', help: 'Chat starts by outcome (started, or the error code)', labelNames: ['outcome'] as const, registers }),
+    chatStartDuration: new Histogram({
+      name: 'ccg_chat_start_duration_seconds', help: 'Time to start a chat, pacing and retries included', labelNames: ['outcome'] as const,
+      buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20], registers
+    }),
+    upstreamAttempts: new Counter({ name: 'ccg_upstream_attempts_total', help: 'HTTP attempts of StartChatContact, retries included', registers }),
+    upstreamRetries: new Counter({ name: 'ccg_upstream_retries_total', help: 'StartChatContact retries by the error that caused them', labelNames: ['error'] as const, registers }),
+    upstreamErrors: new Counter({ name: 'ccg_upstream_errors_total', help: 'Failed chat starts by upstream error type', labelNames: ['type'] as const, registers }),
+    upstreamInFlight: new Gauge({
+      name: 'ccg_upstream_in_flight', help: 'StartChatContact calls in progress in this process', registers,
+      collect () { if (sources.upstreamInFlight) this.set(sources.upstreamInFlight()) }
+    }),
+    httpDuration: new Histogram({
+      name: 'ccg_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['method', 'route', 'status_code'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers
+    }),
+    rateLimited: new Counter({ name: 'ccg_rate_limited_total', help: 'Requests refused by the per-client rate limit', registers }),
+    originRefused: new Counter({ name: 'ccg_origin_refused_total', help: 'Requests refused because their Origin is not allowed', registers }),
+    redisFailOpen: new Counter({ name: 'ccg_redis_fail_open_total', help: 'Decisions taken without Redis because it was unreachable', labelNames: ['use'] as const, registers }),
+    pacingWait: new Histogram({
+      name: 'ccg_pacing_wait_seconds', help: 'Time a chat start waited for an upstream pacing token',
+      buckets: [0, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers
+    }),
+    pacingQueue: new Gauge({ name: 'ccg_pacing_queue_length', help: 'Chat starts waiting for a pacing token in this process', registers }),
+    pacingShed: new Counter({ name: 'ccg_pacing_shed_total', help: 'Chat starts answered 503 at once because no token could come before their deadline', registers }),
+    pacingTokens: new Counter({ name: 'ccg_pacing_tokens_total', help: 'Pacing tokens granted', registers }),
+    pacingSlowdowns: new Counter({ name: 'ccg_pacing_slowdowns_total', help: 'Times pacing slowed down because Connect throttled anyway', registers })
+  }
+}
+
+export type Metrics = ReturnType<typeof createMetrics>
