@@ -9,6 +9,7 @@ import { createMetrics, type Metrics } from './metrics.js'
 import errorHandler from './plugins/error-handler.js'
 import chatStartRoute from './routes/chat-start.js'
 import { createTrustPolicy, type TrustPolicy } from './trust/index.js'
+import { createRedis } from './redis.js'
 
 declare module 'fastify' {
   interface FastifyInstance { metrics: Metrics }
@@ -47,6 +48,11 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   const metrics = createMetrics({ upstreamInFlight: () => starter.activeCalls })
   app.decorate('metrics', metrics)
 
+  // One Redis connection per app, shared by the rate limit and pacing; closed last on shutdown.
+  const redis = config.REDIS_URL ? createRedis({ url: config.REDIS_URL }) : undefined
+  // Errors are handled where Redis is used (fail open); this only keeps ioredis from crashing us.
+  redis?.on('error', () => {})
+
   // --- Amazon Connect: one client, one starter, for the life of the app --------------------------
   const client = createConnectClient({
     region: config.AWS_REGION ?? 'us-east-1',
@@ -77,10 +83,13 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     await deps.pacer?.close?.()
     await trust.close()
     client.destroy()
+    if (redis) await redis.quit().catch(() => redis.disconnect())
   })
 
   // --- The request path, in order ------------------------------------------------------------------
   await app.register(errorHandler)
+  // (issue 5) request id + one log line per request, metrics, health go here
+  // (issue 3) security headers, origin policy / CORS, per-client rate limit go here (awaited, before routes)
   await app.register(chatStartRoute, { config, starter, trust })
 
   return app
