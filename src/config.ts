@@ -45,7 +45,7 @@ export const EnvSchema = Type.Object({
   CUSTOMER_JWT_ISSUER: OptionalString('required iss of customer tokens'),
   REQUIRE_CUSTOMER_TOKEN: Bool(false, 'refuse chat starts without a customer token'),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'serve /metrics on this port only' })),
-  SHUTDOWN_GRACE_MS: Int(15_000, 0, 600_000, 'time in-flight starts get to finish on SIGTERM'),
+  SHUTDOWN_GRACE_MS: Int(15_000, 100, 600_000, 'time in-flight starts get to finish on SIGTERM'),
   DEMO_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'port of the demo page in npm run dev (default PORT+1)' }))
 })
 
@@ -83,6 +83,22 @@ function parseOrigins (raw: string): string[] {
     }
     return url.origin
   })
+}
+
+const UNIT_MS: Record<string, number> = {
+  ms: 1, s: 1_000, sec: 1_000, second: 1_000, seconds: 1_000, m: 60_000, min: 60_000, minute: 60_000, minutes: 60_000,
+  h: 3_600_000, hour: 3_600_000, hours: 3_600_000, d: 86_400_000, day: 86_400_000, days: 86_400_000
+}
+
+/** RATE_LIMIT_WINDOW to ms. A typo must stop start-up: an unparsed window would never reset. */
+function parseWindow (raw: string): number {
+  const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(raw)
+  const unit = m ? UNIT_MS[(m[2] || 'ms').toLowerCase()] : undefined
+  const ms = m && unit ? Number(m[1]) * unit : NaN
+  if (!Number.isSafeInteger(ms) || ms <= 0) {
+    throw new ConfigError(`RATE_LIMIT_WINDOW: "${raw}" is not a duration such as 60000, "30 seconds" or "1 minute"`)
+  }
+  return ms
 }
 
 /** Reads and checks the environment once; throws ConfigError naming the first bad setting(s). */
@@ -137,6 +153,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
     allowedOrigins: parseOrigins(env.ALLOWED_ORIGINS),
     allowedAttributes: new Set(list(env.ALLOWED_ATTRIBUTES)),
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    rateLimitWindowMs: parseWindow(env.RATE_LIMIT_WINDOW),
     resumeSecrets,
     resumeTokenTtlSeconds: parseSeconds('RESUME_TOKEN_TTL', env.RESUME_TOKEN_TTL),
     connectBurst: env.CONNECT_BURST ?? Math.max(1, Math.ceil(env.CONNECT_RATE_LIMIT ?? 1))

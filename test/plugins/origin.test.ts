@@ -1,0 +1,141 @@
+import t from 'tap'
+import type { LightMyRequestResponse } from 'fastify'
+import { CustomerTokenInvalid } from '../../src/errors.js'
+import { createTrustPolicy, type TrustPolicy } from '../../src/trust/index.js'
+import { loadConfig } from '../../src/config.js'
+import { build, ORIGIN, startChat, validBody, type Harness } from '../helper.js'
+
+// SPEC section 4: ALLOWED_ORIGINS drives CORS and is enforced on the server.
+
+const preflight = (h: Harness, origin: string, requestHeaders = 'content-type,idempotency-key,authorization') => h.app.inject({
+  method: 'OPTIONS',
+  url: '/chat/start',
+  headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': requestHeaders }
+})
+
+const varies = (res: LightMyRequestResponse) => String(res.headers.vary ?? '').split(',').map((v) => v.trim().toLowerCase())
+const refusedCount = async (h: Harness) => (await h.app.metrics.originRefused.get()).values[0]?.value ?? 0
+
+t.test('preflight from a listed origin -> 204 allowing POST with content-type, idempotency-key, authorization; cached; Vary: Origin', async (t) => {
+  const h = await build(t)
+  const res = await preflight(h, ORIGIN)
+  t.equal(res.statusCode, 204)
+  t.equal(res.headers['access-control-allow-origin'], ORIGIN)
+  t.equal(res.headers['access-control-allow-methods'], 'POST')
+  t.same(String(res.headers['access-control-allow-headers']).split(', ').sort(), ['authorization', 'content-type', 'idempotency-key'])
+  t.ok(Number(res.headers['access-control-max-age']) > 0, 'max-age set')
+  t.notOk(res.headers['access-control-allow-credentials'], 'no cookies are involved')
+  t.ok(varies(res).includes('origin'))
+  t.equal(h.sim.requests.length, 0)
+})
+
+t.test('preflight from an unlisted origin -> 403 without CORS headers', async (t) => {
+  const h = await build(t)
+  const res = await preflight(h, 'https://evil.example')
+  t.equal(res.statusCode, 403)
+  t.equal(res.json().code, 'ORIGIN_NOT_ALLOWED')
+  t.notOk(res.headers['access-control-allow-origin'])
+  t.notOk(res.headers['access-control-allow-methods'])
+  t.ok(varies(res).includes('origin'), 'caches keep answers per origin')
+})
+
+t.test('text/plain POST from an unlisted origin -> 403 before the body is read; Connect never called; counted', async (t) => {
+  const h = await build(t)
+  const post = (payload: string) => h.app.inject({
+    method: 'POST', url: '/chat/start', headers: { origin: 'https://evil.example', 'content-type': 'text/plain' }, payload
+  })
+  const valid = await post(JSON.stringify(validBody()))
+  t.equal(valid.statusCode, 403)
+  t.same(valid.json(), { statusCode: 403, error: 'Forbidden', code: 'ORIGIN_NOT_ALLOWED', message: 'This origin may not call this service' })
+  t.notOk(valid.headers['access-control-allow-origin'])
+  // Were the body read, these would be 400 and 413.
+  t.equal((await post('{not json')).statusCode, 403)
+  t.equal((await post('x'.repeat(64 * 1024))).statusCode, 403)
+  t.equal(h.sim.requests.length, 0, 'Connect not called')
+  t.equal(await refusedCount(h), 3)
+})
+
+t.test('origins that only look like a listed one -> 403', async (t) => {
+  const h = await build(t)
+  for (const origin of ['http://shop.example.com', 'https://shop.example.com.evil.example', 'https://evil-shop.example.com',
+    'https://shop.example.com:8443', 'null', 'https://SHOP.EXAMPLE.COM', '*']) {
+    const res = await startChat(h.app, validBody(), { origin })
+    t.equal(res.statusCode, 403, origin)
+  }
+  t.equal(h.sim.requests.length, 0)
+})
+
+t.test('no ALLOWED_ORIGINS -> every browser origin is refused, mobile apps still served', async (t) => {
+  const h = await build(t, { ALLOWED_ORIGINS: '' })
+  t.equal((await startChat(h.app, validBody(), { origin: ORIGIN })).statusCode, 403)
+  t.equal((await startChat(h.app, validBody())).statusCode, 200)
+})
+
+t.test('several listed origins: each gets its own origin back, never *', async (t) => {
+  const other = 'http://localhost:8080'
+  const h = await build(t, { ALLOWED_ORIGINS: `${ORIGIN},${other}` })
+  for (const origin of [ORIGIN, other]) {
+    const res = await startChat(h.app, validBody(), { origin })
+    t.equal(res.statusCode, 200)
+    t.equal(res.headers['access-control-allow-origin'], origin)
+  }
+})
+
+t.test('no Origin (mobile app, curl) -> served, without CORS headers', async (t) => {
+  const h = await build(t)
+  const res = await startChat(h.app, validBody())
+  t.equal(res.statusCode, 200)
+  t.notOk(res.headers['access-control-allow-origin'])
+})
+
+t.test('REQUIRE_ORIGIN=true: a POST without Origin -> 403; a listed Origin -> 200; GETs (probes) are not refused', async (t) => {
+  const h = await build(t, { REQUIRE_ORIGIN: 'true' })
+  const bare = await startChat(h.app, validBody())
+  t.equal(bare.statusCode, 403)
+  t.equal(bare.json().code, 'ORIGIN_NOT_ALLOWED')
+  t.equal((await startChat(h.app, validBody(), { origin: ORIGIN })).statusCode, 200)
+  t.equal((await h.app.inject({ method: 'GET', url: '/no-such-page' })).statusCode, 404)
+  t.equal(h.sim.requests.length, 1)
+  t.equal(await refusedCount(h), 1)
+})
+
+// Amazon's sample answers crashes without CORS headers, and widgets then report "CORS errors".
+const throwingTrust = (error: Error): TrustPolicy => ({
+  ...createTrustPolicy(loadConfig({ CONNECT_SIMULATOR: 'true' })),
+  async customerAttributes (authorization) { if (authorization) throw error; return {} }
+})
+const json = (payload: string) => ({ method: 'POST' as const, url: '/chat/start', headers: { 'content-type': 'application/json' }, payload })
+const ok = JSON.stringify(validBody())
+
+const everyStatus: Array<{
+  status: number; code: string; env?: Record<string, string>; trust?: TrustPolicy
+  before?: (h: Harness) => Promise<unknown> | void
+  request: { method: 'GET' | 'POST'; url: string; headers: Record<string, string>; payload?: string }
+}> = [
+  { status: 200, code: '', request: json(ok) },
+  { status: 400, code: 'VALIDATION_FAILED', request: json('{}') },
+  { status: 400, code: 'INVALID_JSON', request: json('{') },
+  { status: 401, code: 'CUSTOMER_TOKEN_INVALID', trust: throwingTrust(new CustomerTokenInvalid('bad token')), request: { ...json(ok), headers: { 'content-type': 'application/json', authorization: 'Bearer x' } } },
+  { status: 403, code: 'PERSISTENT_CHAT_DISABLED', env: { PERSISTENT_CHAT: 'off' }, request: json(JSON.stringify(validBody({ PersistentChat: { RehydrationType: 'FROM_SEGMENT', ResumeToken: 'x' } }))) },
+  { status: 404, code: 'NOT_FOUND', request: { method: 'GET', url: '/no-such-page', headers: {} } },
+  { status: 413, code: 'BODY_TOO_LARGE', request: json(JSON.stringify(validBody({ InitialMessage: { ContentType: 'text/plain', Content: 'x'.repeat(17_000) } }))) },
+  { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', request: { ...json(ok), headers: { 'content-type': 'application/xml' } } },
+  { status: 429, code: 'RATE_LIMITED', env: { RATE_LIMIT_MAX: '1' }, before: (h) => startChat(h.app, validBody()), request: json(ok) },
+  { status: 500, code: 'INTERNAL', trust: throwingTrust(new Error('crash')), request: { ...json(ok), headers: { 'content-type': 'application/json', authorization: 'Bearer x' } } },
+  { status: 502, code: 'UPSTREAM_MISCONFIGURED', before: (h) => h.sim.script({ type: 'AccessDeniedException' }), request: json(ok) },
+  { status: 503, code: 'CHAT_QUOTA_REACHED', before: (h) => h.sim.script({ type: 'LimitExceededException' }), request: json(ok) },
+  { status: 504, code: 'DEADLINE_EXCEEDED', env: { CHAT_START_TIMEOUT_MS: '300' }, before: (h) => h.sim.setFault({ type: 'hang' }), request: json(ok) }
+]
+
+for (const row of everyStatus) {
+  t.test(`${row.status} ${row.code || 'OK'} to a listed origin carries the CORS headers`, async (t) => {
+    const h = await build(t, row.env, { deps: row.trust ? { trust: row.trust } : {} })
+    await row.before?.(h)
+    const res = await h.app.inject({ ...row.request, headers: { ...row.request.headers, origin: ORIGIN } })
+    t.equal(res.statusCode, row.status)
+    if (row.code) t.equal(res.json().code, row.code)
+    t.equal(res.headers['access-control-allow-origin'], ORIGIN)
+    t.match(String(res.headers['access-control-expose-headers']), /retry-after/)
+    t.ok(varies(res).includes('origin'))
+  })
+}
