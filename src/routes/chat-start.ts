@@ -56,13 +56,14 @@ const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (
     schema: {
       summary: 'Start a chat on Amazon Connect',
       description: 'Validates the request, adds the configured instance and contact flow, and calls StartChatContact.',
+      consumes: ['application/json', 'text/plain', 'application/x-www-form-urlencoded'],
       body: ChatStartBody,
       headers: IdempotencyKeyHeader,
       response: { 200: ChatStartReply, '4xx': ErrorReply, '5xx': ErrorReply }
     }
   }, async (request) => {
     const startedAt = Date.now()
-    const trusted = await trust.customerAttributes(request.headers.authorization)
+    const trusted = await trust.customerAttributes(request.headers.authorization, request.log)
     const body = request.body
     const { displayName, attributes } = checkBody(body, config, trusted)
     const persistentChat = await trust.resolvePersistentChat(body.PersistentChat)
@@ -76,7 +77,7 @@ const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (
       idempotencyKey: request.headers['idempotency-key']
     }
     const chat = await starter.start(chatRequest, startedAt)
-    const resumeToken = await trust.issueResumeToken(chat)
+    const resumeToken = await trust.issueResumeToken(chat, persistentChat)
     request.log.info({ contactId: chat.contactId, persistent: persistentChat !== undefined }, 'chat started')
     return {
       data: {

@@ -1,0 +1,72 @@
+import { errors, jwtVerify, SignJWT } from 'jose'
+import { ResumeTokenRefused } from '../errors.js'
+
+/** What a resume token proves: the caller was handed this chat by us, and when. */
+export interface ResumeClaims {
+  contactId: string
+  /** First contact of the persistent-chat chain: what ENTIRE_PAST_SESSION needs as its source. */
+  initialContactId: string
+}
+
+export interface ResumeTokensOptions {
+  /** Signing keys: the first signs, every one verifies (rotation). At least one. */
+  keys: Uint8Array[]
+  ttlSeconds: number
+  /** Clock, for tests. */
+  now?: () => number
+}
+
+// A distinct typ keeps a resume token from passing as any other HS256 token signed with the same
+// secret (a customer token, say), and the other way round.
+export const RESUME_TOKEN_TYP = 'ccg-resume+jwt'
+const ALGORITHM = 'HS256'
+
+/** Signs and verifies resume tokens: compact JWS (HS256) the widget keeps and sends back opaquely. */
+export class ResumeTokens {
+  private readonly keys: Uint8Array[]
+  private readonly ttlSeconds: number
+  private readonly now: () => number
+
+  constructor (options: ResumeTokensOptions) {
+    if (options.keys.length === 0) throw new TypeError('ResumeTokens needs at least one key')
+    this.keys = options.keys
+    this.ttlSeconds = options.ttlSeconds
+    this.now = options.now ?? Date.now
+  }
+
+  async issue (claims: ResumeClaims): Promise<string> {
+    const iat = Math.floor(this.now() / 1000)
+    // `ini` is left out for a chat that starts its own chain, which keeps most tokens shorter.
+    const payload = claims.initialContactId === claims.contactId ? {} : { ini: claims.initialContactId }
+    return new SignJWT(payload)
+      .setProtectedHeader({ alg: ALGORITHM, typ: RESUME_TOKEN_TYP })
+      .setSubject(claims.contactId)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + this.ttlSeconds)
+      .sign(this.keys[0]!)
+  }
+
+  /** The claims of a token we signed with any configured key and that has not expired; else ResumeTokenRefused. */
+  async verify (token: string): Promise<ResumeClaims> {
+    for (const key of this.keys) {
+      try {
+        const { payload } = await jwtVerify(token, key, {
+          algorithms: [ALGORITHM],
+          typ: RESUME_TOKEN_TYP,
+          requiredClaims: ['sub', 'iat', 'exp'],
+          currentDate: new Date(this.now())
+        })
+        const contactId = payload.sub!
+        const ini = payload.ini
+        if (ini !== undefined && (typeof ini !== 'string' || ini === '')) break
+        return { contactId, initialContactId: ini ?? contactId }
+      } catch (err) {
+        // Another key may have signed it; anything else (expired, malformed) is final.
+        if (err instanceof errors.JWSSignatureVerificationFailed) continue
+        if (err instanceof errors.JWTExpired) throw new ResumeTokenRefused('The resume token has expired; start a new chat instead')
+        break
+      }
+    }
+    throw new ResumeTokenRefused('The resume token is not valid; start a new chat instead')
+  }
+}
