@@ -1,6 +1,11 @@
+// `npm start`: read config, build the app, listen, shut down gracefully. Nothing else.
+import { ConnectClient, StartChatContactCommand } from '@aws-sdk/client-connect'
+import { getEndpointFromInstructions } from '@smithy/core/endpoints'
 import closeWithGrace from 'close-with-grace'
-import { buildApp } from './app.js'
+import { buildApp, type AppDeps } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
+import { startSimulator, type ConnectSimulator } from './connect/simulator.js'
+import { startMetricsServer, type MetricsServer } from './plugins/metrics.js'
 
 function readConfig (): Config {
   try {
@@ -14,13 +19,59 @@ function readConfig (): Config {
   }
 }
 
-const config = readConfig()
-const app = await buildApp(config)
+/** Where the SDK would send StartChatContact, from its own settings (AWS_ENDPOINT_URL_CONNECT, ~/.aws/config). */
+async function sdkEndpoint (region: string): Promise<URL> {
+  const probe = new ConnectClient({ region })
+  try {
+    const endpoint = await getEndpointFromInstructions({}, StartChatContactCommand, probe.config)
+    return endpoint.url
+  } finally {
+    probe.destroy()
+  }
+}
 
-closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
+/**
+ * CONNECT_SIMULATOR=true never reaches AWS. With an endpoint configured (a simulator container, as
+ * in docker-compose.yml) the SDK uses it; otherwise a simulator starts in this process.
+ */
+async function simulation (config: Config): Promise<{ overrides: AppDeps['connectOverrides']; simulator?: ConnectSimulator }> {
+  const credentials = { accessKeyId: 'SIMULATED', secretAccessKey: 'simulated-secret' }
+  const url = await sdkEndpoint(config.AWS_REGION ?? 'us-east-1')
+  if (!/\.amazonaws\.com(\.cn)?$/.test(url.hostname)) return { overrides: { credentials } }
+  const simulator = await startSimulator()
+  return { overrides: { endpoint: simulator.url, credentials }, simulator }
+}
+
+const config = readConfig()
+const simulated = config.CONNECT_SIMULATOR ? await simulation(config) : undefined
+const app = await buildApp(config, { connectOverrides: simulated?.overrides })
+let metricsServer: MetricsServer | undefined
+
+closeWithGrace({
+  delay: config.SHUTDOWN_GRACE_MS,
+  logger: { error: (msg: unknown) => app.log.error(msg) }
+}, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'closing after an unexpected error')
-  else app.log.info({ signal }, 'shutting down')
+  else app.log.info({ signal, graceMs: config.SHUTDOWN_GRACE_MS }, 'shutting down')
+  // Readiness turns 503 and the listener closes at once; in-flight requests finish; then the app's
+  // onClose hooks close the Connect client and Redis. Metrics stay scrapable until the end.
   await app.close()
+  await metricsServer?.close()
+  await simulated?.simulator?.close()
+  app.log.info('shut down cleanly')
 })
 
-await app.listen({ port: config.PORT, host: config.HOST })
+try {
+  if (simulated) {
+    app.log.warn({ endpoint: simulated.simulator?.url ?? 'AWS_ENDPOINT_URL_CONNECT' },
+      'CONNECT_SIMULATOR=true: chats are SIMULATED, nothing reaches Amazon Connect')
+  }
+  await app.listen({ port: config.PORT, host: config.HOST })
+  if (config.METRICS_PORT !== undefined) {
+    metricsServer = await startMetricsServer(app.metrics.registry, { port: config.METRICS_PORT, host: config.HOST })
+    app.log.info({ port: metricsServer.port }, 'metrics listening on their own port')
+  }
+} catch (err) {
+  app.log.fatal({ err }, 'could not start')
+  process.exit(1)
+}

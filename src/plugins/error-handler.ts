@@ -79,6 +79,9 @@ async function errorHandler (app: FastifyInstance) {
       // The upstream request id is what AWS support asks for; it goes to the log, never the caller.
       const level = error.statusCode === 502 ? 'error' : 'warn'
       request.log[level]({ code: error.code, upstream: error.upstream }, 'chat start failed upstream')
+    } else if (error instanceof GatewayError) {
+      // Our own refusals (overloaded, deadline): expected under load, worth a line, not a stack.
+      if (payload.statusCode >= 500) request.log.warn({ code: error.code }, error.message)
     } else if (payload.statusCode >= 500) {
       request.log.error({ err: error }, 'unexpected error')
     }

@@ -1,0 +1,63 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Registry } from 'prom-client'
+
+export interface MetricsPluginOptions {
+  /** Serve GET /metrics on the public port; false when METRICS_PORT gives it a port of its own. */
+  exposeRoute: boolean
+}
+
+/** Feeds the request latency histogram and, unless it lives on its own port, serves /metrics. */
+async function metricsPlugin (app: FastifyInstance, { exposeRoute }: MetricsPluginOptions) {
+  const { httpDuration, registry } = app.metrics
+
+  app.addHook('onResponse', async (request, reply) => {
+    // The route pattern, never the raw URL: one series per route whatever clients send.
+    httpDuration.observe({
+      method: request.method,
+      route: request.routeOptions.url ?? '(no route)',
+      status_code: String(reply.statusCode)
+    }, reply.elapsedTime / 1000)
+  })
+
+  if (exposeRoute) {
+    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+      reply.type(registry.contentType)
+      return registry.metrics()
+    })
+  }
+}
+
+export default fp(metricsPlugin, { name: 'metrics' })
+
+export interface MetricsServer { port: number; close (): Promise<void> }
+
+/**
+ * METRICS_PORT: /metrics alone on a port the load balancer does not route to, so the public port
+ * never exposes it. Plain node:http: one route, no hooks, nothing to configure.
+ */
+export async function startMetricsServer (registry: Registry, { port, host }: { port: number; host: string }): Promise<MetricsServer> {
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('Not found: try GET /metrics\n')
+      return
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      () => res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('metrics collection failed\n')
+    )
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => { server.off('error', reject); resolve() })
+  })
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve())
+      server.closeAllConnections()
+    })
+  }
+}

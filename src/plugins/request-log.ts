@@ -1,0 +1,45 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+
+/** UUIDs, nginx's $request_id, ALB and X-Ray style ids; nothing that could forge a log line. */
+const WELL_FORMED_ID = /^[A-Za-z0-9._:=+/-]{1,128}$/
+
+/**
+ * Fastify's genReqId: keeps the load balancer's X-Request-Id when it is well formed, so one id
+ * follows a request across the LB and every replica's log; otherwise a fresh UUID.
+ */
+export function genReqId (req: IncomingMessage): string {
+  const given = req.headers['x-request-id']
+  return typeof given === 'string' && WELL_FORMED_ID.test(given) ? given : randomUUID()
+}
+
+/** Probes and scrapes arrive every few seconds from every LB and Prometheus: debug, not info. */
+const QUIET_ROUTES = new Set(['/health/live', '/health/ready', '/metrics'])
+
+/**
+ * One line per request, written when the answer is sent: what an operator needs to find a
+ * request, and nothing a customer typed (no headers, no body, no query string).
+ */
+async function requestLog (app: FastifyInstance) {
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url
+    const level = route !== undefined && QUIET_ROUTES.has(route) ? 'debug' : 'info'
+    request.log[level]({
+      method: request.method,
+      route: route ?? '(no route)',
+      // Only unmatched requests say which path they tried; never the query string.
+      ...(route === undefined ? { path: request.url.split('?')[0]?.slice(0, 200) } : {}),
+      statusCode: reply.statusCode,
+      responseTime: Math.round(reply.elapsedTime * 10) / 10,
+      remoteAddress: request.ip
+    }, 'request completed')
+  })
+}
+
+export default fp(requestLog, { name: 'request-log' })

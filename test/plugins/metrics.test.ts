@@ -1,0 +1,94 @@
+import t from 'tap'
+import { startMetricsServer } from '../../src/plugins/metrics.js'
+import { build, ORIGIN, startChat, validBody } from '../helper.js'
+
+/** The value of one sample line, e.g. `ccg_chat_starts_total{outcome="started"}`; undefined when absent. */
+function sample (text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}
+
+t.test('GET /metrics is Prometheus text that reflects the traffic', async (t) => {
+  const { app, sim } = await build(t, { RATE_LIMIT_MAX: '100' })
+  t.equal((await startChat(app, validBody())).statusCode, 200)
+  t.equal((await startChat(app, validBody())).statusCode, 200)
+  sim.script({ type: 'ThrottlingException' })
+  t.equal((await startChat(app, validBody())).statusCode, 200, 'throttled once, then started on the retry')
+  sim.script({ type: 'ResourceNotFoundException' })
+  t.equal((await startChat(app, validBody())).statusCode, 502)
+  t.equal((await startChat(app, validBody(), { origin: 'https://evil.example' })).statusCode, 403)
+  t.equal((await startChat(app, validBody(), { origin: ORIGIN })).statusCode, 200)
+
+  const res = await app.inject('/metrics')
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/)
+  const text = res.body
+  t.equal(sample(text, 'ccg_chat_starts_total{outcome="started"}'), 4)
+  t.equal(sample(text, 'ccg_chat_starts_total{outcome="upstream_misconfigured"}'), 1)
+  t.equal(sample(text, 'ccg_upstream_errors_total{type="ResourceNotFoundException"}'), 1)
+  t.equal(sample(text, 'ccg_upstream_attempts_total'), 6, 'five starts reached Connect, one of them twice')
+  t.equal(sample(text, 'ccg_upstream_retries_total{error="ThrottlingException"}'), 1)
+  t.equal(sample(text, 'ccg_origin_refused_total'), 1)
+  t.equal(sample(text, 'ccg_rate_limited_total'), 0)
+  t.equal(sample(text, 'ccg_chat_start_duration_seconds_count{outcome="started"}'), 4)
+  t.equal(sample(text, 'ccg_http_request_duration_seconds_count{method="POST",route="/chat/start",status_code="200"}'), 4)
+  t.equal(sample(text, 'ccg_http_request_duration_seconds_count{method="POST",route="/chat/start",status_code="502"}'), 1)
+  t.equal(sample(text, 'ccg_upstream_in_flight'), 0)
+  for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
+    t.match(text, new RegExp(`^${name} `, 'm'), `default process metric ${name}`)
+  }
+})
+
+t.test('requests refused by the per-client rate limit are counted', async (t) => {
+  const { app } = await build(t, { RATE_LIMIT_MAX: '1' })
+  t.equal((await startChat(app, validBody())).statusCode, 200)
+  t.equal((await startChat(app, validBody())).statusCode, 429)
+  t.equal(sample((await app.inject('/metrics')).body, 'ccg_rate_limited_total'), 1)
+})
+
+t.test('unmatched URLs share one series, so clients cannot grow the label set', async (t) => {
+  const { app } = await build(t)
+  for (const url of ['/a', '/b', '/c?x=1']) await app.inject(url)
+  const text = (await app.inject('/metrics')).body
+  t.equal(sample(text, 'ccg_http_request_duration_seconds_count{method="GET",route="(no route)",status_code="404"}'), 3)
+  t.notMatch(text, /route="\/a"/)
+})
+
+t.test('/metrics and the probes are never rate limited', async (t) => {
+  const { app } = await build(t, { RATE_LIMIT_MAX: '1' })
+  for (let i = 0; i < 5; i++) {
+    for (const url of ['/metrics', '/health/live', '/health/ready']) t.equal((await app.inject(url)).statusCode, 200, `${url} #${i + 1}`)
+  }
+})
+
+t.test('with METRICS_PORT the public port does not serve /metrics; the metrics port serves only that', async (t) => {
+  const { app } = await build(t, { METRICS_PORT: '0' })
+  t.equal((await app.inject('/metrics')).statusCode, 404)
+  await startChat(app, validBody())
+
+  const server = await startMetricsServer(app.metrics.registry, { port: 0, host: '127.0.0.1' })
+  t.teardown(() => server.close())
+  const base = `http://127.0.0.1:${server.port}`
+  const res = await fetch(`${base}/metrics`)
+  t.equal(res.status, 200)
+  t.match(res.headers.get('content-type'), /^text\/plain/)
+  t.equal(sample(await res.text(), 'ccg_chat_starts_total{outcome="started"}'), 1, 'the app\'s own registry')
+  t.equal((await fetch(`${base}/chat/start`, { method: 'POST' })).status, 404)
+  t.equal((await fetch(`${base}/health/ready`)).status, 404)
+})
+
+t.test('the metrics server closes even with a scraper holding a keep-alive connection', async (t) => {
+  const { app } = await build(t)
+  const server = await startMetricsServer(app.metrics.registry, { port: 0, host: '127.0.0.1' })
+  const res = await fetch(`http://127.0.0.1:${server.port}/metrics`, { headers: { connection: 'keep-alive' } })
+  await res.text()
+  await server.close()
+  await t.rejects(fetch(`http://127.0.0.1:${server.port}/metrics`), 'no longer listening')
+})
+
+t.test('a port already in use is reported, not ignored', async (t) => {
+  const { app } = await build(t)
+  const first = await startMetricsServer(app.metrics.registry, { port: 0, host: '127.0.0.1' })
+  t.teardown(() => first.close())
+  await t.rejects(startMetricsServer(app.metrics.registry, { port: first.port, host: '127.0.0.1' }), { code: 'EADDRINUSE' })
+})
