@@ -1,6 +1,7 @@
 import { StartChatContactCommand, type ConnectClient } from '@aws-sdk/client-connect'
 import { Overloaded, UpstreamFailed, type GatewayError } from '../errors.js'
 import { mapConnectError } from './errors.js'
+import { PACE_ATTEMPTS, paceAttempts } from './pacer.js'
 import { buildStartChatInput, type ChatStartRequest, type ConnectTarget } from './input.js'
 
 export interface StartedChat {
@@ -16,6 +17,10 @@ export interface Pacer {
   acquire (deadline: number, signal: AbortSignal): Promise<void>
   /** Connect throttled us although we paced: slow down for a while. */
   onThrottled? (): void
+  /** The SDK retries an attempt that failed with `errorName` (a throttled one: slow down). */
+  onRetry? (errorName: string): void
+  /** Inside the SDK, right before each HTTP attempt (1, 2, …): may wait, within the deadline. */
+  beforeAttempt? (attempt: number, deadline: number, signal: AbortSignal): Promise<void>
   close? (): Promise<void>
 }
 
@@ -54,10 +59,10 @@ export class ChatStarter {
     const timer = setTimeout(() => controller.abort(), Math.max(0, deadline - Date.now()))
     try {
       await options.pacer?.acquire(deadline, controller.signal)
-      const output = await options.client.send(
-        new StartChatContactCommand(buildStartChatInput(request, options.target)),
-        { abortSignal: controller.signal }
-      )
+      const command = new StartChatContactCommand(buildStartChatInput(request, options.target))
+      // Retries spend Connect's quota too, and the SDK's own work can bunch paced calls: see pacer.ts.
+      if (options.pacer?.beforeAttempt) command.middlewareStack.add(paceAttempts(options.pacer, deadline, controller.signal), PACE_ATTEMPTS)
+      const output = await options.client.send(command, { abortSignal: controller.signal })
       if (!output.ContactId || !output.ParticipantId || !output.ParticipantToken) {
         throw new UpstreamFailed('The chat service gave an incomplete answer', {
           upstream: { errorName: 'IncompleteResponse', requestId: output.$metadata.requestId }
