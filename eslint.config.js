@@ -9,5 +9,14 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }]
     }
+  },
+  {
+    // The demo page: plain browser JavaScript, run as a module by the browser.
+    files: ['demo/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(['window', 'document', 'fetch', 'crypto', 'localStorage', 'setInterval', 'clearInterval']
+        .map((name) => [name, 'readonly']))
+    }
   }
 )

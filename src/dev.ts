@@ -1,26 +1,44 @@
-// `npm run dev`: the service on the built-in Connect simulator; no AWS account needed.
+// `npm run dev`: the service on the built-in Connect simulator, no AWS account needed, plus the demo
+// page on a second origin (DEMO_PORT, default PORT+1) that the dev ALLOWED_ORIGINS lets in.
 import { buildApp } from './app.js'
-import { ConfigError, loadConfig } from './config.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
 import { startSimulator } from './connect/simulator.js'
+import { startDemoServer, type DemoServer } from './demo/server.js'
 
-const port = Number(process.env.PORT ?? 3000)
-const demoPort = Number(process.env.DEMO_PORT ?? port + 1)
-let config
-try {
-  config = loadConfig({
-    ALLOWED_ORIGINS: `http://localhost:${demoPort},http://127.0.0.1:${demoPort}`,
-    ALLOWED_ATTRIBUTES: 'topic,language',
-    ...process.env,
-    CONNECT_SIMULATOR: 'true'
-  })
-} catch (err) {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`connect-chat-gateway: ${err.message}\n`)
-    process.exit(1)
-  }
-  throw err
+function fail (message: string): never {
+  process.stderr.write(`connect-chat-gateway: ${message}\n`)
+  process.exit(1)
 }
 
+function readConfig (source: Record<string, string | undefined>): Config {
+  try {
+    return loadConfig({ ...source, CONNECT_SIMULATOR: 'true' })
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message)
+    throw err
+  }
+}
+
+// The first read only validates PORT, HOST and DEMO_PORT; the allowed origins depend on the demo's port.
+const ports = readConfig(process.env)
+let gatewayPort = ports.PORT
+let demo: DemoServer
+try {
+  demo = await startDemoServer({
+    port: ports.DEMO_PORT ?? (ports.PORT === 0 ? 0 : ports.PORT + 1),
+    host: ports.HOST,
+    // Only these two hostnames are allowed origins; anything else (a LAN address) gets localhost.
+    gatewayUrl: (pageHostname) => `http://${pageHostname === '127.0.0.1' ? '127.0.0.1' : 'localhost'}:${gatewayPort}`
+  })
+} catch (err) {
+  fail(`the demo page could not listen (${(err as Error).message}); set DEMO_PORT to a free port`)
+}
+
+const config = readConfig({
+  ALLOWED_ORIGINS: `http://localhost:${demo.port},http://127.0.0.1:${demo.port}`,
+  ALLOWED_ATTRIBUTES: 'topic,language',
+  ...process.env
+})
 const simulator = await startSimulator({ chatDurationMs: 120_000 })
 const app = await buildApp(config, {
   connectOverrides: {
@@ -29,9 +47,23 @@ const app = await buildApp(config, {
   }
 })
 app.log.warn({ simulator: simulator.url }, 'CONNECT_SIMULATOR=true: chats are SIMULATED, nothing reaches Amazon Connect')
-app.addHook('onClose', async () => { await simulator.close() })
+app.addHook('onClose', async () => {
+  await demo.close()
+  await simulator.close()
+})
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => { void app.close().then(() => process.exit(0)) })
 }
 await app.listen({ port: config.PORT, host: config.HOST })
+gatewayPort = (app.server.address() as { port: number }).port
+
+const host = ['0.0.0.0', '::'].includes(config.HOST) ? 'localhost' : config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST
+process.stdout.write([
+  '',
+  '  connect-chat-gateway is running. Chats are SIMULATED: nothing reaches Amazon Connect.',
+  `    gateway    http://${host}:${gatewayPort}/chat/start`,
+  `    demo page  http://${host}:${demo.port}/`,
+  `  Allowed origins: ${config.allowedOrigins.join(', ') || '(none)'}`,
+  ''
+].join('\n') + '\n')
