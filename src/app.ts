@@ -4,9 +4,18 @@ import type { ConnectClientConfig } from '@aws-sdk/client-connect'
 import type { Config } from './config.js'
 import { ChatStarter, type Pacer } from './connect/chat-starter.js'
 import { createConnectClient } from './connect/client.js'
+import { createPacer } from './connect/pacer.js'
 import { loggerOptions } from './logger.js'
 import { createMetrics, type Metrics } from './metrics.js'
+import { errorWithoutStack } from './errors.js'
 import errorHandler from './plugins/error-handler.js'
+import health from './plugins/health.js'
+import metricsPlugin from './plugins/metrics.js'
+import openapi from './plugins/openapi.js'
+import requestLog, { genReqId } from './plugins/request-log.js'
+import originPolicy from './plugins/origin.js'
+import rateLimit from './plugins/rate-limit.js'
+import securityHeaders from './plugins/security-headers.js'
 import chatStartRoute from './routes/chat-start.js'
 import { createTrustPolicy, type TrustPolicy } from './trust/index.js'
 import { createRedis } from './redis.js'
@@ -30,11 +39,18 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     logger: loggerOptions(config, deps.logStream),
     // One line per request is written by our own hook, without bodies or headers.
     logController: new LogController({ disableRequestLogging: true }),
+    // X-Request-Id from the load balancer only when well formed (see genReqId), else our own.
+    requestIdHeader: false,
+    genReqId,
     trustProxy: config.trustProxy,
     bodyLimit: 16 * 1024,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    return503OnClosing: true,
+    // The error handler answers from `error.validation`; the default formatter would build a
+    // message no one reads and capture a stack for every refused body (see docs/BENCHMARKS.md).
+    schemaErrorFormatter: (_errors, dataVar) => errorWithoutStack(`${dataVar} is not valid`),
+    // Off: the health plugin answers requests that arrive while draining, in our error shape.
+    return503OnClosing: false,
     ajv: {
       customOptions: {
         // Unknown fields must be refused by name, not dropped; types must match, not be coerced.
@@ -54,6 +70,29 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   redis?.on('error', () => {})
 
   // --- Amazon Connect: one client, one starter, for the life of the app --------------------------
+  // Pacing into Connect's account-wide API quota, one schedule for all replicas through Redis.
+  const pacer = deps.pacer ?? (config.CONNECT_RATE_LIMIT === undefined ? undefined : createPacer({
+    rate: config.CONNECT_RATE_LIMIT,
+    burst: config.connectBurst,
+    redis,
+    keyPrefix: config.REDIS_KEY_PREFIX,
+    maxQueue: config.CONNECT_MAX_CONCURRENCY,
+    // A slot this close to the deadline would most likely spend quota on a call that ends in 504.
+    callReserveMs: 500,
+    events: {
+      granted: (ms) => { metrics.pacingTokens.inc(); metrics.pacingWait.observe(ms / 1000) },
+      queue: (length) => metrics.pacingQueue.set(length),
+      shed: () => metrics.pacingShed.inc(),
+      slowedDown: (factor) => {
+        metrics.pacingSlowdowns.inc()
+        app.log.warn({ factor }, 'Connect throttled a paced call; pacing slowed down')
+      },
+      redisFailed: () => metrics.redisFailOpen.inc({ use: 'pacing' }),
+      fallback: (alone, share) => alone
+        ? app.log.warn(share, 'pacing without Redis: this replica paces alone at its share of the rate')
+        : app.log.info('pacing shared through Redis again')
+    }
+  }))
   const client = createConnectClient({
     region: config.AWS_REGION ?? 'us-east-1',
     maxAttempts: config.CONNECT_MAX_ATTEMPTS,
@@ -61,17 +100,20 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     maxSockets: config.CONNECT_MAX_CONCURRENCY,
     observer: {
       onAttempt: () => metrics.upstreamAttempts.inc(),
-      onRetry: (error) => metrics.upstreamRetries.inc({ error })
+      onRetry: (error) => {
+        metrics.upstreamRetries.inc({ error })
+        pacer?.onRetry?.(error)
+      }
     },
     overrides: deps.connectOverrides
   })
-  const trust = deps.trust ?? createTrustPolicy(config)
+  const trust = deps.trust ?? createTrustPolicy(config, { log: app.log })
   const starter = new ChatStarter({
     client,
     target: { instanceId: config.instanceId, contactFlowId: config.contactFlowId },
     timeoutMs: config.CHAT_START_TIMEOUT_MS,
     maxConcurrency: config.CONNECT_MAX_CONCURRENCY,
-    pacer: deps.pacer,
+    pacer,
     onOutcome: (outcome) => {
       const label = outcome.ok ? 'started' : outcome.error.code.toLowerCase()
       metrics.chatStarts.inc({ outcome: label })
@@ -80,7 +122,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     }
   })
   app.addHook('onClose', async () => {
-    await deps.pacer?.close?.()
+    await pacer?.close?.()
     await trust.close()
     client.destroy()
     if (redis) await redis.quit().catch(() => redis.disconnect())
@@ -88,8 +130,15 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
 
   // --- The request path, in order ------------------------------------------------------------------
   await app.register(errorHandler)
-  // (issue 5) request id + one log line per request, metrics, health go here
-  // (issue 3) security headers, origin policy / CORS, per-client rate limit go here (awaited, before routes)
+  await app.register(requestLog)
+  await app.register(openapi, { ui: config.NODE_ENV !== 'production' })
+  await app.register(metricsPlugin, { exposeRoute: config.METRICS_PORT === undefined })
+  await app.register(health)
+  // Root-level onRequest hooks, so every answer (404s and errors included) gets these headers, and
+  // an unlisted Origin is refused before the body is read. The limit hooks onto the routes it names.
+  await app.register(securityHeaders)
+  await app.register(originPolicy, { config })
+  await app.register(rateLimit, { config, redis, routes: ['/chat/start'] })
   await app.register(chatStartRoute, { config, starter, trust })
 
   return app

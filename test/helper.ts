@@ -7,9 +7,12 @@ export const ORIGIN = 'https://shop.example.com'
 
 export interface Harness { app: App; sim: ConnectSimulator; config: Config; logs: () => string }
 
-/** The real app and the real SDK, over HTTP, against a fresh simulator; both closed after the test. */
-export async function build (t: Test, env: Record<string, string> = {}, options: { sim?: SimulatorOptions; deps?: AppDeps } = {}): Promise<Harness> {
-  const sim = await startSimulator(options.sim)
+/**
+ * The real app and the real SDK, over HTTP, against a fresh simulator; both closed after the test.
+ * `simulator` shares one already running (several replicas, one Connect); its owner closes it.
+ */
+export async function build (t: Test, env: Record<string, string> = {}, options: { sim?: SimulatorOptions; simulator?: ConnectSimulator; deps?: AppDeps } = {}): Promise<Harness> {
+  const sim = options.simulator ?? await startSimulator(options.sim)
   const config = loadConfig({
     CONNECT_SIMULATOR: 'true',
     LOG_LEVEL: 'info',
@@ -17,6 +20,8 @@ export async function build (t: Test, env: Record<string, string> = {}, options:
     ALLOWED_ATTRIBUTES: 'topic,language',
     CHAT_START_TIMEOUT_MS: '5000',
     CONNECT_ATTEMPT_TIMEOUT_MS: '1000',
+    // Tests of the per-client limit set their own; the rest must not trip over it.
+    RATE_LIMIT_MAX: '100000',
     ...env
   })
   const chunks: string[] = []
@@ -28,7 +33,7 @@ export async function build (t: Test, env: Record<string, string> = {}, options:
   })
   t.teardown(async () => {
     await app.close()
-    await sim.close()
+    if (!options.simulator) await sim.close()
   })
   return { app, sim, config, logs: () => chunks.join('') }
 }

@@ -1,0 +1,314 @@
+/**
+ * `npm run bench`: compiles the service and the yardsticks into node_modules/.cache/ccg-bench,
+ * starts the Connect simulator and each server as its own process, and drives them with autocannon.
+ * Figures are ratios inside one run (same machine, same load): see docs/BENCHMARKS.md.
+ *
+ *   npm run bench                      # everything, about 4 minutes
+ *   npm run bench -- --quick           # shorter runs, no soak (a smoke check, not figures)
+ *   npm run bench -- --profile         # also CPU-profile the happy path (node --cpu-prof) and summarise it
+ *   npm run bench -- --only=happy,floor --set=LOG_LEVEL=warn   # what-if: extra service settings
+ *   npm run bench -- --no-compile      # reuse node_modules/.cache/ccg-bench as it is
+ */
+import autocannon from 'autocannon'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { loadavg } from 'node:os'
+import { dirname, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { summarizeProfile } from './profile.js'
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
+// Inside node_modules so the compiled files resolve the project's packages.
+const OUT = join(ROOT, 'node_modules', '.cache', 'ccg-bench')
+const args = new Set(process.argv.slice(2))
+const QUICK = args.has('--quick')
+const PROFILE = args.has('--profile')
+// Reuse the last compiled copy, e.g. to measure a change tried out in it first.
+const NO_COMPILE = args.has('--no-compile')
+const ONLY = [...args].find((a) => a.startsWith('--only='))?.slice(7).split(',')
+const EXTRA_ENV = Object.fromEntries([...args].filter((a) => a.startsWith('--set=')).map((a) => {
+  const [key, ...value] = a.slice(6).split('=')
+  return [key, value.join('=')]
+}))
+const WARMUP_S = QUICK ? 1 : 3
+const MEASURE_S = QUICK ? 3 : 10
+const SOAK_WARMUP_S = 10
+const SOAK_S = 60
+const CONNECTIONS = 16
+const ALLOWED_ORIGIN = 'https://shop.example.com'
+const BODY = JSON.stringify({ ParticipantDetails: { DisplayName: 'Ann Lee' }, Attributes: { topic: 'billing' } })
+const CLK_TCK = 100
+
+// --- processes -------------------------------------------------------------------------------
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+function run (script: string, env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, [...nodeArgs, join(OUT, script)], {
+    env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+    stdio: ['ignore', 'ignore', 'inherit']
+  })
+  child.on('exit', (code, signal) => {
+    if (code !== 0 && code !== null && signal === null) process.stderr.write(`bench: ${script} exited with ${code}\n`)
+  })
+  return child
+}
+
+async function stop (child: ChildProcess) {
+  if (child.exitCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  await Promise.race([exited, sleep(5_000).then(() => child.kill('SIGKILL'))])
+}
+
+async function waitForHttp (url: string, init: RequestInit = {}) {
+  for (let i = 0; i < 200; i++) {
+    try { await (await fetch(url, init)).arrayBuffer(); return } catch { await sleep(50) }
+  }
+  throw new Error(`bench: ${url} did not answer`)
+}
+
+function procStat (pid: number) {
+  // Fields after the command name: utime and stime are the 12th and 13th.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / CLK_TCK
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0)
+  return { cpuSeconds, rssMb: rssKb / 1024 }
+}
+
+function sampler (pid: number, everyMs: number) {
+  const samples: number[] = []
+  const timer = setInterval(() => { try { samples.push(procStat(pid).rssMb) } catch { /* exited */ } }, everyMs)
+  return { samples, stop: () => clearInterval(timer) }
+}
+
+// --- scenarios -------------------------------------------------------------------------------
+
+interface Scenario {
+  name: string
+  label: string
+  script: string
+  env?: Record<string, string>
+  headers?: Record<string, string>
+  body?: string
+  expect: number
+}
+
+const serviceEnv = (simUrl: string): Record<string, string> => ({
+  NODE_ENV: 'production',
+  HOST: '127.0.0.1',
+  LOG_LEVEL: 'info',
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'AKIDBENCH',
+  AWS_SECRET_ACCESS_KEY: 'bench-secret',
+  AWS_ENDPOINT_URL_CONNECT: simUrl,
+  CONNECT_INSTANCE_ID: 'bench-instance',
+  CONNECT_CONTACT_FLOW_ID: 'bench-flow',
+  ALLOWED_ORIGINS: ALLOWED_ORIGIN,
+  ALLOWED_ATTRIBUTES: 'topic',
+  RATE_LIMIT_MAX: '1000000',
+  RESUME_TOKEN_SECRET: 'bench-resume-token-secret-0123456789abcdef',
+  ...EXTRA_ENV
+})
+
+const scenarios: Scenario[] = [
+  { name: 'floor', label: 'floor: node:http + same ConnectClient, no checks', script: 'bench/floor.js', expect: 200 },
+  { name: 'happy', label: 'service, happy path (200)', script: 'src/server.js', headers: { origin: ALLOWED_ORIGIN }, expect: 200 },
+  { name: 'bare', label: 'bare Fastify route, constant answer', script: 'bench/bare-fastify.js', expect: 400 },
+  { name: '400', label: 'service, invalid body (400)', script: 'src/server.js', headers: { origin: ALLOWED_ORIGIN }, body: JSON.stringify({ ParticipantDetails: { DisplayName: '' }, Extra: 1 }), expect: 400 },
+  { name: '403', label: 'service, unlisted Origin (403)', script: 'src/server.js', headers: { origin: 'https://evil.example' }, expect: 403 },
+  { name: '429', label: 'service, rate limited in memory (429)', script: 'src/server.js', headers: { origin: ALLOWED_ORIGIN }, env: { RATE_LIMIT_MAX: '1', RATE_LIMIT_WINDOW: '1 hour' }, expect: 429 },
+  { name: '429-redis', label: 'service, rate limited in Redis (429)', script: 'src/server.js', headers: { origin: ALLOWED_ORIGIN }, env: { RATE_LIMIT_MAX: '1', RATE_LIMIT_WINDOW: '1 hour', REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }, expect: 429 }
+]
+
+interface Figures { name: string; label: string; rps: number; p50: number; p99: number; cpuUsPerReq: number; peakRssMb: number; requests: number; off: number; statuses: string }
+
+function cannon (url: string, s: Scenario, seconds: number, extra: Partial<autocannon.Options> = {}) {
+  return autocannon({
+    url: `${url}/chat/start`,
+    method: 'POST',
+    connections: CONNECTIONS,
+    duration: seconds,
+    headers: { 'content-type': 'application/json', ...s.headers },
+    body: s.body ?? BODY,
+    ...extra
+  })
+}
+
+async function measure (s: Scenario, simUrl: string, nodeArgs: string[] = []): Promise<Figures> {
+  const port = await freePort()
+  const env: Record<string, string> = { ...serviceEnv(simUrl), PORT: String(port), ...s.env }
+  if (s.name === '429-redis') env.REDIS_KEY_PREFIX = `ccg-bench-${Date.now()}:`
+  const child = run(s.script, env, nodeArgs)
+  const url = `http://127.0.0.1:${port}`
+  try {
+    await waitForHttp(`${url}/chat/start`, { method: 'POST', headers: { 'content-type': 'application/json', ...s.headers }, body: s.body ?? BODY })
+    await cannon(url, s, WARMUP_S)
+    await fetch(`${simUrl}/__sim/reset`, { method: 'POST' })
+    const pid = child.pid as number
+    const before = procStat(pid)
+    const rss = sampler(pid, 200)
+    const result = await cannon(url, s, MEASURE_S)
+    rss.stop()
+    const after = procStat(pid)
+    const statuses = Object.entries(result.statusCodeStats ?? {}).map(([code, v]) => `${code}×${(v as { count: number }).count}`).join(' ')
+    const total = Object.values(result.statusCodeStats ?? {}).reduce((n, v) => n + Number((v as { count: number }).count), 0)
+    const expected = Number((result.statusCodeStats as Record<string, { count: number }> | undefined)?.[s.expect]?.count ?? 0)
+    return {
+      name: s.name,
+      label: s.label,
+      rps: result.requests.average,
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      cpuUsPerReq: ((after.cpuSeconds - before.cpuSeconds) * 1e6) / Math.max(1, total),
+      peakRssMb: Math.max(...rss.samples, after.rssMb),
+      requests: total,
+      off: total - expected + result.errors,
+      statuses
+    }
+  } finally {
+    await stop(child)
+  }
+}
+
+/** Happy path at a fixed rate: RSS after warm-up against RSS at the end of a 60 s run. */
+async function soak (simUrl: string, rate: number) {
+  const port = await freePort()
+  const child = run('src/server.js', { ...serviceEnv(simUrl), PORT: String(port) })
+  const url = `http://127.0.0.1:${port}`
+  const s = scenarios.find((x) => x.name === 'happy') as Scenario
+  try {
+    await waitForHttp(`${url}/chat/start`, { method: 'POST', headers: { 'content-type': 'application/json', ...s.headers }, body: BODY })
+    await cannon(url, s, SOAK_WARMUP_S, { overallRate: rate })
+    const rss = sampler(child.pid as number, 1_000)
+    const result = await cannon(url, s, SOAK_S, { overallRate: rate })
+    rss.stop()
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0
+    const first = median(rss.samples.slice(0, 5))
+    const last = median(rss.samples.slice(-5))
+    return { rate, seconds: SOAK_S, first, last, peak: Math.max(...rss.samples), growth: (last - first) / first, non2xx: result.non2xx + result.errors, requests: result.requests.total }
+  } finally {
+    await stop(child)
+  }
+}
+
+function combine (runs: Figures[]): Figures | undefined {
+  const first = runs[0]
+  if (!first) return undefined
+  const mean = (pick: (r: Figures) => number) => runs.reduce((n, r) => n + pick(r), 0) / runs.length
+  return {
+    ...first,
+    rps: mean((r) => r.rps),
+    p50: mean((r) => r.p50),
+    p99: mean((r) => r.p99),
+    cpuUsPerReq: mean((r) => r.cpuUsPerReq),
+    peakRssMb: Math.max(...runs.map((r) => r.peakRssMb)),
+    requests: runs.reduce((n, r) => n + r.requests, 0),
+    off: runs.reduce((n, r) => n + r.off, 0),
+    statuses: runs.map((r) => r.statuses).join(' + ')
+  }
+}
+
+// --- main ------------------------------------------------------------------------------------
+
+function machine () {
+  const cpu = /model name\s*:\s*(.+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU'
+  const mem = Number(/MemTotal:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) / 1024 / 1024
+  const cores = readFileSync('/proc/cpuinfo', 'utf8').split('\n').filter((l) => l.startsWith('processor')).length
+  return `${cores} × ${cpu}, ${mem.toFixed(1)} GiB RAM, Node ${process.version}, ${process.platform}`
+}
+
+async function redisReachable (): Promise<boolean> {
+  const { Redis } = await import('ioredis')
+  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  redis.on('error', () => {})
+  try { await redis.connect(); await redis.ping(); return true } catch { return false } finally { redis.disconnect() }
+}
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+
+async function main () {
+  const began = Date.now()
+  // Other work on the machine skews every figure; the load average says how much there was.
+  const loadStart = loadavg().map((x) => x.toFixed(1)).join(' ')
+  if (!NO_COMPILE) {
+    process.stdout.write('bench: compiling src/ and bench/ ...\n')
+    rmSync(OUT, { recursive: true, force: true })
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'bench/tsconfig.json'), '--outDir', OUT], { stdio: 'inherit' })
+    // The service reads its version from package.json next to its parent folder, as in dist/.
+    copyFileSync(join(ROOT, 'package.json'), join(OUT, 'package.json'))
+  }
+
+  const simPort = await freePort()
+  const sim = run('src/connect/simulator-main.js', { SIM_PORT: String(simPort) })
+  const simUrl = `http://127.0.0.1:${simPort}`
+  try {
+    await waitForHttp(`${simUrl}/__sim/stats`)
+    const useRedis = await redisReachable()
+    // Each yardstick runs before and after what is compared with it, so drifting load on a shared
+    // machine weighs on both sides of a ratio alike; figures are the mean of a scenario's runs.
+    const order = ['floor', 'happy', 'floor', 'happy', 'bare', '400', '403', '429', '429-redis', 'bare']
+    const chosen = order.map((name) => scenarios.find((s) => s.name === name) as Scenario)
+      .filter((s) => (!ONLY || ONLY.includes(s.name)) && (s.name !== '429-redis' || useRedis))
+    const runs: Figures[] = []
+    for (const s of chosen) {
+      process.stdout.write(`bench: ${s.label} ...\n`)
+      runs.push(await measure(s, simUrl))
+    }
+    const results = scenarios.map((s) => combine(runs.filter((r) => r.name === s.name))).filter((r) => r !== undefined)
+
+    const by = (name: string) => results.find((r) => r.name === name)
+    process.stdout.write(`\nMachine: ${machine()}; load average at start ${loadStart}, now ${loadavg().map((x) => x.toFixed(1)).join(' ')}\n`)
+    process.stdout.write(`autocannon: ${CONNECTIONS} connections, ${WARMUP_S} s warm-up, ${MEASURE_S} s measured per run; floor, happy and bare Fastify run twice (means shown); simulator in its own process, no added latency\n\n`)
+    process.stdout.write('| scenario | req/s | p50 ms | p99 ms | server CPU µs/req | peak RSS MB | answers |\n|---|---:|---:|---:|---:|---:|---|\n')
+    for (const r of results) {
+      process.stdout.write(`| ${r.label} | ${fmt(r.rps)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.cpuUsPerReq)} | ${fmt(r.peakRssMb, 1)} | ${r.statuses}${r.off ? ` (**${r.off} unexpected**)` : ''} |\n`)
+    }
+    process.stdout.write('\nTargets (ratios inside this run):\n')
+    const floor = by('floor')
+    const happy = by('happy')
+    const bare = by('bare')
+    if (floor && happy) {
+      const ratio = happy.rps / floor.rps
+      process.stdout.write(`- happy path ${fmt(ratio, 2)}× the floor (target ≥ 0.80), ${happy.off} non-2xx (target 0): ${ratio >= 0.8 && happy.off === 0 ? 'met' : 'NOT met'}\n`)
+    }
+    for (const name of ['400', '403', '429', '429-redis']) {
+      const r = by(name)
+      if (r && bare) {
+        const ratio = r.rps / bare.rps
+        process.stdout.write(`- ${r.label}: ${fmt(ratio, 2)}× bare Fastify (target ≥ 0.50): ${ratio >= 0.5 && r.off === 0 ? 'met' : 'NOT met'}\n`)
+      }
+    }
+
+    if (!QUICK && (!ONLY || ONLY.includes('soak'))) {
+      const rate = Math.max(50, Math.round((happy?.rps ?? 400) * 0.5 / 50) * 50)
+      process.stdout.write(`\nbench: soak, happy path at ${rate} req/s for ${SOAK_S} s after ${SOAK_WARMUP_S} s warm-up ...\n`)
+      const s = await soak(simUrl, rate)
+      process.stdout.write(`- RSS ${fmt(s.first, 1)} MB after warm-up -> ${fmt(s.last, 1)} MB at the end (peak ${fmt(s.peak, 1)} MB): ${fmt(s.growth * 100, 1)}% growth (target < 10%): ${s.growth < 0.1 && s.non2xx === 0 ? 'met' : 'NOT met'}; ${fmt(s.requests)} requests, ${s.non2xx} non-2xx\n`)
+    }
+
+    if (PROFILE) {
+      const dir = join(OUT, 'profiles')
+      mkdirSync(dir, { recursive: true })
+      process.stdout.write('\nbench: profiling the happy path (node --cpu-prof) ...\n')
+      await measure(scenarios.find((x) => x.name === 'happy') as Scenario, simUrl, ['--cpu-prof', `--cpu-prof-dir=${dir}`])
+      await sleep(500)
+      const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort().at(-1)
+      if (file) process.stdout.write(`${summarizeProfile(join(dir, file))}\n(profile: ${join(dir, file)})\n`)
+    }
+    process.stdout.write(`\nbench: done in ${fmt((Date.now() - began) / 1000)} s\n`)
+  } finally {
+    await stop(sim)
+  }
+}
+
+await main()
