@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
-import { createServer, connect } from 'node:net'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, relative } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -10,6 +10,7 @@ import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import { EnvSchema } from '../src/config.js'
 import { startSimulator } from '../src/connect/simulator.js'
+import { heldRequest } from './held-request.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from './redis.js'
 
 // The real entry point in a process of its own: signals, exit codes, and the production build.
@@ -71,24 +72,6 @@ function start (t: Test, env: Record<string, string>, args = ['--import', 'tsx',
   return { child, lines, exited, waitFor, listening, stderr: () => stderr }
 }
 
-/** A request whose last bytes are held back: its connection is busy when the drain begins. */
-async function heldRequest (base: string, head: string) {
-  const url = new URL(base)
-  const socket = connect(Number(url.port), url.hostname)
-  await once(socket, 'connect')
-  socket.write(head)
-  let received = ''
-  socket.setEncoding('utf8').on('data', (chunk: string) => { received += chunk })
-  return {
-    async finish (rest: string) {
-      socket.write(rest)
-      await once(socket, 'end')
-      const [headers = '', body = ''] = received.split('\r\n\r\n')
-      return { status: Number(headers.split(' ')[1]), body }
-    }
-  }
-}
-
 const post = (base: string, body: unknown) =>
   fetch(`${base}/chat/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
 
@@ -109,7 +92,7 @@ t.test('SIGTERM: readiness 503 at once, new connections refused, 20 slow in-flig
   const starts = Array.from({ length: 20 }, (_, i) => post(base, { ParticipantDetails: { DisplayName: `Customer ${i}` } }))
   for (const until = Date.now() + 30_000; sim.requests.length < 20 && Date.now() < until;) await sleep(20)
   t.equal(sim.requests.length, 20, 'all 20 are waiting on Connect')
-  const probe = await heldRequest(base, 'GET /health/ready HTTP/1.1\r\nHost: gw\r\n')
+  const probe = await heldRequest(Number(new URL(base).port), 'GET /health/ready HTTP/1.1\r\nHost: gw\r\n')
 
   server.child.kill('SIGTERM')
   await server.waitFor('draining', (l) => String(l.msg).startsWith('draining'))

@@ -1,10 +1,9 @@
 import Fastify from 'fastify'
 import t from 'tap'
-import { connect } from 'node:net'
-import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import errorHandler from '../../src/plugins/error-handler.js'
 import health from '../../src/plugins/health.js'
+import { heldRequest } from '../held-request.js'
 import { build, startChat, validBody } from '../helper.js'
 
 t.test('GET /health/live and /health/ready -> 200 on a configured app', async (t) => {
@@ -50,23 +49,6 @@ t.test('event-loop delay over the threshold -> readiness 503', async (t) => {
   t.equal(ready.statusCode, 503)
   t.equal(ready.json().code, 'OVERLOADED')
 })
-
-/** A request whose last bytes are held back: its connection is busy when the drain begins. */
-async function heldRequest (port: number, head: string) {
-  const socket = connect(port, '127.0.0.1')
-  await once(socket, 'connect')
-  socket.write(head)
-  let received = ''
-  socket.setEncoding('utf8').on('data', (chunk: string) => { received += chunk })
-  return {
-    async finish (rest: string) {
-      socket.write(rest)
-      await once(socket, 'end')
-      const [headers = '', body = ''] = received.split('\r\n\r\n')
-      return { status: Number(headers.split(' ')[1]), headers: headers.toLowerCase(), body }
-    }
-  }
-}
 
 t.test('draining: readiness 503 at once, new connections refused, in-flight start finishes 200', async (t) => {
   const { app, logs } = await build(t, {}, { sim: { latencyMs: 1500 } })
