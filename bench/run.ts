@@ -8,6 +8,7 @@
  *   npm run bench -- --profile         # also CPU-profile the happy path (node --cpu-prof) and summarise it
  *   npm run bench -- --only=happy,floor --set=LOG_LEVEL=warn   # what-if: extra service settings
  *   npm run bench -- --no-compile      # reuse node_modules/.cache/ccg-bench as it is
+ *   npm run bench -- --only=soak --rate=600   # only the memory soak, at a chosen rate
  */
 import autocannon from 'autocannon'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
@@ -25,6 +26,9 @@ const OUT = join(ROOT, 'node_modules', '.cache', 'ccg-bench')
 const args = new Set(process.argv.slice(2))
 const QUICK = args.has('--quick')
 const PROFILE = args.has('--profile')
+// Soak rate; by default half the happy path's measured throughput.
+const RATE_ARG = [...args].find((a) => a.startsWith('--rate='))
+const RATE = RATE_ARG ? Number(RATE_ARG.slice(7)) : undefined
 // Reuse the last compiled copy, e.g. to measure a change tried out in it first.
 const NO_COMPILE = args.has('--no-compile')
 const ONLY = [...args].find((a) => a.startsWith('--only='))?.slice(7).split(',')
@@ -34,7 +38,8 @@ const EXTRA_ENV = Object.fromEntries([...args].filter((a) => a.startsWith('--set
 }))
 const WARMUP_S = QUICK ? 1 : 3
 const MEASURE_S = QUICK ? 3 : 10
-const SOAK_WARMUP_S = 10
+// Long enough for V8's heap to reach its working size at this rate, so growth after it means a leak.
+const SOAK_WARMUP_S = 20
 const SOAK_S = 60
 const CONNECTIONS = 16
 const ALLOWED_ORIGIN = 'https://shop.example.com'
@@ -192,10 +197,17 @@ async function soak (simUrl: string, rate: number) {
     const rss = sampler(child.pid as number, 1_000)
     const result = await cannon(url, s, SOAK_S, { overallRate: rate })
     rss.stop()
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0
-    const first = median(rss.samples.slice(0, 5))
-    const last = median(rss.samples.slice(-5))
-    return { rate, seconds: SOAK_S, first, last, peak: Math.max(...rss.samples), growth: (last - first) / first, non2xx: result.non2xx + result.errors, requests: result.requests.total }
+    // Growth is the rise of a least-squares line through the 1 s samples over the run: GC's sawtooth
+    // and V8 shrinking its heap after start-up average out, a leak's steady climb does not.
+    const n = rss.samples.length
+    const meanX = (n - 1) / 2
+    const meanY = rss.samples.reduce((a, b) => a + b, 0) / n
+    const slope = rss.samples.reduce((a, y, x) => a + (x - meanX) * (y - meanY), 0) /
+      rss.samples.reduce((a, _, x) => a + (x - meanX) ** 2, 0)
+    const first = meanY - slope * meanX
+    const last = meanY + slope * meanX
+    const every10s = rss.samples.filter((_, i) => i % 10 === 0).map((x) => x.toFixed(0))
+    return { rate, seconds: SOAK_S, first, last, peak: Math.max(...rss.samples), growth: (last - first) / first, every10s, non2xx: result.non2xx + result.errors, requests: result.requests.total }
   } finally {
     await stop(child)
   }
@@ -290,10 +302,10 @@ async function main () {
     }
 
     if (!QUICK && (!ONLY || ONLY.includes('soak'))) {
-      const rate = Math.max(50, Math.round((happy?.rps ?? 400) * 0.5 / 50) * 50)
+      const rate = RATE ?? Math.max(50, Math.round((happy?.rps ?? 400) * 0.5 / 50) * 50)
       process.stdout.write(`\nbench: soak, happy path at ${rate} req/s for ${SOAK_S} s after ${SOAK_WARMUP_S} s warm-up ...\n`)
       const s = await soak(simUrl, rate)
-      process.stdout.write(`- RSS ${fmt(s.first, 1)} MB after warm-up -> ${fmt(s.last, 1)} MB at the end (peak ${fmt(s.peak, 1)} MB): ${fmt(s.growth * 100, 1)}% growth (target < 10%): ${s.growth < 0.1 && s.non2xx === 0 ? 'met' : 'NOT met'}; ${fmt(s.requests)} requests, ${s.non2xx} non-2xx\n`)
+      process.stdout.write(`- RSS trend ${fmt(s.first, 1)} MB at the start -> ${fmt(s.last, 1)} MB at the end (peak ${fmt(s.peak, 1)} MB): ${fmt(s.growth * 100, 1)}% growth (target < 10%): ${s.growth < 0.1 && s.non2xx === 0 ? 'met' : 'NOT met'}; ${fmt(s.requests)} requests, ${s.non2xx} non-2xx\n  RSS every 10 s (MB): ${s.every10s.join(', ')}\n`)
     }
 
     if (PROFILE) {

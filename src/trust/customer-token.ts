@@ -1,3 +1,4 @@
+import { webcrypto } from 'node:crypto'
 import {
   createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify,
   type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions
@@ -81,7 +82,10 @@ function problem (err: unknown): string {
 
 /** Verifies customer tokens (SPEC 5b); undefined when neither a secret nor a JWKS is configured. */
 export function createCustomerTokenVerifier (options: CustomerTokenOptions): ((token: string) => Promise<CustomerClaims>) | undefined {
-  const secret = options.secret === undefined ? undefined : new TextEncoder().encode(options.secret)
+  // Imported once, not by jose on every request (see resume-token.ts).
+  const secret = options.secret === undefined
+    ? undefined
+    : webcrypto.subtle.importKey('raw', new TextEncoder().encode(options.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
   const jwks = options.jwksUrl === undefined ? undefined : resilientJwks(new URL(options.jwksUrl), options)
   if (!secret && !jwks) return undefined
   const common: JWTVerifyOptions = {
@@ -97,7 +101,7 @@ export function createCustomerTokenVerifier (options: CustomerTokenOptions): ((t
       const { alg, typ } = decodeProtectedHeader(token)
       if (typ === RESUME_TOKEN_TYP) throw new CustomerTokenInvalid('The customer token is not valid')
       if (secret && alg !== undefined && HMAC_ALGS.includes(alg)) {
-        payload = (await jwtVerify(token, secret, { ...common, algorithms: HMAC_ALGS })).payload
+        payload = (await jwtVerify(token, await secret, { ...common, algorithms: HMAC_ALGS })).payload
       } else if (jwks && alg !== undefined && JWKS_ALGS.includes(alg)) {
         payload = (await jwtVerify(token, jwks, { ...common, algorithms: JWKS_ALGS })).payload
       } else {

@@ -1,4 +1,5 @@
 import { errors, jwtVerify, SignJWT } from 'jose'
+import { webcrypto } from 'node:crypto'
 import { ResumeTokenRefused } from '../errors.js'
 
 /** What a resume token proves: the caller was handed this chat by us, and when. */
@@ -23,13 +24,16 @@ const ALGORITHM = 'HS256'
 
 /** Signs and verifies resume tokens: compact JWS (HS256) the widget keeps and sends back opaquely. */
 export class ResumeTokens {
-  private readonly keys: Uint8Array[]
+  // Imported once: handing jose raw bytes makes it import the key again on every sign and verify,
+  // which was most of the cost of issuing a token (docs/BENCHMARKS.md).
+  private readonly keys: Promise<webcrypto.CryptoKey[]>
   private readonly ttlSeconds: number
   private readonly now: () => number
 
   constructor (options: ResumeTokensOptions) {
     if (options.keys.length === 0) throw new TypeError('ResumeTokens needs at least one key')
-    this.keys = options.keys
+    this.keys = Promise.all(options.keys.map((raw) =>
+      webcrypto.subtle.importKey('raw', raw, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify'])))
     this.ttlSeconds = options.ttlSeconds
     this.now = options.now ?? Date.now
   }
@@ -43,12 +47,12 @@ export class ResumeTokens {
       .setSubject(claims.contactId)
       .setIssuedAt(iat)
       .setExpirationTime(iat + this.ttlSeconds)
-      .sign(this.keys[0]!)
+      .sign((await this.keys)[0]!)
   }
 
   /** The claims of a token we signed with any configured key and that has not expired; else ResumeTokenRefused. */
   async verify (token: string): Promise<ResumeClaims> {
-    for (const key of this.keys) {
+    for (const key of await this.keys) {
       try {
         const { payload } = await jwtVerify(token, key, {
           algorithms: [ALGORITHM],
