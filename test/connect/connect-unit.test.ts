@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { StartChatContactCommand } from '@aws-sdk/client-connect'
 import { ChatStarter } from '../../src/connect/chat-starter.js'
 import { createConnectClient } from '../../src/connect/client.js'
@@ -90,14 +90,20 @@ t.test('retry strategy: LimitExceeded tried once, throttling retried up to maxAt
   t.same(counts.retries, ['TooManyRequestsException', 'TooManyRequestsException'])
 })
 
+/** A real client toward the simulator, one attempt, destroyed after the test. */
+function clientFor (t: Test, endpoint: string) {
+  const client = createConnectClient({
+    maxAttempts: 1, attemptTimeoutMs: 2000, maxSockets: 10,
+    overrides: { region: 'us-east-1', endpoint, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }
+  })
+  t.teardown(() => client.destroy())
+  return client
+}
+
 t.test('ChatStarter: sheds past the concurrency cap without calling Connect', async (t) => {
   const sim = await startSimulator({ latencyMs: 300 })
   t.teardown(() => sim.close())
-  const client = createConnectClient({
-    maxAttempts: 1, attemptTimeoutMs: 2000, maxSockets: 10,
-    overrides: { region: 'us-east-1', endpoint: sim.url, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }
-  })
-  t.teardown(() => client.destroy())
+  const client = clientFor(t, sim.url)
   const outcomes: string[] = []
   const starter = new ChatStarter({
     client, target, timeoutMs: 5000, maxConcurrency: 2,
@@ -117,11 +123,7 @@ t.test('ChatStarter: sheds past the concurrency cap without calling Connect', as
 t.test('ChatStarter: the deadline counts from when the request arrived', async (t) => {
   const sim = await startSimulator({ latencyMs: 400 })
   t.teardown(() => sim.close())
-  const client = createConnectClient({
-    maxAttempts: 1, attemptTimeoutMs: 2000, maxSockets: 10,
-    overrides: { region: 'us-east-1', endpoint: sim.url, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }
-  })
-  t.teardown(() => client.destroy())
+  const client = clientFor(t, sim.url)
   const starter = new ChatStarter({ client, target, timeoutMs: 1000, maxConcurrency: 5 })
   await t.rejects(starter.start(base, Date.now() - 800), { code: 'DEADLINE_EXCEEDED' })
 })
@@ -129,11 +131,7 @@ t.test('ChatStarter: the deadline counts from when the request arrived', async (
 t.test('ChatStarter: a pacer that refuses stops the call before Connect', async (t) => {
   const sim = await startSimulator()
   t.teardown(() => sim.close())
-  const client = createConnectClient({
-    maxAttempts: 1, attemptTimeoutMs: 2000, maxSockets: 10,
-    overrides: { region: 'us-east-1', endpoint: sim.url, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }
-  })
-  t.teardown(() => client.destroy())
+  const client = clientFor(t, sim.url)
   let throttled = 0
   const starter = new ChatStarter({
     client, target, timeoutMs: 1000, maxConcurrency: 5,
