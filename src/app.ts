@@ -133,11 +133,12 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(requestLog)
   await app.register(openapi, { ui: config.NODE_ENV !== 'production' })
   await app.register(metricsPlugin, { exposeRoute: config.METRICS_PORT === undefined })
-  await app.register(health)
   // Root-level onRequest hooks, so every answer (404s and errors included) gets these headers, and
   // an unlisted Origin is refused before the body is read. The limit hooks onto the routes it names.
   await app.register(securityHeaders)
   await app.register(originPolicy, { config })
+  // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
+  await app.register(health)
   await app.register(rateLimit, { config, redis, routes: ['/chat/start'] })
   await app.register(chatStartRoute, { config, starter, trust })
 

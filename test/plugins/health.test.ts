@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import errorHandler from '../../src/plugins/error-handler.js'
 import health from '../../src/plugins/health.js'
 import { heldRequest } from '../held-request.js'
-import { build, startChat, validBody } from '../helper.js'
+import { build, ORIGIN, startChat, validBody } from '../helper.js'
 
 t.test('GET /health/live and /health/ready -> 200 on a configured app', async (t) => {
   const { app } = await build(t)
@@ -88,12 +88,12 @@ t.test('draining: readiness 503 at once, new connections refused, in-flight star
   t.ok(Date.now() - began < 10_000, 'close() finishes once the in-flight work is done')
 })
 
-t.test('a chat start during drain is refused with 503 and Retry-After, without reaching Connect', async (t) => {
+t.test('a chat start during drain is refused with 503, Retry-After and CORS headers, without reaching Connect', async (t) => {
   const { app, sim, logs } = await build(t, {}, { sim: { latencyMs: 1000 } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as { port: number }).port
   const body = JSON.stringify(validBody())
-  const start = await heldRequest(port, `POST /chat/start HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n`)
+  const start = await heldRequest(port, `POST /chat/start HTTP/1.1\r\nHost: gw\r\nOrigin: ${ORIGIN}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n`)
   const inFlight = startChat(app, validBody())
   while (sim.requests.length < 1) await sleep(10)
 
@@ -102,6 +102,7 @@ t.test('a chat start during drain is refused with 503 and Retry-After, without r
   const res = await start.finish(`\r\n${body}`)
   t.equal(res.status, 503)
   t.match(res.headers, /retry-after: \d+/)
+  t.match(res.headers, `access-control-allow-origin: ${ORIGIN}`, 'the widget can read the 503')
   t.equal(sim.requests.length, 1, 'only the start already in flight reached Connect')
   t.equal((await inFlight).statusCode, 200, 'the start already in flight finishes')
   await closed
