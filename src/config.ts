@@ -66,14 +66,6 @@ function parseTrustProxy (raw: string): boolean | string[] {
   return list(raw)
 }
 
-function parseSeconds (name: string, raw: string): number {
-  const m = /^(\d+)(s|m|h|d)?$/.exec(raw)
-  const unit = { s: 1, m: 60, h: 3600, d: 86400 }[m?.[2] as 's' | 'm' | 'h' | 'd' ?? 's']
-  const n = Number(m?.[1]) * unit
-  if (!m || !Number.isSafeInteger(n) || n <= 0) throw new ConfigError(`${name}: must be a positive duration such as 3600, 12h or 30d`)
-  return n
-}
-
 function parseOrigins (raw: string): string[] {
   return list(raw).map((o) => {
     let url: URL
@@ -90,14 +82,15 @@ const UNIT_MS: Record<string, number> = {
   h: 3_600_000, hour: 3_600_000, hours: 3_600_000, d: 86_400_000, day: 86_400_000, days: 86_400_000
 }
 
-/** RATE_LIMIT_WINDOW to ms. A typo must stop start-up: an unparsed window would never reset. */
-function parseWindow (raw: string): number {
+/**
+ * A duration setting to milliseconds: a whole number with an optional unit, `defaultUnit` without
+ * one. A typo must stop start-up: an unparsed rate-limit window, say, would never reset.
+ */
+function parseDurationMs (name: string, raw: string, defaultUnit: 'ms' | 's', examples: string): number {
   const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(raw)
-  const unit = m ? UNIT_MS[(m[2] || 'ms').toLowerCase()] : undefined
+  const unit = m ? UNIT_MS[(m[2] || defaultUnit).toLowerCase()] : undefined
   const ms = m && unit ? Number(m[1]) * unit : NaN
-  if (!Number.isSafeInteger(ms) || ms <= 0) {
-    throw new ConfigError(`RATE_LIMIT_WINDOW: "${raw}" is not a duration such as 60000, "30 seconds" or "1 minute"`)
-  }
+  if (!Number.isSafeInteger(ms) || ms <= 0) throw new ConfigError(`${name}: "${raw}" is not a duration such as ${examples}`)
   return ms
 }
 
@@ -153,9 +146,10 @@ export function loadConfig (source: Record<string, string | undefined> = process
     allowedOrigins: parseOrigins(env.ALLOWED_ORIGINS),
     allowedAttributes: new Set(list(env.ALLOWED_ATTRIBUTES)),
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
-    rateLimitWindowMs: parseWindow(env.RATE_LIMIT_WINDOW),
+    rateLimitWindowMs: parseDurationMs('RATE_LIMIT_WINDOW', env.RATE_LIMIT_WINDOW, 'ms', '60000, "30 seconds" or "1 minute"'),
     resumeSecrets,
-    resumeTokenTtlSeconds: parseSeconds('RESUME_TOKEN_TTL', env.RESUME_TOKEN_TTL),
+    // The schema's pattern already limits the forms to seconds or s/m/h/d.
+    resumeTokenTtlSeconds: parseDurationMs('RESUME_TOKEN_TTL', env.RESUME_TOKEN_TTL, 's', '3600, 12h or 30d') / 1000,
     connectBurst: env.CONNECT_BURST ?? Math.max(1, Math.ceil(env.CONNECT_RATE_LIMIT ?? 1))
   }
 }

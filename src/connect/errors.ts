@@ -13,7 +13,8 @@ interface SdkErrorLike {
 export const DEFAULT_RETRY_AFTER = { throttled: 2, quota: 30 } as const
 const MAX_RETRY_AFTER = 300
 
-const THROTTLED = new Set(['ThrottlingException', 'TooManyRequestsException'])
+/** Connect's API rate throttling (not the chat quota): retried, paced, answered 503 UPSTREAM_THROTTLED. */
+export const THROTTLED = new Set(['ThrottlingException', 'TooManyRequestsException'])
 const MISCONFIGURED = new Set([
   'ResourceNotFoundException', 'AccessDeniedException', 'InvalidParameterException', 'InvalidRequestException',
   'UnrecognizedClientException', 'InvalidSignatureException', 'MissingAuthenticationTokenException',

@@ -16,6 +16,7 @@ import type { Redis } from 'ioredis'
 import type { AbsoluteLocation, FinalizeRequestHandlerOptions, FinalizeRequestMiddleware } from '@smithy/types'
 import { Overloaded } from '../errors.js'
 import type { Pacer } from './chat-starter.js'
+import { THROTTLED } from './errors.js'
 
 /** What the pacer reports; src/app.ts turns these into metrics and log lines. */
 export interface PacerEvents {
@@ -66,8 +67,6 @@ export interface PacerOptions {
 
 interface Reservation { granted: boolean; waitMs: number }
 interface Slowdown { factor: number; since: number }
-
-const THROTTLED = new Set(['ThrottlingException', 'TooManyRequestsException'])
 
 /**
  * One shared schedule in Redis, on Redis's clock (replicas' clocks may disagree). KEYS[1] holds

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
 import { GatewayError, type ProblemDetail } from '../errors.js'
+import { requestPath } from './request-log.js'
 
 const MAX_DETAILS = 20
 
@@ -90,7 +91,7 @@ async function errorHandler (app: FastifyInstance) {
   })
 
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send(body(404, 'NOT_FOUND', `No route for ${request.method} ${request.url.split('?')[0]?.slice(0, 200)}`))
+    reply.code(404).send(body(404, 'NOT_FOUND', `No route for ${request.method} ${requestPath(request.url)}`))
   })
 }
 

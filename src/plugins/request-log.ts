@@ -15,6 +15,11 @@ export function genReqId (req: IncomingMessage): string {
   return typeof given === 'string' && WELL_FORMED_ID.test(given) ? given : randomUUID()
 }
 
+/** The path a request tried, bounded, without the query string (which may carry anything). */
+export function requestPath (url: string): string {
+  return (url.split('?')[0] ?? '').slice(0, 200)
+}
+
 /** Probes and scrapes arrive every few seconds from every LB and Prometheus: debug, not info. */
 const QUIET_ROUTES = new Set(['/health/live', '/health/ready', '/metrics'])
 
@@ -34,7 +39,7 @@ async function requestLog (app: FastifyInstance) {
       method: request.method,
       route: route ?? '(no route)',
       // Only unmatched requests say which path they tried; never the query string.
-      ...(route === undefined ? { path: request.url.split('?')[0]?.slice(0, 200) } : {}),
+      ...(route === undefined ? { path: requestPath(request.url) } : {}),
       statusCode: reply.statusCode,
       responseTime: Math.round(reply.elapsedTime * 10) / 10,
       remoteAddress: request.ip
