@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ConnectClientConfig } from '@aws-sdk/client-connect'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Config } from './config.js'
 import { ChatStarter, type Pacer } from './connect/chat-starter.js'
 import { createConnectClient } from './connect/client.js'
@@ -8,6 +9,9 @@ import { createPacer } from './connect/pacer.js'
 import { loggerOptions } from './logger.js'
 import { createMetrics, type Metrics } from './metrics.js'
 import { errorWithoutStack } from './errors.js'
+import { backgroundErrorReporter } from './background-errors.js'
+import clientAddress from './plugins/client-address.js'
+import connectionBudget from './plugins/connection-budget.js'
 import errorHandler from './plugins/error-handler.js'
 import health from './plugins/health.js'
 import metricsPlugin from './plugins/metrics.js'
@@ -33,6 +37,21 @@ export interface AppDeps {
   pacer?: Pacer
 }
 
+/**
+ * The public HTTP server. Slow clients: headers within a few seconds and the whole request within
+ * REQUEST_TIMEOUT_MS, checked every second (Node checks every 30 s by default, which a drip-fed body
+ * outlives); an idle keep-alive connection is closed after 72 s, above a balancer's usual 60 s.
+ */
+function publicServer (handler: (req: IncomingMessage, res: ServerResponse) => void, requestTimeoutMs: number): Server {
+  const server = createServer({
+    headersTimeout: Math.min(5_000, requestTimeoutMs),
+    requestTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: 1_000
+  }, handler)
+  server.keepAliveTimeout = 72_000
+  return server
+}
+
 /** Builds the whole service; reading this function tells the request path in order. */
 export async function buildApp (config: Config, deps: AppDeps = {}) {
   const fastifyOptions: FastifyServerOptions = {
@@ -43,6 +62,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     requestIdHeader: false,
     genReqId,
     trustProxy: config.trustProxy,
+    serverFactory: (handler) => publicServer(handler, config.REQUEST_TIMEOUT_MS),
     bodyLimit: 16 * 1024,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
@@ -63,11 +83,12 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   const app = Fastify(fastifyOptions).withTypeProvider<TypeBoxTypeProvider>()
   const metrics = createMetrics({ upstreamInFlight: () => starter.activeCalls })
   app.decorate('metrics', metrics)
+  const backgroundError = backgroundErrorReporter(app.log, metrics)
 
-  // One Redis connection per app, shared by the rate limit and pacing; closed last on shutdown.
+  // One Redis connection per app, shared by the rate limit, pacing and spent resume tokens; closed
+  // last on shutdown. Each use fails open on its own; the client's own errors are only reported.
   const redis = config.REDIS_URL ? createRedis({ url: config.REDIS_URL }) : undefined
-  // Errors are handled where Redis is used (fail open); this only keeps ioredis from crashing us.
-  redis?.on('error', () => {})
+  redis?.on('error', (err) => backgroundError('redis', err))
 
   // --- Amazon Connect: one client, one starter, for the life of the app --------------------------
   // Pacing into Connect's account-wide API quota, one schedule for all replicas through Redis.
@@ -107,13 +128,18 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     },
     overrides: deps.connectOverrides
   })
-  const trust = deps.trust ?? createTrustPolicy(config, { log: app.log })
+  const trust = deps.trust ?? createTrustPolicy(config, {
+    log: app.log,
+    redis,
+    onRedisFailed: () => metrics.redisFailOpen.inc({ use: 'resume_tokens' })
+  })
   const starter = new ChatStarter({
     client,
     target: { instanceId: config.instanceId, contactFlowId: config.contactFlowId },
     timeoutMs: config.CHAT_START_TIMEOUT_MS,
     maxConcurrency: config.CONNECT_MAX_CONCURRENCY,
     pacer,
+    onAbandoned: (stage) => metrics.chatStartsAbandoned.inc({ stage }),
     onOutcome: (outcome) => {
       const label = outcome.ok ? 'started' : outcome.error.code.toLowerCase()
       metrics.chatStarts.inc({ outcome: label })
@@ -129,6 +155,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   })
 
   // --- The request path, in order ------------------------------------------------------------------
+  // Before anything reads a byte: who the caller is, and how many connections they may hold.
+  await app.register(connectionBudget, { perClient: config.maxConnectionsPerClient })
+  await app.register(clientAddress, { trustProxy: config.trustProxy })
   await app.register(errorHandler)
   await app.register(requestLog)
   await app.register(openapi, { ui: config.NODE_ENV !== 'production' })
@@ -138,7 +167,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(securityHeaders)
   await app.register(originPolicy, { config })
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
-  await app.register(health)
+  await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err) })
   await app.register(rateLimit, { config, redis, routes: ['/chat/start'] })
   await app.register(chatStartRoute, { config, starter, trust })
 

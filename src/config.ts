@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
+import { isIP } from 'node:net'
 
 // Every setting the service reads, with the names and defaults of SPEC section 7.
 // Values arrive as strings; TypeBox converts them ('true' -> true, '25' -> 25) before checking.
@@ -32,6 +33,8 @@ export const EnvSchema = Type.Object({
   REDIS_URL: OptionalString('Redis shared by all replicas (rate limits, pacing); in memory when unset'),
   REDIS_KEY_PREFIX: Type.String({ default: 'ccg:', description: 'prefix of every Redis key this service writes' }),
   TRUST_PROXY: Type.String({ default: 'false', description: 'false, true, or comma-separated addresses/CIDRs of trusted proxies' }),
+  REQUEST_TIMEOUT_MS: Int(10_000, 1_000, 120_000, 'time a client has to send headers and body; slower connections are closed'),
+  MAX_CONNECTIONS_PER_CLIENT: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, description: 'open connections one client address may hold (default 50; off behind TRUST_PROXY unless set; 0 = off)' })),
   FEATURE_MARKDOWN: Bool(true, 'featurePermissions.MESSAGING_MARKDOWN sent to the widget'),
   FEATURE_ATTACHMENTS: Bool(false, 'featurePermissions.ATTACHMENTS sent to the widget'),
   PERSISTENT_CHAT: Type.Enum(['verified', 'unverified', 'off'], {
@@ -44,6 +47,7 @@ export const EnvSchema = Type.Object({
   CUSTOMER_JWT_AUDIENCE: OptionalString('required aud of customer tokens'),
   CUSTOMER_JWT_ISSUER: OptionalString('required iss of customer tokens'),
   REQUIRE_CUSTOMER_TOKEN: Bool(false, 'refuse chat starts without a customer token'),
+  CUSTOMER_JWT_MAX_AGE: Type.String({ default: '1 hour', minLength: 1, description: 'longest lifetime (exp - iat) a customer token may have' }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'serve /metrics on this port only' })),
   SHUTDOWN_GRACE_MS: Int(15_000, 100, 600_000, 'time in-flight starts get to finish on SIGTERM'),
   DEMO_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'port of the demo page in npm run dev (default PORT+1)' }))
@@ -57,13 +61,26 @@ export class ConfigError extends Error {
 
 const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean)
 
+/** One TRUST_PROXY entry: an address or CIDR, never a catch-all that would believe anyone's header. */
+function trustedProxy (entry: string): string {
+  const [address = '', prefix, extra] = entry.split('/')
+  const family = isIP(address)
+  const max = family === 4 ? 32 : 128
+  const bits = prefix === undefined ? max : /^\d{1,3}$/.test(prefix) ? Number(prefix) : NaN
+  if (family === 0 || extra !== undefined || !(bits >= 0 && bits <= max)) {
+    throw new ConfigError(`TRUST_PROXY: "${entry.slice(0, 60)}" is not an address or CIDR (use true, or e.g. 10.0.0.0/16,127.0.0.1)`)
+  }
+  if (bits === 0) throw new ConfigError(`TRUST_PROXY: "${entry}" would believe X-Forwarded-For from anyone; name the balancer's addresses`)
+  return entry
+}
+
 function parseTrustProxy (raw: string): boolean | string[] {
   const v = raw.trim().toLowerCase()
-  if (v === 'false' || v === '0' || v === '') return false
-  if (v === 'true' || v === '1') return true
+  if (v === 'false' || v === '') return false
+  if (v === 'true') return true
   // A hop count lets any client spoof X-Forwarded-For by adding entries, so it is refused.
   if (/^\d+$/.test(v)) throw new ConfigError('TRUST_PROXY: a hop count is not accepted; use true or a list of proxy addresses/CIDRs')
-  return list(raw)
+  return list(raw).map(trustedProxy)
 }
 
 function parseOrigins (raw: string): string[] {
@@ -148,6 +165,9 @@ export function loadConfig (source: Record<string, string | undefined> = process
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     rateLimitWindowMs: parseDurationMs('RATE_LIMIT_WINDOW', env.RATE_LIMIT_WINDOW, 'ms', '60000, "30 seconds" or "1 minute"'),
     resumeSecrets,
+    customerJwtMaxAgeSeconds: parseDurationMs('CUSTOMER_JWT_MAX_AGE', env.CUSTOMER_JWT_MAX_AGE, 's', '300, "15 minutes" or "1 hour"') / 1000,
+    // Behind a balancer it holds the connections, so counting them per address would count the balancer.
+    maxConnectionsPerClient: env.MAX_CONNECTIONS_PER_CLIENT ?? (parseTrustProxy(env.TRUST_PROXY) === false ? 50 : 0),
     // The schema's pattern already limits the forms to seconds or s/m/h/d.
     resumeTokenTtlSeconds: parseDurationMs('RESUME_TOKEN_TTL', env.RESUME_TOKEN_TTL, 's', '3600, 12h or 30d') / 1000,
     connectBurst: env.CONNECT_BURST ?? Math.max(1, Math.ceil(env.CONNECT_RATE_LIMIT ?? 1))

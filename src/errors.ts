@@ -104,6 +104,12 @@ export class UpstreamFailed extends GatewayError {
   readonly code = 'UPSTREAM_FAILED'
 }
 
+/** The caller closed the connection before the answer: nobody reads it; counted, never logged as a failure. */
+export class CallerLeft extends GatewayError {
+  readonly statusCode = 499
+  readonly code = 'CALLER_LEFT'
+}
+
 export class DeadlineExceeded extends GatewayError {
   readonly statusCode = 504
   readonly code = 'DEADLINE_EXCEEDED'

@@ -38,6 +38,12 @@ export function createMetrics (sources: MetricSources = {}) {
     pacingQueue: new Gauge({ name: 'ccg_pacing_queue_length', help: 'Chat starts waiting for a pacing token in this process', registers }),
     pacingShed: new Counter({ name: 'ccg_pacing_shed_total', help: 'Chat starts answered 503 at once because no token could come before their deadline', registers }),
     pacingTokens: new Counter({ name: 'ccg_pacing_tokens_total', help: 'Pacing tokens granted', registers }),
+    connectionsRefused: new Counter({ name: 'ccg_connections_refused_total', help: 'Connections closed on arrival: past the per-client or the total cap', labelNames: ['reason'] as const, registers }),
+    chatStartsAbandoned: new Counter({
+      name: 'ccg_chat_starts_abandoned_total', help: 'Chat starts whose caller left: waiting (no further Connect call) or on_the_wire (the attempt finished)',
+      labelNames: ['stage'] as const, registers
+    }),
+    backgroundErrors: new Counter({ name: 'ccg_background_errors_total', help: 'Errors in timers and background work, survived', labelNames: ['source'] as const, registers }),
     pacingSlowdowns: new Counter({ name: 'ccg_pacing_slowdowns_total', help: 'Times pacing slowed down because Connect throttled anyway', registers })
   }
 }

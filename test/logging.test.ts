@@ -39,7 +39,7 @@ t.test('after a chat start: no token, name, attribute, message, Authorization or
     origin: ORIGIN,
     authorization: `Bearer ${jwt}`,
     cookie: 'sid=Cookie-Secret',
-    'idempotency-key': 'Idem-Secret-1'
+    'idempotency-key': 'Idem-Secret-1-0123456789'
   })
   t.equal(res.statusCode, 200)
   const { startChatResult, resumeToken } = res.json().data
@@ -81,7 +81,7 @@ t.test('an unexpected 500 whose cause is an SDK error logs names, ids and stack,
   const trust = {
     ...real,
     close: () => real.close(),
-    customerAttributes: async () => { throw new Error('trust store failed', { cause: sdkError }) }
+    customer: async () => { throw new Error('trust store failed', { cause: sdkError }) }
   }
   const { app, logs } = await build(t, { LOG_LEVEL: 'trace' }, { deps: { trust } })
   const res = await startChat(app, secretBody())

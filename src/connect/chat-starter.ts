@@ -1,5 +1,6 @@
 import { StartChatContactCommand, type ConnectClient } from '@aws-sdk/client-connect'
-import { Overloaded, UpstreamFailed, type GatewayError } from '../errors.js'
+import type { FinalizeRequestMiddleware } from '@smithy/types'
+import { CallerLeft, Overloaded, UpstreamFailed, type GatewayError } from '../errors.js'
 import { mapConnectError } from './errors.js'
 import { PACE_ATTEMPTS, paceAttempts } from './pacer.js'
 import { buildStartChatInput, type ChatStartRequest, type ConnectTarget } from './input.js'
@@ -33,7 +34,18 @@ export interface ChatStarterOptions {
   pacer?: Pacer
   /** Called once per start with how it ended; metrics hang here. */
   onOutcome?: (outcome: { ok: true; durationMs: number } | { ok: false; durationMs: number; error: GatewayError }) => void
+  /** The caller left at `stage`: what their start was doing when they went. */
+  onAbandoned?: (stage: AbandonStage) => void
 }
+
+/**
+ * Where a start was when its caller left. `waiting`: for a pacing slot or a retry's backoff, so it
+ * ends there and Connect is not called again; `on_the_wire`: an attempt was already sent, it is let
+ * finish (aborting it would not take back a chat Connect may already have opened) but not retried.
+ */
+export type AbandonStage = 'waiting' | 'on_the_wire'
+
+const WATCH_ATTEMPTS = { step: 'finalizeRequest', priority: 'low', name: 'watchAttempts' } as const
 
 /**
  * Starts chats on Connect: the only code that sends StartChatContact. Sheds load past the
@@ -46,7 +58,8 @@ export class ChatStarter {
 
   get activeCalls (): number { return this.inFlight }
 
-  async start (request: ChatStartRequest, startedAt = Date.now()): Promise<StartedChat> {
+  /** `caller` aborts when the caller goes away (their connection closed before the answer). */
+  async start (request: ChatStartRequest, startedAt = Date.now(), caller?: AbortSignal): Promise<StartedChat> {
     const { options } = this
     if (this.inFlight >= options.maxConcurrency) {
       const error = new Overloaded('Too many chats are starting right now; please try again shortly', { retryAfterSeconds: 1 })
@@ -57,11 +70,25 @@ export class ChatStarter {
     const deadline = startedAt + options.timeoutMs
     const controller = new AbortController()
     const timer = setTimeout(() => controller.abort(), Math.max(0, deadline - Date.now()))
+    let onTheWire = false
+    let left = false
+    const leave = () => {
+      left = true
+      options.onAbandoned?.(onTheWire ? 'on_the_wire' : 'waiting')
+      if (!onTheWire) controller.abort()
+    }
+    if (caller?.aborted) leave()
+    else caller?.addEventListener('abort', leave, { once: true })
     try {
       await options.pacer?.acquire(deadline, controller.signal)
       const command = new StartChatContactCommand(buildStartChatInput(request, options.target))
       // Retries spend Connect's quota too, and the SDK's own work can bunch paced calls: see pacer.ts.
       if (options.pacer?.beforeAttempt) command.middlewareStack.add(paceAttempts(options.pacer, deadline, controller.signal), PACE_ATTEMPTS)
+      command.middlewareStack.add(watchAttempts({
+        sending: () => { onTheWire = true },
+        // A caller who left during the attempt gets no retry: the SDK stops at an aborted signal.
+        done: () => { onTheWire = false; if (left) controller.abort() }
+      }), WATCH_ATTEMPTS)
       const output = await options.client.send(command, { abortSignal: controller.signal })
       if (!output.ContactId || !output.ParticipantId || !output.ParticipantToken) {
         throw new UpstreamFailed('The chat service gave an incomplete answer', {
@@ -76,13 +103,28 @@ export class ChatStarter {
         ...(output.ContinuedFromContactId ? { continuedFromContactId: output.ContinuedFromContactId } : {})
       }
     } catch (raw) {
-      const error = mapConnectError(raw, { deadlineExpired: controller.signal.aborted, persistentChat: request.persistentChat !== undefined })
+      const error = left
+        ? new CallerLeft('The caller left before the chat started')
+        : mapConnectError(raw, { deadlineExpired: controller.signal.aborted, persistentChat: request.persistentChat !== undefined })
       if (error.code === 'UPSTREAM_THROTTLED') options.pacer?.onThrottled?.()
       options.onOutcome?.({ ok: false, durationMs: Date.now() - startedAt, error })
       throw error
     } finally {
       clearTimeout(timer)
+      caller?.removeEventListener('abort', leave)
       this.inFlight--
+    }
+  }
+}
+
+/** Marks the span in which one HTTP attempt is on the wire, inside the SDK's retry loop. */
+function watchAttempts<Input extends object, Output extends object> (hooks: { sending (): void; done (): void }): FinalizeRequestMiddleware<Input, Output> {
+  return (next) => async (args) => {
+    hooks.sending()
+    try {
+      return await next(args)
+    } finally {
+      hooks.done()
     }
   }
 }

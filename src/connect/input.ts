@@ -11,14 +11,17 @@ export interface ChatStartRequest {
   persistentChat?: { rehydrationType: 'ENTIRE_PAST_SESSION' | 'FROM_SEGMENT'; sourceContactId: string }
   /** The caller's Idempotency-Key, if any. */
   idempotencyKey?: string
+  /** Who is asking (customer subject or client address): part of the ClientToken, never sent otherwise. */
+  caller?: string
 }
 
 export interface ConnectTarget { instanceId: string; contactFlowId: string }
 
 /**
  * The ClientToken for an Idempotency-Key. Connect returns the existing contact (with its
- * participant token) for a repeated ClientToken, so the key alone must not be enough: another
- * caller who guessed or reused the key with a different request gets a different token.
+ * participant token) for a repeated ClientToken, so the key alone must not be enough: the token
+ * also binds the caller and the request, so another caller who guessed or reused the key, or the
+ * same caller with a different request, gets a chat of their own.
  */
 export function clientTokenFor (request: ChatStartRequest, target: ConnectTarget): string | undefined {
   if (request.idempotencyKey === undefined) return undefined

@@ -32,6 +32,7 @@ function messageOf (issue: AjvIssue): string {
   if (issue.keyword === 'required') return 'is required'
   if (issue.keyword === 'enum' && Array.isArray(params.allowedValues)) return `must be one of: ${params.allowedValues.join(', ')}`
   if (issue.keyword === 'pattern' && issue.instancePath.endsWith('/DisplayName')) return 'must not contain control characters'
+  if (issue.keyword === 'pattern' && issue.instancePath.endsWith('/idempotency-key')) return 'must be 16 to 64 characters of A-Z, a-z, 0-9, _ and - (a UUID fits)'
   if (issue.keyword === 'propertyNames' || (issue as { propertyName?: string }).propertyName !== undefined) {
     return 'is not a valid attribute key (letters, digits, _ and - only)'
   }

@@ -1,6 +1,6 @@
-import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import fp from 'fastify-plugin'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
 import { Type } from 'typebox'
 import { Overloaded } from '../errors.js'
@@ -14,6 +14,8 @@ export interface HealthOptions {
   maxHeapUsedBytes?: number
   /** How often the pressure figures are sampled; default 1000 ms. */
   sampleIntervalMs?: number
+  /** A sample failed (it is skipped; the last good figures stand). */
+  onSampleError?: (err: unknown) => void
 }
 
 const LIVE = '/health/live'
@@ -55,30 +57,50 @@ async function health (app: FastifyInstance, options: HealthOptions) {
     if (draining) reply.header('connection', 'close')
   })
 
-  // Encapsulated, so under-pressure's own request hook only ever sees the probes.
-  await app.register(async function probes (scope) {
-    await scope.register(underPressure, {
-      maxEventLoopDelay: options.maxEventLoopDelayMs ?? 1000,
-      maxHeapUsedBytes: options.maxHeapUsedBytes ?? Math.floor(getHeapStatistics().heap_size_limit * 0.9),
-      sampleInterval: options.sampleIntervalMs ?? 1000,
-      // Never refuse a probe from the hook: liveness must hold under load, readiness decides below.
-      pressureHandler: () => undefined
-    })
+  const pressure = pressureSampler(options)
+  app.addHook('onClose', async () => pressure.stop())
 
-    const schema = { tags: ['operations'], response: { 200: HealthReply, 503: ErrorReply } }
+  const schema = { tags: ['operations'], response: { 200: HealthReply, 503: ErrorReply } }
 
-    scope.get(LIVE, { schema: { ...schema, summary: 'Liveness: 200 while the process runs' } }, async () => ({ status: 'ok' }))
+  app.get(LIVE, { schema: { ...schema, summary: 'Liveness: 200 while the process runs' } }, async () => ({ status: 'ok' }))
 
-    scope.get(READY, { schema: { ...schema, summary: 'Readiness: 503 while draining or overloaded' } }, async (request, reply) => {
-      if (draining) return unavailable(reply, 'This replica is shutting down')
-      if (scope.isUnderPressure()) {
-        const { eventLoopDelay, heapUsed } = scope.memoryUsage()
-        request.log.warn({ eventLoopDelayMs: Math.round(eventLoopDelay), heapUsedBytes: heapUsed }, 'readiness 503: overloaded')
-        return unavailable(reply, 'This replica is overloaded')
-      }
-      return { status: 'ready' }
-    })
+  app.get(READY, { schema: { ...schema, summary: 'Readiness: 503 while draining or overloaded' } }, async (request, reply) => {
+    if (draining) return unavailable(reply, 'This replica is shutting down')
+    const { eventLoopDelayMs, heapUsedBytes, overloaded } = pressure.current()
+    if (overloaded) {
+      request.log.warn({ eventLoopDelayMs: Math.round(eventLoopDelayMs), heapUsedBytes }, 'readiness 503: overloaded')
+      return unavailable(reply, 'This replica is overloaded')
+    }
+    return { status: 'ready' }
   })
+}
+
+/**
+ * Event-loop delay and heap in use, sampled on a timer. Both readings need no file descriptor
+ * (@fastify/under-pressure also reads process.memoryUsage(), which throws EMFILE when clients have
+ * taken every descriptor, from a timer where nothing can catch it), and a failed sample is
+ * reported and skipped, never thrown.
+ */
+function pressureSampler (options: HealthOptions) {
+  const maxDelayMs = options.maxEventLoopDelayMs ?? 1000
+  const maxHeap = options.maxHeapUsedBytes ?? Math.floor(getHeapStatistics().heap_size_limit * 0.9)
+  const histogram = monitorEventLoopDelay({ resolution: 10 })
+  histogram.enable()
+  let eventLoopDelayMs = 0
+  let heapUsedBytes = 0
+  const timer = setInterval(() => {
+    try {
+      eventLoopDelayMs = Number.isFinite(histogram.mean) ? histogram.mean / 1e6 : 0
+      histogram.reset()
+      heapUsedBytes = getHeapStatistics().used_heap_size
+    } catch (err) {
+      options.onSampleError?.(err)
+    }
+  }, options.sampleIntervalMs ?? 1000).unref()
+  return {
+    current: () => ({ eventLoopDelayMs, heapUsedBytes, overloaded: eventLoopDelayMs > maxDelayMs || heapUsedBytes > maxHeap }),
+    stop () { clearInterval(timer); histogram.disable() }
+  }
 }
 
 export default fp(health, { name: 'health' })

@@ -94,6 +94,8 @@ async function rateLimitPlugin (app: FastifyInstance, { config, redis, routes }:
     max: config.RATE_LIMIT_MAX,
     timeWindow: config.rateLimitWindowMs,
     cache: LOCAL_CACHE_ENTRIES,
+    // One canonical key per client (see client-address.ts), known even when the socket is gone.
+    keyGenerator: (request) => request.clientKey || 'unknown',
     // A store error must never refuse or fail a request.
     skipOnError: true,
     ...(redis ? { store: redisWithLocalFallback(redis, `${config.REDIS_KEY_PREFIX}rate-limit:`, outage) } : {}),

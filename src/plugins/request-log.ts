@@ -42,7 +42,7 @@ async function requestLog (app: FastifyInstance) {
       ...(route === undefined ? { path: requestPath(request.url) } : {}),
       statusCode: reply.statusCode,
       responseTime: Math.round(reply.elapsedTime * 10) / 10,
-      remoteAddress: request.ip
+      remoteAddress: request.clientAddress
     }, 'request completed')
   })
 }

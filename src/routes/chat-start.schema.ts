@@ -50,7 +50,10 @@ export const ChatStartBody = Type.Object({
 export type ChatStartBody = Static<typeof ChatStartBody>
 
 export const IdempotencyKeyHeader = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'the same key never opens two chats' }))
+  'idempotency-key': Type.Optional(Type.String({
+    pattern: '^[A-Za-z0-9_-]{16,64}$',
+    description: '16..64 of A-Z a-z 0-9 _ - (a UUID fits): the same key from the same caller never opens two chats'
+  }))
 })
 
 export const ChatStartReply = Type.Object({

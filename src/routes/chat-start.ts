@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Config } from '../config.js'
 import type { ChatStarter } from '../connect/chat-starter.js'
 import type { ChatStartRequest } from '../connect/input.js'
+import { displayNameProblem } from '../display-name.js'
 import { ValidationFailed, type ProblemDetail } from '../errors.js'
 import type { TrustPolicy } from '../trust/index.js'
 import {
@@ -20,7 +21,8 @@ const utf8 = (s: string) => Buffer.byteLength(s, 'utf8')
 function checkBody (body: ChatStartBody, config: Config, trusted: Record<string, string>): { displayName: string; attributes: Record<string, string> } {
   const problems: ProblemDetail[] = []
   const displayName = body.ParticipantDetails.DisplayName.trim()
-  if (displayName.length === 0) problems.push({ path: 'ParticipantDetails.DisplayName', message: 'must not be blank' })
+  const nameProblem = displayName.length === 0 ? 'must not be blank' : displayNameProblem(displayName)
+  if (nameProblem) problems.push({ path: 'ParticipantDetails.DisplayName', message: nameProblem })
   if ([...displayName].length > DISPLAY_NAME_MAX) {
     problems.push({ path: 'ParticipantDetails.DisplayName', message: `must be at most ${DISPLAY_NAME_MAX} characters` })
   }
@@ -61,23 +63,35 @@ const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (
       headers: IdempotencyKeyHeader,
       response: { 200: ChatStartReply, '4xx': ErrorReply, '5xx': ErrorReply }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const startedAt = Date.now()
-    const trusted = await trust.customerAttributes(request.headers.authorization, request.log)
+    // A caller whose connection closes before the answer is let go: see ChatStarter.start.
+    const caller = new AbortController()
+    reply.raw.once('close', () => { if (!reply.raw.writableFinished) caller.abort() })
+    const customer = await trust.customer(request.headers.authorization, request.log)
     const body = request.body
-    const { displayName, attributes } = checkBody(body, config, trusted)
-    const persistentChat = await trust.resolvePersistentChat(body.PersistentChat)
+    const { displayName, attributes } = checkBody(body, config, customer?.attributes ?? {})
+    const persistentChat = await trust.resolvePersistentChat(body.PersistentChat, customer)
     const chatRequest: ChatStartRequest = {
       displayName,
       attributes,
       initialMessage: body.InitialMessage && { contentType: body.InitialMessage.ContentType, content: body.InitialMessage.Content },
       supportedMessagingContentTypes: body.SupportedMessagingContentTypes,
       chatDurationInMinutes: body.ChatDurationInMinutes,
-      persistentChat,
-      idempotencyKey: request.headers['idempotency-key']
+      persistentChat: persistentChat && { rehydrationType: persistentChat.rehydrationType, sourceContactId: persistentChat.sourceContactId },
+      idempotencyKey: request.headers['idempotency-key'],
+      // The same key from someone else must never return this caller's chat.
+      caller: customer?.sub !== undefined ? `customer:${customer.sub}` : `address:${request.clientKey}`
     }
-    const chat = await starter.start(chatRequest, startedAt)
-    const resumeToken = await trust.issueResumeToken(chat, persistentChat)
+    let chat
+    try {
+      chat = await starter.start(chatRequest, startedAt, caller.signal)
+    } catch (err) {
+      await persistentChat?.release()
+      throw err
+    }
+    await persistentChat?.spend()
+    const resumeToken = await trust.issueResumeToken(chat, persistentChat, customer)
     request.log.info({ contactId: chat.contactId, persistent: persistentChat !== undefined }, 'chat started')
     return {
       data: {

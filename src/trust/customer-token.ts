@@ -22,6 +22,10 @@ export interface CustomerTokenOptions {
   /** How long fetched keys are used before they are refetched. */
   jwksCacheMaxAgeMs?: number
   clockToleranceSeconds?: number
+  /** Longest lifetime a token may claim (exp - iat, or exp - now without iat). */
+  maxLifetimeSeconds?: number
+  /** Clock, for tests. */
+  now?: () => number
   /** Told when the JWKS endpoint could not be read (cached keys, if any, are used meanwhile). */
   onJwksUnavailable?: (err: unknown) => void
 }
@@ -80,6 +84,21 @@ function problem (err: unknown): string {
   return 'The customer token is not valid'
 }
 
+/**
+ * A customer token is a short-lived statement minted per page view. One that lives for days or
+ * claims to be issued in the future is a leaked or hand-made credential, whatever its signature.
+ */
+function checkLifetime (payload: JWTPayload, options: CustomerTokenOptions): void {
+  const now = Math.floor((options.now ?? Date.now)() / 1000)
+  const tolerance = options.clockToleranceSeconds ?? 30
+  const maxLifetime = options.maxLifetimeSeconds ?? 3600
+  const { exp, iat } = payload
+  if (iat !== undefined && iat > now + tolerance) throw new CustomerTokenInvalid('The customer token is issued in the future')
+  if (exp !== undefined && exp - (iat ?? now) > maxLifetime) {
+    throw new CustomerTokenInvalid(`The customer token lives longer than this service accepts (${maxLifetime} s)`)
+  }
+}
+
 /** Verifies customer tokens (SPEC 5b); undefined when neither a secret nor a JWKS is configured. */
 export function createCustomerTokenVerifier (options: CustomerTokenOptions): ((token: string) => Promise<CustomerClaims>) | undefined {
   // Imported once, not by jose on every request (see resume-token.ts).
@@ -111,6 +130,7 @@ export function createCustomerTokenVerifier (options: CustomerTokenOptions): ((t
       if (err instanceof CustomerTokenInvalid) throw err
       throw new CustomerTokenInvalid(problem(err), { cause: err })
     }
+    checkLifetime(payload, options)
     const attributes = payload.attributes ?? {}
     if (!Value.Check(AttributesSchema, attributes)) {
       throw new CustomerTokenInvalid('The customer token\'s attributes claim must map valid attribute keys to strings')

@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
 import type { Config } from '../config.js'
 import type { StartedChat } from '../connect/chat-starter.js'
 import { CustomerTokenInvalid, PersistentChatDisabled, ResumeTokenRefused } from '../errors.js'
-import { createCustomerTokenVerifier, type CustomerTokenOptions } from './customer-token.js'
+import { createCustomerTokenVerifier, type CustomerClaims, type CustomerTokenOptions } from './customer-token.js'
 import { ResumeTokens } from './resume-token.js'
+import { createSpentResumes, type Hold } from './spent-resumes.js'
+
+export type { CustomerClaims }
 
 export interface PersistentChatAsk {
   RehydrationType: 'ENTIRE_PAST_SESSION' | 'FROM_SEGMENT'
@@ -16,22 +20,32 @@ export interface ResolvedPersistentChat {
   sourceContactId: string
   /** First contact of the chain, carried into the new chat's resume token. */
   initialContactId: string
+  /** The chain began at a SourceContactId nobody verified; carried into the new token. */
+  unverifiedSource: boolean
+  /** Call when Connect accepted the continued chat: the resume token is spent. */
+  spend (): Promise<void>
+  /** Call when the start failed: the resume token stays usable. */
+  release (): Promise<void>
 }
 
 /** The little of a pino logger this module needs (Fastify's app.log and request.log fit). */
 export interface TrustLog {
+  info? (obj: object, msg: string): void
   warn (obj: object, msg: string): void
   debug (obj: object, msg: string): void
 }
 
-/** What the service believes about a caller beyond the body: SPEC section 5. */
+/** What the service believes about a caller beyond the body: who they are, which chat they may continue. */
 export interface TrustPolicy {
-  /** Trusted attributes from a verified customer token ({} without one); throws CustomerTokenInvalid. */
-  customerAttributes (authorization: string | undefined, log?: TrustLog): Promise<Record<string, string>>
-  /** The source contact to rehydrate, from a verified resume token; throws when refused. */
-  resolvePersistentChat (ask: PersistentChatAsk | undefined): Promise<ResolvedPersistentChat | undefined>
+  /** The verified customer token's claims (undefined without one); throws CustomerTokenInvalid. */
+  customer (authorization: string | undefined, log?: TrustLog): Promise<CustomerClaims | undefined>
+  /**
+   * The source contact to rehydrate, from a verified resume token that belongs to `customer` and was
+   * not used before; held for this caller until spend() or release(). Throws when refused.
+   */
+  resolvePersistentChat (ask: PersistentChatAsk | undefined, customer?: CustomerClaims): Promise<ResolvedPersistentChat | undefined>
   /** A resume token for a chat just started (`resumed`: how it continued another), or undefined when persistent chat is off. */
-  issueResumeToken (chat: StartedChat, resumed?: ResolvedPersistentChat): Promise<string | undefined>
+  issueResumeToken (chat: StartedChat, resumed?: ResolvedPersistentChat, customer?: CustomerClaims): Promise<string | undefined>
   close (): Promise<void>
 }
 
@@ -41,6 +55,9 @@ export interface TrustPolicyOptions {
   jwks?: Pick<CustomerTokenOptions, 'jwksTimeoutMs' | 'jwksCooldownMs' | 'jwksCacheMaxAgeMs'>
   /** Clock for resume tokens, for tests. */
   now?: () => number
+  /** Shared memory of spent resume tokens; in this process only without it. */
+  redis?: Redis
+  onRedisFailed?: (err: unknown) => void
 }
 
 const BEARER = /^Bearer[ \t]+(.*)$/is
@@ -61,48 +78,83 @@ export function createTrustPolicy (config: Config, options: TrustPolicyOptions =
     jwksUrl: config.CUSTOMER_JWKS_URL,
     audience: config.CUSTOMER_JWT_AUDIENCE,
     issuer: config.CUSTOMER_JWT_ISSUER,
+    maxLifetimeSeconds: config.customerJwtMaxAgeSeconds,
     ...options.jwks,
     onJwksUnavailable: (err) => options.log?.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } },
       'CUSTOMER_JWKS_URL could not be read; using the keys fetched before, if any')
   })
+  if (verifyCustomerToken && config.NODE_ENV === 'production' && !config.CUSTOMER_JWT_AUDIENCE && !config.CUSTOMER_JWT_ISSUER) {
+    options.log?.warn({ setting: 'CUSTOMER_JWT_AUDIENCE' },
+      'neither CUSTOMER_JWT_AUDIENCE nor CUSTOMER_JWT_ISSUER is set: any token signed with this key is accepted, whatever it was issued for')
+  }
+  const spent = createSpentResumes({ redis: options.redis, keyPrefix: config.REDIS_KEY_PREFIX, onRedisFailed: options.onRedisFailed })
+  // A hold outlives the start it protects (pacing, retries), so a second use waits for the answer.
+  const holdMs = config.CHAT_START_TIMEOUT_MS + 5_000
+  // Every token issued for the contact expires by then, so remembering longer buys nothing.
+  const spentMs = config.resumeTokenTtlSeconds * 1000
 
   return {
-    async customerAttributes (authorization, log) {
+    async customer (authorization, log) {
       // Other schemes (Basic from a staging proxy, say) are not ours to judge.
       const token = authorization === undefined ? undefined : BEARER.exec(authorization)?.[1]?.trim()
       // Without verification configured a token means nothing to us: anonymous chats stay anonymous.
-      if (!verifyCustomerToken) return {}
+      if (!verifyCustomerToken) return undefined
       if (token === undefined) {
         if (config.REQUIRE_CUSTOMER_TOKEN) throw new CustomerTokenInvalid('A customer token (Authorization: Bearer) is required')
-        return {}
+        return undefined
       }
       const claims = await verifyCustomerToken(token)
       log?.debug({ customerSub: claims.sub }, 'customer token verified')
-      return claims.attributes
+      return claims
     },
 
-    async resolvePersistentChat (ask) {
+    async resolvePersistentChat (ask, customer) {
       if (ask === undefined) return undefined
       if (config.PERSISTENT_CHAT === 'off') throw new PersistentChatDisabled('Persistent chat is turned off on this service')
       const rehydrationType = ask.RehydrationType
       if (ask.ResumeToken !== undefined) {
-        const { contactId, initialContactId } = await resumeTokens.verify(ask.ResumeToken)
+        const claims = await resumeTokens.verify(ask.ResumeToken)
+        if (claims.unverifiedSource && config.PERSISTENT_CHAT === 'verified') {
+          throw new ResumeTokenRefused('This resume token was issued without verifying the chat it continues; start a new chat instead')
+        }
+        if (claims.customer !== undefined && claims.customer !== customer?.sub) {
+          throw new ResumeTokenRefused('This resume token belongs to a signed-in customer; sign in as them to continue the chat')
+        }
+        const hold = await spent.hold(claims.contactId, holdMs)
+        if (!hold) throw new ResumeTokenRefused('This resume token has already been used; continue with the newest one or start a new chat')
         // Connect wants the session's first contact for ENTIRE_PAST_SESSION, the segment itself otherwise.
-        const sourceContactId = rehydrationType === 'ENTIRE_PAST_SESSION' ? initialContactId : contactId
-        return { rehydrationType, sourceContactId, initialContactId }
+        const sourceContactId = rehydrationType === 'ENTIRE_PAST_SESSION' ? claims.initialContactId : claims.contactId
+        return resolved(rehydrationType, sourceContactId, claims.initialContactId, claims.unverifiedSource === true, hold)
       }
       if (config.PERSISTENT_CHAT === 'unverified' && ask.SourceContactId !== undefined) {
         // Legacy clients: the first contact of the chain is unknown, so the source stands in for it.
-        return { rehydrationType, sourceContactId: ask.SourceContactId, initialContactId: ask.SourceContactId }
+        return resolved(rehydrationType, ask.SourceContactId, ask.SourceContactId, true)
       }
       throw new ResumeTokenRefused('A valid resume token is required to continue a chat')
     },
 
-    async issueResumeToken (chat, resumed) {
+    async issueResumeToken (chat, resumed, customer) {
       if (config.PERSISTENT_CHAT === 'off') return undefined
-      return resumeTokens.issue({ contactId: chat.contactId, initialContactId: resumed?.initialContactId ?? chat.contactId })
+      return resumeTokens.issue({
+        contactId: chat.contactId,
+        initialContactId: resumed?.initialContactId ?? chat.contactId,
+        ...(customer?.sub !== undefined ? { customer: customer.sub } : {}),
+        ...(resumed?.unverifiedSource ? { unverifiedSource: true } : {})
+      })
     },
 
     async close () {}
+  }
+
+  function resolved (rehydrationType: ResolvedPersistentChat['rehydrationType'], sourceContactId: string, initialContactId: string,
+    unverifiedSource: boolean, hold?: Hold): ResolvedPersistentChat {
+    return {
+      rehydrationType,
+      sourceContactId,
+      initialContactId,
+      unverifiedSource,
+      spend: async () => { await hold?.spend(spentMs) },
+      release: async () => { await hold?.release() }
+    }
   }
 }

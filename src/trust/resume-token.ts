@@ -7,6 +7,10 @@ export interface ResumeClaims {
   contactId: string
   /** First contact of the persistent-chat chain: what ENTIRE_PAST_SESSION needs as its source. */
   initialContactId: string
+  /** Subject of the verified customer it was issued to: only they may use it. */
+  customer?: string
+  /** Its chain began at a source contact the service did not verify (PERSISTENT_CHAT=unverified). */
+  unverifiedSource?: boolean
 }
 
 export interface ResumeTokensOptions {
@@ -41,7 +45,9 @@ export class ResumeTokens {
   async issue (claims: ResumeClaims): Promise<string> {
     const iat = Math.floor(this.now() / 1000)
     // `ini` is left out for a chat that starts its own chain, which keeps most tokens shorter.
-    const payload = claims.initialContactId === claims.contactId ? {} : { ini: claims.initialContactId }
+    const payload: Record<string, unknown> = claims.initialContactId === claims.contactId ? {} : { ini: claims.initialContactId }
+    if (claims.customer !== undefined) payload.cus = claims.customer
+    if (claims.unverifiedSource) payload.unv = true
     return new SignJWT(payload)
       .setProtectedHeader({ alg: ALGORITHM, typ: RESUME_TOKEN_TYP })
       .setSubject(claims.contactId)
@@ -61,9 +67,15 @@ export class ResumeTokens {
           currentDate: new Date(this.now())
         })
         const contactId = payload.sub!
-        const ini = payload.ini
+        const { ini, cus, unv } = payload
         if (ini !== undefined && (typeof ini !== 'string' || ini === '')) break
-        return { contactId, initialContactId: ini ?? contactId }
+        if (cus !== undefined && typeof cus !== 'string') break
+        return {
+          contactId,
+          initialContactId: ini ?? contactId,
+          ...(cus !== undefined ? { customer: cus } : {}),
+          ...(unv === true ? { unverifiedSource: true } : {})
+        }
       } catch (err) {
         // Another key may have signed it; anything else (expired, malformed) is final.
         if (err instanceof errors.JWSSignatureVerificationFailed) continue

@@ -102,7 +102,7 @@ t.test('REQUIRE_ORIGIN=true: a POST without Origin -> 403; a listed Origin -> 20
 // Amazon's sample answers crashes without CORS headers, and widgets then report "CORS errors".
 const throwingTrust = (error: Error): TrustPolicy => ({
   ...createTrustPolicy(loadConfig({ CONNECT_SIMULATOR: 'true' })),
-  async customerAttributes (authorization) { if (authorization) throw error; return {} }
+  async customer (authorization: string | undefined) { if (authorization) throw error; return undefined }
 })
 const json = (payload: string) => ({ method: 'POST' as const, url: '/chat/start', headers: { 'content-type': 'application/json' }, payload })
 const ok = JSON.stringify(validBody())

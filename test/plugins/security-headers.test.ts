@@ -40,7 +40,7 @@ t.test('an unexpected crash -> 500 without a stack trace or the error text', asy
   const { app } = await build(t, {}, {
     deps: {
       trust: {
-        async customerAttributes () { throw new Error('secret internals at /srv/app.js:12') },
+        async customer () { throw new Error('secret internals at /srv/app.js:12') },
         async resolvePersistentChat () { return undefined },
         async issueResumeToken () { return undefined },
         async close () {}

@@ -203,3 +203,36 @@ t.test('JWKS endpoint that hangs: requests are bounded by the fetch timeout, the
   t.ok(Date.now() - startedAt < 1_500, 'the dead endpoint is not waited on again')
   t.equal(jwks.fetches, 1)
 })
+
+t.test('customer tokens that live too long or claim a future iat -> 401 before Connect (CUSTOMER_JWT_MAX_AGE)', async (t) => {
+  const { app, sim } = await build(t, hs)
+  const now = Math.floor(Date.now() / 1000)
+  const key = secretBytes()
+  const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(key)
+  const cases = {
+    'exp in the year 3000': await sign({ iat: now, exp: 32_503_680_000 }),
+    'exp = 1e308': await sign({ iat: now, exp: 1e308 }),
+    'iat an hour in the future': await sign({ iat: now + 3600, exp: now + 3900 }),
+    'no iat, exp a day away': await sign({ exp: now + 86_400 }),
+    'lifetime 61 minutes': await sign({ iat: now, exp: now + 61 * 60 })
+  }
+  for (const [name, token] of Object.entries(cases)) {
+    const res = await startChat(app, validBody(), bearer(token))
+    t.equal(res.statusCode, 401, name)
+    t.equal(res.json().code, 'CUSTOMER_TOKEN_INVALID', name)
+  }
+  t.equal(sim.requests.length, 0)
+  t.equal((await startChat(app, validBody(), bearer(await sign({ iat: now, exp: now + 3600 })))).statusCode, 200, 'exactly an hour is fine')
+  t.equal((await startChat(app, validBody(), bearer(await sign({ iat: now + 10, exp: now + 300 })))).statusCode, 200, 'a little clock skew is fine')
+
+  const short = await build(t, { ...hs, CUSTOMER_JWT_MAX_AGE: '5 minutes' })
+  t.equal((await startChat(short.app, validBody(), bearer(await sign({ iat: now, exp: now + 600 })))).statusCode, 401, 'the limit is configurable')
+})
+
+t.test('production without CUSTOMER_JWT_AUDIENCE or CUSTOMER_JWT_ISSUER logs a warning; with either, none', async (t) => {
+  const production = { ...hs, NODE_ENV: 'production', RESUME_TOKEN_SECRET: 'r'.repeat(40), ALLOWED_ORIGINS: 'https://shop.example.com' }
+  const bare = await build(t, production)
+  t.match(bare.logs(), /neither CUSTOMER_JWT_AUDIENCE nor CUSTOMER_JWT_ISSUER is set/)
+  const scoped = await build(t, { ...production, CUSTOMER_JWT_AUDIENCE: 'chat-gateway' })
+  t.notMatch(scoped.logs(), /CUSTOMER_JWT_AUDIENCE/)
+})

@@ -62,12 +62,15 @@ t.test('a chain: ENTIRE_PAST_SESSION from a continued chat uses the initial cont
   const c = whole.json().data
   sim.endChat(c.startChatResult.ContactId)
 
-  const segment = await startChat(app, resume(b.resumeToken, 'FROM_SEGMENT'))
+  // Each token opens one continued chat, so the segment case continues c, the newest.
+  const segment = await startChat(app, resume(c.resumeToken, 'FROM_SEGMENT'))
   t.equal(segment.statusCode, 200)
-  t.same(sim.requests.at(-1)?.input.PersistentChat, { RehydrationType: 'FROM_SEGMENT', SourceContactId: b.startChatResult.ContactId })
+  t.same(sim.requests.at(-1)?.input.PersistentChat, { RehydrationType: 'FROM_SEGMENT', SourceContactId: c.startChatResult.ContactId })
+  const d = segment.json().data
+  sim.endChat(d.startChatResult.ContactId)
 
-  // c continued a session that began at a: its token still knows the initial contact.
-  const again = await startChat(app, resume(c.resumeToken, 'ENTIRE_PAST_SESSION'))
+  // d continued a session that began at a: its token still knows the initial contact.
+  const again = await startChat(app, resume(d.resumeToken, 'ENTIRE_PAST_SESSION'))
   t.equal(again.statusCode, 200)
   t.same(sim.requests.at(-1)?.input.PersistentChat, { RehydrationType: 'ENTIRE_PAST_SESSION', SourceContactId: a.startChatResult.ContactId })
 })

@@ -76,7 +76,7 @@ t.test('retries carry one ClientToken, with and without an Idempotency-Key', asy
 
   sim.reset()
   sim.script({ type: 'ThrottlingException' })
-  t.equal((await startChat(app, validBody(), { 'idempotency-key': 'click-1' })).statusCode, 200)
+  t.equal((await startChat(app, validBody(), { 'idempotency-key': 'click-1-0123456789' })).statusCode, 200)
   t.equal(sim.requests.length, 2)
   t.equal(new Set(sim.requests.map((r) => r.clientToken)).size, 1)
 })
@@ -84,10 +84,10 @@ t.test('retries carry one ClientToken, with and without an Idempotency-Key', asy
 t.test('the same Idempotency-Key gives the same contact; a new key a new one', async (t) => {
   const { app, sim } = await build(t)
   const [a, b] = await Promise.all([
-    startChat(app, validBody(), { 'idempotency-key': 'key-A' }),
-    startChat(app, validBody(), { 'idempotency-key': 'key-A' })
+    startChat(app, validBody(), { 'idempotency-key': 'key-A-0123456789ab' }),
+    startChat(app, validBody(), { 'idempotency-key': 'key-A-0123456789ab' })
   ])
-  const c = await startChat(app, validBody(), { 'idempotency-key': 'key-B' })
+  const c = await startChat(app, validBody(), { 'idempotency-key': 'key-B-0123456789ab' })
   t.equal(a.json().data.startChatResult.ContactId, b.json().data.startChatResult.ContactId)
   t.equal(a.json().data.startChatResult.ParticipantToken, b.json().data.startChatResult.ParticipantToken)
   t.not(c.json().data.startChatResult.ContactId, a.json().data.startChatResult.ContactId)
@@ -96,8 +96,8 @@ t.test('the same Idempotency-Key gives the same contact; a new key a new one', a
 
 t.test('the same key with a different request does not hand out the first chat', async (t) => {
   const { app, sim } = await build(t)
-  const a = await startChat(app, validBody(), { 'idempotency-key': 'shared' })
-  const b = await startChat(app, { ParticipantDetails: { DisplayName: 'Mallory' } }, { 'idempotency-key': 'shared' })
+  const a = await startChat(app, validBody(), { 'idempotency-key': 'shared-0123456789ab' })
+  const b = await startChat(app, { ParticipantDetails: { DisplayName: 'Mallory' } }, { 'idempotency-key': 'shared-0123456789ab' })
   t.not(a.json().data.startChatResult.ParticipantToken, b.json().data.startChatResult.ParticipantToken)
   t.equal(sim.contacts.size, 2)
   t.notMatch(sim.requests[0]?.clientToken ?? '', 'shared', 'the raw key is not the ClientToken')
