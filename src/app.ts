@@ -42,9 +42,11 @@ export interface AppDeps {
  * REQUEST_TIMEOUT_MS, checked every second (Node checks every 30 s by default, which a drip-fed body
  * outlives); an idle keep-alive connection is closed after 72 s, above a balancer's usual 60 s.
  */
+const headersTimeoutMs = (requestTimeoutMs: number) => Math.min(5_000, requestTimeoutMs)
+
 function publicServer (handler: (req: IncomingMessage, res: ServerResponse) => void, requestTimeoutMs: number): Server {
   const server = createServer({
-    headersTimeout: Math.min(5_000, requestTimeoutMs),
+    headersTimeout: headersTimeoutMs(requestTimeoutMs),
     requestTimeout: requestTimeoutMs,
     connectionsCheckingInterval: 1_000
   }, handler)
@@ -156,7 +158,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
 
   // --- The request path, in order ------------------------------------------------------------------
   // Before anything reads a byte: who the caller is, and how many connections they may hold.
-  await app.register(connectionBudget, { perClient: config.maxConnectionsPerClient })
+  await app.register(connectionBudget, { perClient: config.maxConnectionsPerClient, firstByteTimeoutMs: headersTimeoutMs(config.REQUEST_TIMEOUT_MS) })
   await app.register(clientAddress, { trustProxy: config.trustProxy })
   await app.register(errorHandler)
   await app.register(requestLog)

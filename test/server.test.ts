@@ -1,25 +1,21 @@
-import { execFile, spawn } from 'node:child_process'
-import { once } from 'node:events'
+import { execFile } from 'node:child_process'
 import { copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, relative } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import t, { type Test } from 'tap'
-import { EnvSchema } from '../src/config.js'
+import t from 'tap'
 import { startSimulator } from '../src/connect/simulator.js'
 import { heldRequest } from './held-request.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from './redis.js'
+import { ROOT, start } from './service-process.js'
 
 // The real entry point in a process of its own: signals, exit codes, and the production build.
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 // Before any test is declared: an await between declarations lets tap end the run early.
 const noRedis = await redisSkip()
 const run = promisify(execFile)
-type Line = Record<string, unknown> & { msg?: string; level?: number }
 
 // `npm run build`'s compiler and settings into a directory of our own (dist/ may be in use). Without
 // the type check, which `npm run typecheck` does: this is about what runs, and stays cheap.
@@ -28,49 +24,6 @@ const tsc = join(ROOT, 'node_modules/typescript/bin/tsc')
 const build = buildDir.then((dir) => run(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist'), '--noCheck'], { cwd: ROOT })
   .then(() => ({ dir, error: undefined }), (error: Error & { stdout?: string }) => ({ dir, error: `${error.message}\n${error.stdout ?? ''}` })))
 t.teardown(async () => { await rm((await build).dir, { recursive: true, force: true }) })
-
-/** The test runner's environment without anything the service reads, plus `env`. */
-function serviceEnv (env: Record<string, string>): NodeJS.ProcessEnv {
-  const clean: NodeJS.ProcessEnv = {}
-  const ours = new Set(Object.keys(EnvSchema.properties))
-  // NODE_V8_COVERAGE stays out: coverage written by a child running the temporary build refers to
-  // files deleted at teardown, and tap's report then drops every other file's coverage.
-  for (const [k, v] of Object.entries(process.env)) if (!ours.has(k) && !k.startsWith('AWS_') && k !== 'NODE_V8_COVERAGE') clean[k] = v
-  return { ...clean, AWS_EC2_METADATA_DISABLED: 'true', PORT: '0', HOST: '127.0.0.1', ...env }
-}
-
-function start (t: Test, env: Record<string, string>, args = ['--import', 'tsx', 'src/server.ts'], cwd = ROOT) {
-  const child = spawn(process.execPath, args, { cwd, env: serviceEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
-  const lines: Line[] = []
-  let stderr = ''
-  let partial = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n')
-    partial = parts.pop() ?? ''
-    for (const p of parts) { try { lines.push(JSON.parse(p) as Line) } catch { lines.push({ msg: p }) } }
-  })
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-  // 'close', not 'exit': stdout may still hold the last lines when the process has exited.
-  const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as string | null }))
-  let closed = false
-  void exited.then(() => { closed = true })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-
-  async function waitFor (what: string, match: (l: Line) => boolean, ms = 60_000): Promise<Line> {
-    const until = Date.now() + ms
-    for (;;) {
-      const found = lines.find(match)
-      if (found) return found
-      if (closed || Date.now() > until) throw new Error(`no "${what}" (exit ${child.exitCode}); stderr:\n${stderr.slice(-2000)}`)
-      await sleep(20)
-    }
-  }
-  const listening = async () => {
-    const line = await waitFor('Server listening', (l) => String(l.msg).startsWith('Server listening at'))
-    return String(line.msg).replace('Server listening at ', '')
-  }
-  return { child, lines, exited, waitFor, listening, stderr: () => stderr }
-}
 
 const post = (base: string, body: unknown) =>
   fetch(`${base}/chat/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
@@ -168,7 +121,7 @@ t.test('the production build runs from dist/ with production dependencies only',
     CONNECT_SIMULATOR: 'true',
     RESUME_TOKEN_SECRET: 'a-resume-token-secret-of-at-least-32-chars',
     METRICS_PORT: '0'
-  }, ['dist/server.js'], dir)
+  }, { args: ['dist/server.js'], cwd: dir })
   const base = await server.listening()
   t.match(await server.waitFor('simulated', (l) => l.level === 40 && String(l.msg).includes('SIMULATED')), { endpoint: /^http:\/\/127\.0\.0\.1:\d+$/ },
     'CONNECT_SIMULATOR=true with no endpoint configured: an in-process simulator, said loudly')

@@ -67,6 +67,10 @@ export class ChatStarter {
       throw error
     }
     this.inFlight++
+    let counted = true
+    // A caller who leaves gives their slot back at once, even while their last attempt finishes:
+    // the cap is there for callers who are waiting, not for answers nobody will read.
+    const release = () => { if (counted) { counted = false; this.inFlight-- } }
     const deadline = startedAt + options.timeoutMs
     const controller = new AbortController()
     const timer = setTimeout(() => controller.abort(), Math.max(0, deadline - Date.now()))
@@ -75,6 +79,7 @@ export class ChatStarter {
     const leave = () => {
       left = true
       options.onAbandoned?.(onTheWire ? 'on_the_wire' : 'waiting')
+      release()
       if (!onTheWire) controller.abort()
     }
     if (caller?.aborted) leave()
@@ -112,7 +117,7 @@ export class ChatStarter {
     } finally {
       clearTimeout(timer)
       caller?.removeEventListener('abort', leave)
-      this.inFlight--
+      release()
     }
   }
 }

@@ -9,6 +9,8 @@ export interface ConnectionBudgetOptions {
   perClient: number
   /** All open connections; defaults to the descriptor limit less a reserve. */
   total?: number
+  /** A connection that has sent nothing by then is closed (Node's headers timeout starts at the first byte). */
+  firstByteTimeoutMs: number
 }
 
 /** The soft limit on open files, from the kernel's own account of this process (Linux only). */
@@ -39,6 +41,11 @@ async function connectionBudget (app: FastifyInstance, options: ConnectionBudget
   const total = options.total ?? totalConnectionCap(descriptorLimit())
   if (total !== undefined) app.server.maxConnections = total
   app.server.on('drop', () => app.metrics.connectionsRefused.inc({ reason: 'total' }))
+
+  app.server.on('connection', (socket: Socket) => {
+    const silent = setTimeout(() => { if (socket.bytesRead === 0) socket.destroy() }, options.firstByteTimeoutMs).unref()
+    socket.once('close', () => clearTimeout(silent))
+  })
   if (options.perClient <= 0) return
 
   const open = new Map<string, number>()

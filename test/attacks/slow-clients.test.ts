@@ -1,0 +1,115 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { request } from 'node:http'
+import { connect, type Socket } from 'node:net'
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { start } from '../service-process.js'
+
+// One client must not take a replica down by holding connections: a service in its own process
+// under `ulimit -n 1024`, an attacker at 127.0.0.2 holding 1,100 slow connections, a customer at
+// 127.0.0.3 who must still be served.
+
+const ATTACKER = '127.0.0.2'
+const CUSTOMER = '127.0.0.3'
+const SOCKETS = 1_100
+const SLOW_HEAD = 'POST /chat/start HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 15000\r\n\r\n{'
+
+const openFiles = (pid: number) => readdirSync(`/proc/${pid}/fd`).length
+const rssBytes = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024
+
+interface Attack { sockets: Socket[]; closedByServer: () => number; stop: () => void }
+
+/** Opens `count` connections from `from`, each sending the head of a 15 KB body, then a byte every 500 ms. */
+async function slowAttack (port: number, from: string, count: number, head: string): Promise<Attack> {
+  const sockets: Socket[] = []
+  let closed = 0
+  let stopped = false
+  for (let i = 0; i < count; i++) {
+    const socket = connect({ port, host: '127.0.0.1', localAddress: from })
+    socket.on('error', () => {})
+    socket.once('close', () => { if (!stopped) closed++ })
+    socket.once('connect', () => socket.write(head))
+    sockets.push(socket)
+    // Small batches, so the listen backlog is not what refuses them.
+    if (i % 50 === 49) await sleep(10)
+  }
+  const drip = setInterval(() => { for (const s of sockets) if (!s.destroyed && s.writable) s.write(' ') }, 500)
+  return {
+    sockets,
+    closedByServer: () => closed,
+    stop: () => { stopped = true; clearInterval(drip); for (const s of sockets) s.destroy() }
+  }
+}
+
+async function until (what: string, check: () => boolean, ms = 60_000) {
+  for (const end = Date.now() + ms; !check();) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+/** A request from a chosen source address, on a connection of its own. */
+function call (port: number, from: string, method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, localAddress: from, agent: false, headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
+      let text = ''
+      res.setEncoding('utf8').on('data', (c: string) => { text += c }).on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+const chat = JSON.stringify({ ParticipantDetails: { DisplayName: 'Real Customer' } })
+const env = { CONNECT_SIMULATOR: 'true', REQUEST_TIMEOUT_MS: '3000', RATE_LIMIT_MAX: '100000' }
+
+t.test('1,100 slow connections from one address under ulimit -n 1024: the process stays up and serves another address', async (t) => {
+  const server = start(t, env, { maxOpenFiles: 1024 })
+  const port = Number(new URL(await server.listening()).port)
+  const pid = server.child.pid!
+  t.equal((await call(port, CUSTOMER, 'POST', '/chat/start', chat)).status, 200, 'warm: one chat before the attack')
+  const before = { files: openFiles(pid), rss: rssBytes(pid) }
+
+  const attack = await slowAttack(port, ATTACKER, SOCKETS, SLOW_HEAD)
+  t.teardown(attack.stop)
+  await until('the connections past the per-client cap to be closed', () => attack.closedByServer() >= SOCKETS - 50)
+  t.equal((await call(port, CUSTOMER, 'GET', '/health/live')).status, 200, 'the customer\'s address gets liveness 200')
+  const started = await call(port, CUSTOMER, 'POST', '/chat/start', chat)
+  t.equal(started.status, 200, 'and a chat start 200')
+
+  await until('the held connections to be closed by the server', () => attack.closedByServer() === SOCKETS)
+  t.equal(attack.closedByServer(), SOCKETS, 'every slow connection was closed by the server, none by us')
+  t.equal(server.child.exitCode, null, 'the process is still running')
+  t.equal((await call(port, CUSTOMER, 'GET', '/health/ready')).status, 200)
+
+  await until('descriptors to return', () => openFiles(pid) <= before.files + 4)
+  t.ok(openFiles(pid) <= before.files + 4, `descriptors back to where they started (${before.files} -> ${openFiles(pid)})`)
+  t.ok(rssBytes(pid) < before.rss + 64 * 1024 * 1024, `memory back near where it started (${before.rss} -> ${rssBytes(pid)} bytes RSS)`)
+  const metrics = await call(port, CUSTOMER, 'GET', '/metrics')
+  t.match(metrics.body, /ccg_connections_refused_total\{reason="per_client"\} (\d{4})/, 'refusals are counted')
+})
+
+t.test('behind a proxy (no per-client cap): the total cap keeps descriptors back, and the process survives 1,100 slow connections', async (t) => {
+  const server = start(t, { ...env, TRUST_PROXY: '127.0.0.1' }, { maxOpenFiles: 1024 })
+  const port = Number(new URL(await server.listening()).port)
+  const attack = await slowAttack(port, ATTACKER, SOCKETS, 'POST /chat/start HTTP/1.1\r\nHost: gw\r\nContent-')
+  t.teardown(attack.stop)
+  // Partial headers this time: the headers timeout closes them, and the total cap refuses the rest.
+  await until('every slow connection to be closed', () => attack.closedByServer() === SOCKETS)
+  t.equal(server.child.exitCode, null, 'the process is still running')
+  t.equal((await call(port, CUSTOMER, 'GET', '/health/live')).status, 200)
+  t.equal((await call(port, CUSTOMER, 'POST', '/chat/start', chat)).status, 200)
+  const metrics = await call(port, CUSTOMER, 'GET', '/metrics')
+  t.match(metrics.body, /ccg_connections_refused_total\{reason="total"\} [1-9]/, 'connections past the total cap were refused')
+})
+
+t.test('a connection that never sends a byte is closed by the server', async (t) => {
+  const server = start(t, env)
+  const port = Number(new URL(await server.listening()).port)
+  const silent = connect({ port, host: '127.0.0.1', localAddress: ATTACKER })
+  silent.on('error', () => {})
+  await once(silent, 'connect')
+  await once(silent, 'close')
+  t.pass('a connection that never sends a byte is closed')
+})

@@ -1,0 +1,66 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import type { Test } from 'tap'
+import { EnvSchema } from '../src/config.js'
+
+// The service in a process of its own: for signals, exit codes, the production build, and attacks
+// that must not touch the test runner (descriptor starvation under a low `ulimit -n`).
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url))
+export type Line = Record<string, unknown> & { msg?: string; level?: number }
+
+export interface StartOptions {
+  args?: string[]
+  cwd?: string
+  /** Run under `ulimit -n <n>` (through bash, which then execs node: the pid stays the service's). */
+  maxOpenFiles?: number
+}
+
+/** The test runner's environment without anything the service reads, plus `env`. */
+export function serviceEnv (env: Record<string, string>): NodeJS.ProcessEnv {
+  const clean: NodeJS.ProcessEnv = {}
+  const ours = new Set(Object.keys(EnvSchema.properties))
+  // NODE_V8_COVERAGE stays out: coverage written by a child running the temporary build refers to
+  // files deleted at teardown, and tap's report then drops every other file's coverage.
+  for (const [k, v] of Object.entries(process.env)) if (!ours.has(k) && !k.startsWith('AWS_') && k !== 'NODE_V8_COVERAGE') clean[k] = v
+  return { ...clean, AWS_EC2_METADATA_DISABLED: 'true', PORT: '0', HOST: '127.0.0.1', ...env }
+}
+
+export function start (t: Test, env: Record<string, string>, options: StartOptions = {}) {
+  const { args = ['--import', 'tsx', 'src/server.ts'], cwd = ROOT, maxOpenFiles } = options
+  const child = maxOpenFiles === undefined
+    ? spawn(process.execPath, args, { cwd, env: serviceEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('bash', ['-c', `ulimit -n ${maxOpenFiles} && exec "$0" "$@"`, process.execPath, ...args], { cwd, env: serviceEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
+  const lines: Line[] = []
+  let stderr = ''
+  let partial = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    const parts = (partial + chunk).split('\n')
+    partial = parts.pop() ?? ''
+    for (const p of parts) { try { lines.push(JSON.parse(p) as Line) } catch { lines.push({ msg: p }) } }
+  })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  // 'close', not 'exit': stdout may still hold the last lines when the process has exited.
+  const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as string | null }))
+  let closed = false
+  void exited.then(() => { closed = true })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+
+  async function waitFor (what: string, match: (l: Line) => boolean, ms = 60_000): Promise<Line> {
+    const until = Date.now() + ms
+    for (;;) {
+      const found = lines.find(match)
+      if (found) return found
+      if (closed || Date.now() > until) throw new Error(`no "${what}" (exit ${child.exitCode}); stderr:\n${stderr.slice(-2000)}`)
+      await sleep(20)
+    }
+  }
+  const listening = async () => {
+    const line = await waitFor('Server listening', (l) => String(l.msg).startsWith('Server listening at'))
+    return String(line.msg).replace('Server listening at ', '')
+  }
+  return { child, lines, exited, waitFor, listening, stderr: () => stderr }
+}
+
