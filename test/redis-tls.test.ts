@@ -1,22 +1,21 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
+
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import t from 'tap'
-import { EnvSchema } from '../src/config.js'
 import { createRedis } from '../src/redis.js'
+import { start } from './service-process.js'
 
 // ElastiCache with in-transit encryption is reached over rediss:// with an auth token. Here a local
 // redis-server speaks TLS only, with a certificate no public CA signed: the service must verify it
 // (refuse without the CA) and use it once Node trusts the CA through its standard NODE_EXTRA_CA_CERTS.
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const run = promisify(execFile)
 const TOKEN = 'an-auth-token-of-the-kind-elasticache-wants'
 
@@ -95,41 +94,15 @@ t.test('rediss:// verifies the server certificate: an unknown CA is refused, nev
 
 t.test('the service counts its rate limit in a TLS Redis with an auth token when NODE_EXTRA_CA_CERTS trusts the CA', { skip }, async (t) => {
   const prefix = `ccg-tls-test:${process.pid}:`
-  const env: NodeJS.ProcessEnv = {}
-  const ours = new Set(Object.keys(EnvSchema.properties))
-  for (const [k, v] of Object.entries(process.env)) if (!ours.has(k) && !k.startsWith('AWS_') && k !== 'NODE_V8_COVERAGE') env[k] = v
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: ROOT,
-    env: {
-      ...env,
-      NODE_EXTRA_CA_CERTS: tls?.caFile,
-      AWS_EC2_METADATA_DISABLED: 'true',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      CONNECT_SIMULATOR: 'true',
-      REDIS_URL: url(),
-      REDIS_KEY_PREFIX: prefix,
-      RATE_LIMIT_MAX: '2'
-    },
-    stdio: ['ignore', 'pipe', 'pipe']
+  const server = start(t, {
+    NODE_EXTRA_CA_CERTS: tls?.caFile ?? '',
+    CONNECT_SIMULATOR: 'true',
+    REDIS_URL: url(),
+    REDIS_KEY_PREFIX: prefix,
+    RATE_LIMIT_MAX: '2'
   })
-  const exited = once(child, 'exit')
-  t.teardown(async () => { if (child.exitCode === null) { child.kill('SIGKILL'); await exited } })
-  const lines: Array<{ msg?: string; level?: number }> = []
-  let partial = ''
-  let stderr = ''
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n')
-    partial = parts.pop() ?? ''
-    for (const p of parts) { try { lines.push(JSON.parse(p)) } catch { lines.push({ msg: p }) } }
-  })
-  child.stderr?.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-  let base: string | undefined
-  for (const until = Date.now() + 60_000; !base && child.exitCode === null && Date.now() < until;) {
-    base = lines.map((l) => String(l.msg)).find((m) => m.startsWith('Server listening at '))?.replace('Server listening at ', '')
-    if (!base) await sleep(20)
-  }
-  if (!base) throw new Error(`the service did not start; stderr:\n${stderr.slice(-2000)}`)
+  const base = await server.listening()
+  const { lines } = server
 
   const post = () => fetch(`${base}/chat/start`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ParticipantDetails: { DisplayName: 'Ada' } })
@@ -145,6 +118,6 @@ t.test('the service counts its rate limit in a TLS Redis with an auth token when
   t.equal(keys.length, 1, 'the counter lives in the TLS Redis')
   t.equal(Number(await reader.get(keys[0] ?? '')), 3, '...and counted all three starts')
   t.notOk(lines.some((l) => String(l.msg).startsWith('Redis unreachable')), 'the service never fell back to counting in memory')
-  t.notMatch(JSON.stringify(lines) + stderr, TOKEN, 'the auth token is in no log line')
+  t.notMatch(JSON.stringify(lines) + server.stderr(), TOKEN, 'the auth token is in no log line')
   await reader.del(...keys)
 })
