@@ -360,7 +360,8 @@ export class ParticipantService implements ParticipantSimulator {
       output.ConnectionCredentials = { ConnectionToken: token, Expiry: new Date(g.expiresAt).toISOString() }
     }
     this.counters.connectionsCreated++
-    if (input.ConnectParticipant === true) this.customerConnected(chat)
+    // With a WebSocket the agent waits for its subscription, so the greeting is not pushed to nobody.
+    if (input.ConnectParticipant === true && !types.includes('WEBSOCKET')) this.customerConnected(chat)
     return output
   }
 
