@@ -12,6 +12,11 @@ const sim = (agent: { joinDelayMs?: number; typingMs?: number } = {}): Simulator
   ({ participant: { agent: { joinDelayMs: 50, typingMs: 50, ...agent } } })
 const browser = await launchBrowser(t)
 
+/** The little of the page's DOM these tests read (the project compiles without the DOM library). */
+interface PageGlobals {
+  document: { activeElement: { id: string } | null; documentElement: { scrollWidth: number; clientWidth: number } }
+}
+
 const bubbles = (page: Page, who: 'agent' | 'customer') => page.locator(`#transcript .bubble.${who} .text`)
 
 async function startConversation (h: DemoHarness, name = 'Ann Example', first?: string) {
@@ -38,7 +43,7 @@ if (browser) {
     await bubbles(page, 'agent').filter({ hasText: 'You said: Hello, where is my order?' }).waitFor()
     t.equal(await bubbles(page, 'customer').first().textContent(), 'Hello, where is my order?', 'the first message is in the transcript')
     t.ok(await page.locator('#transcript .event', { hasText: 'Sam (simulated agent) joined the chat' }).count(), 'the join is shown')
-    t.equal(await page.evaluate(() => document.activeElement?.id), 'compose', 'focus goes to the message box once connected')
+    t.equal(await page.evaluate(() => (globalThis as unknown as PageGlobals).document.activeElement?.id), 'compose', 'focus goes to the message box once connected')
 
     await send(page, 'It is order 42')
     await bubbles(page, 'agent').filter({ hasText: 'You said: It is order 42' }).waitFor()
@@ -155,7 +160,10 @@ if (browser) {
     await page.keyboard.type('hi from a phone')
     await page.keyboard.press('Enter')
     await bubbles(page, 'agent').filter({ hasText: 'hi from a phone' }).waitFor()
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)
+    const overflow = await page.evaluate(() => {
+      const root = (globalThis as unknown as PageGlobals).document.documentElement
+      return root.scrollWidth - root.clientWidth
+    })
     t.equal(overflow, 0, 'no horizontal scrolling')
     t.equal(await page.getAttribute('#transcript', 'role'), 'log', 'the transcript is announced as a log')
     t.equal(await page.locator('label[for="compose"]').count(), 1, 'the message box has a label')
