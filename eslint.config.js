@@ -16,7 +16,7 @@ export default tseslint.config(
     files: ['demo/**/*.js'],
     languageOptions: {
       sourceType: 'module',
-      globals: Object.fromEntries(['window', 'document', 'fetch', 'crypto', 'localStorage', 'setInterval', 'clearInterval']
+      globals: Object.fromEntries(['window', 'document', 'fetch', 'crypto', 'localStorage', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout']
         .map((name) => [name, 'readonly']))
     }
   }

@@ -1,12 +1,21 @@
-// The demo page: how a website starts an Amazon Connect chat through connect-chat-gateway.
-// Plain browser JavaScript, no build step; amazon-connect-chatjs is loaded before it as `connect`.
+// The demo page: how a website starts an Amazon Connect chat through connect-chat-gateway and then
+// holds the conversation with Amazon's own amazon-connect-chatjs (loaded before this as `connect`).
+// Plain browser JavaScript, no build step.
 
 const STORAGE_KEY = 'connect-chat-gateway-demo:previous-chat'
+const CONTENT = {
+  typing: 'application/vnd.amazonaws.connect.event.typing',
+  joined: 'application/vnd.amazonaws.connect.event.participant.joined',
+  left: 'application/vnd.amazonaws.connect.event.participant.left',
+  ended: 'application/vnd.amazonaws.connect.event.chat.ended'
+}
 const $ = (id) => document.getElementById(id)
 const ui = {
   form: $('start-form'), name: $('name'), message: $('message'), start: $('start'), resume: $('resume'),
   status: $('status'), error: $('error'), result: $('result'), resultTitle: $('result-title'),
-  contactId: $('contact-id'), continuedFrom: $('continued-from'), chatjs: $('chatjs'), gateway: $('gateway-url')
+  contactId: $('contact-id'), continuedFrom: $('continued-from'), chatjs: $('chatjs'), gateway: $('gateway-url'),
+  transcript: $('transcript'), typing: $('typing'), composer: $('composer'), compose: $('compose'), send: $('send'),
+  endChat: $('end-chat')
 }
 
 let gatewayUrl = ''
@@ -16,10 +25,18 @@ let attempt = null
 let countdownTimer = null
 /** A double click can outrun a fast gateway: the same request this soon after its answer is the same click. */
 const REPEAT_WINDOW_MS = 10_000
+/** The open conversation: its chatjs session and every item seen, by Id. */
+let chat = null
+let typingTimer = null
 
 function randomKey () {
-  // getRandomValues, not randomUUID: it also works when the page is opened over plain http on a LAN address.
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('')
+  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID()
+  // randomUUID exists only in secure contexts; a page opened over plain http on a LAN address has not got it.
+  const b = crypto.getRandomValues(new Uint8Array(16))
+  b[6] = (b[6] & 0x0f) | 0x40
+  b[8] = (b[8] & 0x3f) | 0x80
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
 }
 
 /**
@@ -41,6 +58,7 @@ function previousChat () {
   }
 }
 
+/** Every start, resumes included, brings a fresh resume token: the newest one is what resumes next time. */
 function rememberChat (data) {
   if (data.resumeToken) {
     localStorage.setItem(STORAGE_KEY, JSON.stringify({ resumeToken: data.resumeToken, contactId: data.startChatResult.ContactId }))
@@ -199,45 +217,198 @@ function showFailure (res, payload, body) {
 }
 
 function showChat (data) {
-  const chat = data.startChatResult
+  const started = data.startChatResult
   // A double click brings the same chat back twice; show and hand it over once.
-  if (ui.contactId.textContent === chat.ContactId) return
+  if (ui.contactId.textContent === started.ContactId) return
   rememberChat(data)
   setStatus('')
   ui.result.hidden = false
-  ui.resultTitle.textContent = chat.ContinuedFromContactId ? 'Previous chat resumed' : 'Chat started'
-  ui.contactId.textContent = chat.ContactId
-  for (const id of ['continued-label', 'continued-value']) $(id).hidden = !chat.ContinuedFromContactId
-  ui.continuedFrom.textContent = chat.ContinuedFromContactId ?? ''
-  handToChatjs(chat)
+  ui.resultTitle.textContent = started.ContinuedFromContactId ? 'Previous chat resumed' : 'Chat started'
+  ui.contactId.textContent = started.ContactId
+  for (const id of ['continued-label', 'continued-value']) $(id).hidden = !started.ContinuedFromContactId
+  ui.continuedFrom.textContent = started.ContinuedFromContactId ?? ''
+  void openConversation(started)
 }
 
+function setChatState (state, text) {
+  ui.chatjs.dataset.state = state
+  ui.chatjs.textContent = text
+}
+
+// --- the conversation, through amazon-connect-chatjs ---------------------------------------------
+
 /**
- * Proves the gateway's answer is what Amazon's own client library expects. ChatSession.create does
- * not throw on bad details: it logs and returns a session without a controller, on which
- * getChatDetails() throws; a misnamed field comes back undefined. Both are checked.
+ * Hands the gateway's answer to chatjs and connects. ChatSession.create does not throw on bad
+ * details: it logs and returns a session without a controller, on which getChatDetails() throws; a
+ * misnamed field comes back undefined. Both are checked before connecting.
  */
-function handToChatjs (chat) {
+async function openConversation (started) {
+  const previous = chat
+  chat = null
+  // A new chat replaces an open one on this page; the old session stops updating it.
+  previous?.session.cleanUpOnParticipantDisconnect?.()
+  ui.transcript.replaceChildren()
+  hideTyping()
+  setComposerEnabled(false)
+  let session
   try {
-    const session = window.connect.ChatSession.create({
-      chatDetails: chat,
+    session = window.connect.ChatSession.create({
+      chatDetails: started,
       type: window.connect.ChatSession.SessionTypes.CUSTOMER,
-      // A real page uses the region of its Connect instance.
-      options: { region: 'us-east-1' },
-      // Amazon's client-side telemetry: nothing to report for a simulated chat, and no network here.
+      // Amazon's client-side telemetry: nothing to report for a simulated chat, and no network for it here.
       disableCSM: true
     })
     const kept = session.getChatDetails()
-    if (kept.contactId !== chat.ContactId || kept.participantId !== chat.ParticipantId || kept.participantToken !== chat.ParticipantToken) {
+    if (kept.contactId !== started.ContactId || kept.participantId !== started.ParticipantId || kept.participantToken !== started.ParticipantToken) {
       throw new Error('the details it kept differ from the answer')
     }
-    ui.chatjs.dataset.state = 'created'
-    ui.chatjs.textContent = 'amazon-connect-chatjs accepted this chat: a CUSTOMER ChatSession was created for it. ' +
-      'With the simulator there is no Amazon Connect Participant Service to connect to, so the page stops here; ' +
-      'a real deployment would now call session.connect() to open the chat.'
   } catch (err) {
-    ui.chatjs.dataset.state = 'refused'
-    ui.chatjs.textContent = `amazon-connect-chatjs refused this chat: ${err instanceof Error ? err.message : String(err)}`
+    setChatState('refused', `amazon-connect-chatjs refused this chat: ${err instanceof Error ? err.message : String(err)}`)
+    return
+  }
+  const current = { session, contactId: started.ContactId, items: new Map(), ended: false, focused: false }
+  chat = current
+  setChatState('created', 'amazon-connect-chatjs accepted this chat; connecting…')
+
+  // Every handler checks it still belongs to the open chat: a replaced session may still call back.
+  const mine = (handler) => (event) => { if (chat === current) handler(event) }
+  session.onMessage(mine((event) => receive(event.data)))
+  session.onTyping(mine((event) => {
+    if (event.data?.ParticipantRole !== 'CUSTOMER') showTyping(event.data?.DisplayName)
+  }))
+  session.onEnded(mine(() => chatEnded()))
+  session.onConnectionLost(mine(() => setChatState('reconnecting', 'Connection lost; reconnecting…')))
+  session.onConnectionBroken(mine(() => { if (!current.ended) setChatState('failed', 'The connection to the chat broke.') }))
+  // Connected, and again after every reconnect: whatever was said meanwhile comes from the transcript.
+  session.onConnectionEstablished(mine(() => {
+    if (current.ended) return
+    setChatState('connected', 'Connected: this conversation runs through amazon-connect-chatjs.')
+    setComposerEnabled(true)
+    if (!current.focused) {
+      current.focused = true
+      ui.compose.focus()
+    }
+    void loadTranscript(current)
+  }))
+
+  try {
+    const connected = await session.connect()
+    if (!connected?.connectSuccess) throw new Error('connect() did not succeed')
+  } catch {
+    if (chat === current) setChatState('failed', 'Could not connect to the chat. Please try again.')
+  }
+}
+
+async function loadTranscript (current) {
+  try {
+    const res = await current.session.getTranscript({ maxResults: 100, scanDirection: 'BACKWARD', sortOrder: 'ASCENDING' })
+    if (chat !== current) return
+    for (const item of res?.data?.Transcript ?? []) receive(item)
+  } catch { /* the live messages still arrive; the next reconnect tries again */ }
+}
+
+function receive (item) {
+  if (!chat || !item?.Id || chat.items.has(item.Id)) return
+  chat.items.set(item.Id, item)
+  if (item.Type === 'MESSAGE' && item.ParticipantRole !== 'CUSTOMER') hideTyping()
+  if (item.ContentType === CONTENT.ended && item.ContactId === chat.contactId) chatEnded()
+  render()
+}
+
+/** Items in time order; those of earlier contacts (a resumed chat's past) come first, under their own heading. */
+function render () {
+  const items = [...chat.items.values()]
+    .filter((item) => item.Type === 'MESSAGE' || [CONTENT.joined, CONTENT.left, CONTENT.ended].includes(item.ContentType))
+    .sort((a, b) => (a.AbsoluteTime < b.AbsoluteTime ? -1 : a.AbsoluteTime > b.AbsoluteTime ? 1 : 0))
+  const past = items.filter((item) => item.ContactId && item.ContactId !== chat.contactId)
+  const present = items.filter((item) => !past.includes(item))
+  const rows = []
+  if (past.length > 0) {
+    rows.push(divider('Previous conversation'), ...past.map((item) => row(item, true)), divider('Resumed today'))
+  }
+  rows.push(...present.map((item) => row(item, false)))
+  ui.transcript.replaceChildren(...rows)
+  ui.transcript.lastElementChild?.scrollIntoView({ block: 'nearest' })
+}
+
+function divider (text) {
+  const li = document.createElement('li')
+  li.className = 'divider'
+  li.textContent = text
+  return li
+}
+
+function row (item, past) {
+  const li = document.createElement('li')
+  li.dataset.id = item.Id
+  if (past) li.classList.add('past')
+  if (item.Type !== 'MESSAGE') {
+    li.classList.add('event')
+    const who = item.DisplayName ?? 'Someone'
+    li.textContent = item.ContentType === CONTENT.joined
+      ? `${who} joined the chat`
+      : item.ContentType === CONTENT.left ? `${who} left the chat` : 'Chat ended'
+    return li
+  }
+  const mine = item.ParticipantRole === 'CUSTOMER'
+  li.classList.add('bubble', mine ? 'customer' : 'agent')
+  const who = document.createElement('span')
+  who.className = 'who'
+  who.textContent = mine ? 'You' : item.DisplayName ?? 'Agent'
+  const text = document.createElement('span')
+  text.className = 'text'
+  // Shown as text, never as HTML: what the other side writes must not run on this page.
+  text.textContent = item.Content ?? ''
+  li.append(who, text)
+  return li
+}
+
+function showTyping (name) {
+  ui.typing.textContent = `${name ?? 'The agent'} is typing…`
+  ui.typing.hidden = false
+  clearTimeout(typingTimer)
+  // Connect sends typing again while it lasts; without a new one the indicator goes.
+  typingTimer = setTimeout(hideTyping, 12_000)
+}
+
+function hideTyping () {
+  clearTimeout(typingTimer)
+  ui.typing.hidden = true
+  ui.typing.textContent = ''
+}
+
+function setComposerEnabled (enabled) {
+  ui.compose.disabled = !enabled
+  ui.send.disabled = !enabled
+  ui.endChat.hidden = !enabled
+}
+
+function chatEnded () {
+  if (!chat || chat.ended) return
+  chat.ended = true
+  hideTyping()
+  setComposerEnabled(false)
+  setChatState('ended', 'This chat has ended. You can resume it or start a new one above.')
+  refreshResumeButton()
+}
+
+async function sendMessage () {
+  const text = ui.compose.value.trim()
+  if (!chat || chat.ended || !text) return
+  const current = chat
+  ui.compose.value = ''
+  try {
+    const res = await current.session.sendMessage({ contentType: 'text/plain', message: text })
+    // Connect echoes our own message on the WebSocket as well; whichever comes first is shown once.
+    receive({
+      Id: res.data.Id, AbsoluteTime: res.data.AbsoluteTime, Type: 'MESSAGE', ContentType: 'text/plain',
+      Content: text, ParticipantRole: 'CUSTOMER', ContactId: current.contactId
+    })
+    if (ui.error.dataset.kind === 'not-sent') clearError()
+  } catch {
+    if (chat !== current) return
+    if (!ui.compose.value) ui.compose.value = text
+    showError('not-sent', 'Your message was not sent. Please try again.')
   }
 }
 
@@ -246,10 +417,37 @@ ui.form.addEventListener('submit', (event) => {
   void startChat({ resume: false })
 })
 ui.resume.addEventListener('click', () => { void startChat({ resume: true }) })
+ui.composer.addEventListener('submit', (event) => {
+  event.preventDefault()
+  void sendMessage()
+})
+ui.compose.addEventListener('keydown', (event) => {
+  if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+    event.preventDefault()
+    void sendMessage()
+  }
+})
+ui.compose.addEventListener('input', () => {
+  // chatjs sends at most one typing event every few seconds, however often this fires.
+  if (chat && !chat.ended && ui.compose.value) chat.session.sendEvent({ contentType: CONTENT.typing }).catch(() => {})
+})
+ui.endChat.addEventListener('click', () => {
+  if (!chat || chat.ended) return
+  ui.endChat.disabled = true
+  chat.session.disconnectParticipant()
+    .catch(() => showError('failed', 'The chat could not be ended. Please try again.'))
+    .finally(() => { ui.endChat.disabled = false })
+})
 
 try {
-  gatewayUrl = (await (await fetch('config.json')).json()).gatewayUrl
+  const config = await (await fetch('config.json')).json()
+  gatewayUrl = config.gatewayUrl
   ui.gateway.textContent = gatewayUrl
+  // A real page sets the region of its Connect instance and no endpoint; `npm run dev` points chatjs
+  // at the simulated Participant Service.
+  const globalConfig = { region: 'us-east-1' }
+  if (config.participantUrl) globalConfig.endpoint = config.participantUrl
+  window.connect.ChatSession.setGlobalConfig(globalConfig)
   refreshResumeButton()
   document.body.dataset.ready = 'true'
 } catch {

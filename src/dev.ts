@@ -22,13 +22,18 @@ function readConfig (source: Record<string, string | undefined>): Config {
 // The first read only validates PORT, HOST and DEMO_PORT; the allowed origins depend on the demo's port.
 const ports = readConfig(process.env)
 let gatewayPort = ports.PORT
+// Chats end from the page, from the agent ("bye") or after 30 minutes. The control API lets a
+// developer inject faults while trying a widget (docs/simulator.md).
+const simulator = await startSimulator({ chatDurationMs: 30 * 60_000, controlApi: true })
 let demo: DemoServer
 try {
   demo = await startDemoServer({
     port: ports.DEMO_PORT ?? (ports.PORT === 0 ? 0 : ports.PORT + 1),
     host: ports.HOST,
     // Only these two hostnames are allowed origins; anything else (a LAN address) gets localhost.
-    gatewayUrl: (pageHostname) => `http://${pageHostname === '127.0.0.1' ? '127.0.0.1' : 'localhost'}:${gatewayPort}`
+    gatewayUrl: (pageHostname) => `http://${pageHostname === '127.0.0.1' ? '127.0.0.1' : 'localhost'}:${gatewayPort}`,
+    // The page's chatjs talks to the simulated Participant Service, on the simulator's own port.
+    participantUrl: () => simulator.url
   })
 } catch (err) {
   fail(`the demo page could not listen (${(err as Error).message}); set DEMO_PORT to a free port`)
@@ -39,7 +44,6 @@ const config = readConfig({
   ALLOWED_ATTRIBUTES: 'topic,language',
   ...process.env
 })
-const simulator = await startSimulator({ chatDurationMs: 120_000 })
 const app = await buildApp(config, {
   connectOverrides: {
     endpoint: simulator.url,
@@ -64,6 +68,7 @@ process.stdout.write([
   '  connect-chat-gateway is running. Chats are SIMULATED: nothing reaches Amazon Connect.',
   `    gateway    http://${host}:${gatewayPort}/chat/start`,
   `    demo page  http://${host}:${demo.port}/`,
+  `    simulator  ${simulator.url} (Participant Service and control API: docs/simulator.md)`,
   `  Allowed origins: ${config.allowedOrigins.join(', ') || '(none)'}`,
   ''
 ].join('\n') + '\n')

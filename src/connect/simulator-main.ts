@@ -5,7 +5,8 @@
  *
  * Prints exactly one JSON line `{"url":"http://127.0.0.1:PORT"}` on stdout once listening, so the
  * parent can read the URL; everything else goes to stderr. The `/__sim/*` control API is on
- * (GET /__sim/stats, POST /__sim/fault with a Fault or null, POST /__sim/reset).
+ * (GET /__sim/stats, POST /__sim/fault with a Fault or null, POST /__sim/reset, and the
+ * Participant Service's /__sim/participant/*; see docs/simulator.md).
  */
 import { startSimulator, type SimulatorOptions } from './simulator.js'
 
@@ -34,6 +35,11 @@ function optionsFromEnv(): SimulatorOptions {
   if (maxActiveChats !== undefined) options.maxActiveChats = maxActiveChats
   const chatDurationMs = envNumber('SIM_CHAT_DURATION_MS')
   if (chatDurationMs !== undefined) options.chatDurationMs = chatDurationMs
+  const agent = { joinDelayMs: envNumber('SIM_AGENT_JOIN_DELAY_MS'), typingMs: envNumber('SIM_AGENT_TYPING_MS') }
+  options.participant = {
+    agent: process.env.SIM_AGENT === 'off' ? false : agent,
+    publicUrl: process.env.SIM_PUBLIC_URL || undefined
+  }
   return options
 }
 

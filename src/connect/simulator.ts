@@ -9,6 +9,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { randomBytes, randomUUID } from 'node:crypto'
+import { ParticipantService, type ParticipantOptions, type ParticipantSimulator } from '../simulator/participant.js'
 
 export type ErrorFaultType =
   | 'ThrottlingException'
@@ -44,6 +45,11 @@ export interface SimulatorOptions {
    * simulator. Off by default: in-process users have the object itself.
    */
   controlApi?: boolean
+  /**
+   * The Participant Service on the same server (`/participant/*` and its WebSocket), sharing these
+   * contacts; on unless false.
+   */
+  participant?: ParticipantOptions | false
 }
 
 export interface RecordedRequest {
@@ -87,6 +93,8 @@ export interface ConnectSimulator {
   /** Every StartChatContact request received, in order (including refused/faulted ones). */
   readonly requests: RecordedRequest[]
   readonly contacts: Map<string, SimulatedContact>
+  /** The Participant Service side: faults, the agent's voice, transcripts. Undefined when turned off. */
+  readonly participant: ParticipantSimulator | undefined
   /** Queue: each incoming request consumes the next queued fault, then normal behaviour resumes. */
   script(...faults: Fault[]): void
   /** Persistent fault for every request until cleared (queued script faults take precedence). */
@@ -410,6 +418,7 @@ class Simulator implements ConnectSimulator {
   private reserved = 0
   private counters = Simulator.zeroCounters()
   private closed = false
+  private readonly participantService: ParticipantService | undefined
 
   constructor(private readonly options: SimulatorOptions) {
     this.latencyMs = options.latencyMs ?? 0
@@ -417,6 +426,11 @@ class Simulator implements ConnectSimulator {
       ? new TokenBucket(options.requestRate.perSecond, options.requestRate.burst)
       : undefined
     this.server = createServer((req, res) => this.route(req, res))
+    if (options.participant !== false) {
+      const service = new ParticipantService(this, options.participant ?? {}, options.log)
+      this.participantService = service
+      this.server.on('upgrade', (req, socket, head: Buffer) => service.handleUpgrade(req, socket, head))
+    }
     this.server.on('connection', (socket) => {
       this.sockets.add(socket)
       socket.on('close', () => this.sockets.delete(socket))
@@ -440,6 +454,11 @@ class Simulator implements ConnectSimulator {
     this.port = address.port
     const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address
     this.url = `http://${urlHost}:${address.port}`
+    this.participantService?.listening(address.address, address.port)
+  }
+
+  get participant(): ParticipantSimulator | undefined {
+    return this.participantService
   }
 
   // --- public API ----------------------------------------------------------------------------
@@ -461,6 +480,7 @@ class Simulator implements ConnectSimulator {
     if (!contact) throw new Error(`Simulator: unknown contact ${contactId}`)
     contact.endsAt = Math.min(contact.endsAt, Date.now())
     this.maybeActive.delete(contact)
+    this.participantService?.contactEnded(contactId)
   }
 
   stats(): SimulatorStats {
@@ -476,6 +496,7 @@ class Simulator implements ConnectSimulator {
     this.idempotency.clear()
     this.bucket?.refill()
     this.counters = Simulator.zeroCounters()
+    this.participantService?.reset()
   }
 
   async close(): Promise<void> {
@@ -484,6 +505,7 @@ class Simulator implements ConnectSimulator {
     // Pending latency/slow timers would otherwise answer on destroyed sockets.
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
+    this.participantService?.close()
     const closing = new Promise<void>((resolve) => this.server.close(() => resolve()))
     // server.close() waits for open connections; hanging requests never end on their own.
     for (const socket of this.sockets) socket.destroy()
@@ -496,6 +518,10 @@ class Simulator implements ConnectSimulator {
     const path = (req.url ?? '/').split('?')[0]
     if (this.options.controlApi && path?.startsWith('/__sim/')) {
       this.handleControl(req, res, path).catch((err: unknown) => this.internalError(res, err))
+      return
+    }
+    if (this.participantService && path?.startsWith('/participant/')) {
+      this.participantService.handleRequest(req, res, path).catch((err: unknown) => this.internalError(res, err))
       return
     }
     if (req.method !== OPERATION_METHOD || path !== OPERATION_PATH) {
@@ -514,6 +540,7 @@ class Simulator implements ConnectSimulator {
   }
 
   private async handleControl(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    if (this.participantService && (await this.participantService.handleControl(req, res, path))) return
     const requestId = randomUUID()
     if (req.method === 'GET' && path === '/__sim/stats') {
       sendJson(res, requestId, 200, this.stats())
@@ -694,6 +721,7 @@ class Simulator implements ConnectSimulator {
     if (source) contact.continuedFromContactId = source.contactId
     this.contacts.set(contactId, contact)
     this.maybeActive.add(contact)
+    this.participantService?.contactCreated(contact)
     this.counters.created++
     const response: StartChatResponse = {
       ContactId: contact.contactId,

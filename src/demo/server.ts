@@ -20,6 +20,11 @@ export interface DemoServerOptions {
    * `localhost` and `127.0.0.1` with `127.0.0.1`. Read on every request, so it may be known late.
    */
   gatewayUrl: (pageHostname: string) => string
+  /**
+   * The Participant Service chatjs talks to (the simulator's URL in `npm run dev`), or undefined
+   * for Amazon's own endpoint of the region. Read on every request, like gatewayUrl.
+   */
+  participantUrl?: () => string | undefined
   logger?: FastifyServerOptions['logger']
 }
 
@@ -47,6 +52,17 @@ const trimSlash = (url: string) => url.replace(/\/+$/, '')
 export async function startDemoServer (options: DemoServerOptions): Promise<DemoServer> {
   const app = Fastify({ logger: options.logger ?? false })
   const gatewayFor = (req: IncomingMessage) => trimSlash(options.gatewayUrl(hostnameOf(req.headers.host)))
+  const participantUrl = () => {
+    const url = options.participantUrl?.()
+    return url ? trimSlash(url) : undefined
+  }
+  // chatjs calls the Participant Service over HTTPS (or the local endpoint) and opens its WebSocket.
+  const participantSources = (): string[] => {
+    const url = participantUrl()
+    if (!url) return ['https://*.amazonaws.com', 'wss://*.amazonaws.com']
+    const { origin, host } = new URL(url)
+    return [origin, `ws://${host}`]
+  }
 
   await app.register(helmet, {
     // What a site embedding a chat widget must allow: fetches to the gateway, nothing inline.
@@ -54,7 +70,7 @@ export async function startDemoServer (options: DemoServerOptions): Promise<Demo
       useDefaults: false,
       directives: {
         defaultSrc: ["'self'"],
-        connectSrc: ["'self'", (req) => new URL(gatewayFor(req)).origin],
+        connectSrc: ["'self'", (req) => new URL(gatewayFor(req)).origin, () => participantSources().join(' ')],
         imgSrc: ["'self'", 'data:'],
         objectSrc: ["'none'"],
         baseUri: ["'none'"],
@@ -73,7 +89,7 @@ export async function startDemoServer (options: DemoServerOptions): Promise<Demo
     allowedPath: (pathName) => CHATJS_SERVED.has(pathName)
   })
 
-  app.get('/config.json', async (request) => ({ gatewayUrl: gatewayFor(request.raw) }))
+  app.get('/config.json', async (request) => ({ gatewayUrl: gatewayFor(request.raw), participantUrl: participantUrl() }))
 
   // A browser hides why a cross-origin call failed. The page asks here, and this server asks the
   // gateway the same preflight question from outside the browser: unreachable, or origin refused?

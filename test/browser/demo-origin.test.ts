@@ -73,7 +73,8 @@ if (browser) {
     t.teardown(() => demo.close())
     const page = await fetch(`${demo.url}/`)
     t.equal(page.status, 200)
-    t.match(page.headers.get('content-security-policy'), /connect-src 'self' http:\/\/127\.0\.0\.1:9[; ]/, 'the page may call its gateway only')
+    t.match(page.headers.get('content-security-policy'), /connect-src 'self' http:\/\/127\.0\.0\.1:9 https:\/\/\*\.amazonaws\.com wss:\/\/\*\.amazonaws\.com;/,
+      'the page may call its gateway, and chatjs Amazon\'s Participant Service')
     t.same(await (await fetch(`${demo.url}/config.json`)).json(), { gatewayUrl: 'http://127.0.0.1:9' })
     const chatjs = await fetch(`${demo.url}/vendor/amazon-connect-chat.js`)
     t.equal(chatjs.status, 200)
@@ -87,6 +88,14 @@ if (browser) {
       }).on('error', reject)
     })
     t.same(JSON.parse(oddHost), { gatewayUrl: 'http://localhost:9' }, 'an unparsable Host header falls back to localhost')
+  })
+
+  t.test('with a local Participant Service, the page and its CSP point chatjs there and nowhere else', async (t) => {
+    const demo = await startDemoServer({ port: 0, host: '127.0.0.1', gatewayUrl: () => 'http://127.0.0.1:9', participantUrl: () => 'http://127.0.0.1:7/' })
+    t.teardown(() => demo.close())
+    const page = await fetch(`${demo.url}/`)
+    t.match(page.headers.get('content-security-policy'), /connect-src 'self' http:\/\/127\.0\.0\.1:9 http:\/\/127\.0\.0\.1:7 ws:\/\/127\.0\.0\.1:7;/)
+    t.same(await (await fetch(`${demo.url}/config.json`)).json(), { gatewayUrl: 'http://127.0.0.1:9', participantUrl: 'http://127.0.0.1:7' })
   })
 
   t.test('chatjs check is not vacuous: details without ParticipantId give no usable session', async (t) => {

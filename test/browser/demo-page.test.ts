@@ -16,12 +16,12 @@ if (browser) {
     await page.fill('#name', 'Ann Example')
     await page.fill('#message', 'Hello, where is my order?')
     await page.click('#start')
-    await page.locator('#chatjs[data-state="created"]').waitFor()
+    await page.locator('#chatjs[data-state="connected"]').waitFor()
 
     t.equal(h.sim.contacts.size, 1, 'one chat opened')
     const [contactId] = [...h.sim.contacts.keys()]
     t.equal(await page.textContent('#contact-id'), contactId, 'the page shows the ContactId Connect created')
-    t.match(await page.textContent('#chatjs'), /CUSTOMER ChatSession was created/)
+    t.match(await page.textContent('#chatjs'), /Connected: this conversation runs through amazon-connect-chatjs/)
     t.same(h.sim.requests[0]?.input.ParticipantDetails, { DisplayName: 'Ann Example' })
     t.same(h.sim.requests[0]?.input.InitialMessage, { ContentType: 'text/plain', Content: 'Hello, where is my order?' })
 
@@ -32,7 +32,7 @@ if (browser) {
     t.equal(post?.origin, h.demos.listed.url)
     t.equal(post?.status, 200)
     t.match(post?.contentType, /^application\/json/)
-    t.match(post?.idempotencyKey, /^[0-9a-f]{32}$/, 'the click carried an Idempotency-Key')
+    t.match(post?.idempotencyKey, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'the click carried a UUID Idempotency-Key')
 
     const storage = (await page.context().storageState()).origins.find((o) => o.origin === h.demos.listed.url)?.localStorage
     const saved = JSON.parse(storage?.find((item) => item.name === STORAGE_KEY)?.value ?? 'null')
@@ -48,11 +48,6 @@ if (browser) {
     t.equal(await page.textContent('#contact-id'), contactId)
 
     await screenshot(page, 'demo-chat-started')
-    if (process.env.UPDATE_SCREENSHOT === '1') {
-      await page.setViewportSize({ width: 760, height: 600 })
-      await page.mouse.move(0, 0)
-      await page.screenshot({ path: fileURLToPath(new URL('../../docs/demo.png', import.meta.url)), fullPage: true })
-    }
   })
 
   t.test('double click -> two requests with one Idempotency-Key, one chat', async (t) => {
@@ -61,7 +56,7 @@ if (browser) {
     const { page } = await h.open()
     await page.fill('#name', 'Ann')
     await page.dblclick('#start')
-    await page.locator('#chatjs[data-state="created"]').waitFor()
+    await page.locator('#chatjs[data-state="connected"]').waitFor()
     await until(() => h.seen.filter((s) => s.method === 'POST').length === 2, 'both clicks to be answered')
 
     const posts = h.seen.filter((s) => s.method === 'POST')
@@ -81,7 +76,7 @@ if (browser) {
     t.ok(await page.isHidden('#resume'), 'nothing to resume at first')
     await page.fill('#name', 'Ann')
     await page.click('#start')
-    await page.locator('#chatjs[data-state="created"]').waitFor()
+    await page.locator('#chatjs[data-state="connected"]').waitFor()
     const firstId = await page.textContent('#contact-id') ?? ''
 
     await page.reload()
@@ -100,7 +95,7 @@ if (browser) {
     t.not(secondId, firstId)
     t.equal(await page.textContent('#continued-from'), firstId, 'the page shows which chat it continues')
     t.same(h.sim.requests.at(-1)?.input.PersistentChat, { RehydrationType: 'ENTIRE_PAST_SESSION', SourceContactId: firstId })
-    t.equal(await page.getAttribute('#chatjs', 'data-state'), 'created')
+    await page.locator('#chatjs[data-state="connected"]').waitFor()
     await screenshot(page, 'demo-resumed')
   })
 
@@ -121,7 +116,7 @@ if (browser) {
     await page.locator('#start:enabled').waitFor({ timeout: 15_000 })
     t.match(await page.textContent('#error'), /try again now/)
     await page.click('#start')
-    await page.locator('#chatjs[data-state="created"]').waitFor()
+    await page.locator('#chatjs[data-state="connected"]').waitFor()
     const posts = h.seen.filter((s) => s.method === 'POST')
     t.same(posts.map((p) => p.status), [503, 200])
     t.equal(posts[0]?.idempotencyKey, posts[1]?.idempotencyKey, 'a retry after 503 is the same attempt')
@@ -154,7 +149,7 @@ if (browser) {
     t.equal(await page.textContent('#gateway-url'), gateway, 'the page calls the printed gateway')
     await page.fill('#name', 'Ann')
     await page.click('#start')
-    await page.locator('#chatjs[data-state="created"]').waitFor()
+    await page.locator('#chatjs[data-state="connected"]').waitFor()
     t.match(await page.textContent('#contact-id'), /^[0-9a-f-]{36}$/)
 
     dev.kill('SIGTERM')
@@ -167,7 +162,7 @@ if (browser) {
     const { page } = await h.open()
     await page.fill('#name', 'Ann')
     await page.click('#start')
-    await page.locator('#chatjs[data-state="created"]').waitFor()
+    await page.locator('#chatjs[data-state="connected"]').waitFor()
     await page.fill('#name', 'Bob')
     await page.click('#start')
     await page.locator('#error[data-kind="rate-limited"]').waitFor()

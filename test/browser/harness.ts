@@ -47,12 +47,14 @@ export interface DemoHarness extends Harness {
 
 export async function demoHarness (t: Test, browser: Browser, env: Record<string, string> = {}, sim?: SimulatorOptions): Promise<DemoHarness> {
   let gatewayUrl = ''
-  const start = () => startDemoServer({ port: 0, host: '127.0.0.1', gatewayUrl: () => gatewayUrl })
+  let participantUrl = ''
+  const start = () => startDemoServer({ port: 0, host: '127.0.0.1', gatewayUrl: () => gatewayUrl, participantUrl: () => participantUrl })
   const listed = await start()
   const unlisted = await start()
   t.teardown(() => Promise.all([listed.close(), unlisted.close()]))
 
   const harness = await build(t, { ALLOWED_ORIGINS: listed.url, ...env }, { sim })
+  participantUrl = harness.sim.url
   const seen: Seen[] = []
   harness.app.addHook('onResponse', async (request, reply) => {
     const h = request.headers
