@@ -12,7 +12,7 @@ import { errorWithoutStack } from './errors.js'
 import { backgroundErrorReporter } from './background-errors.js'
 import clientAddress from './plugins/client-address.js'
 import connectionBudget from './plugins/connection-budget.js'
-import errorHandler from './plugins/error-handler.js'
+import errorHandler, { clientErrorHandler } from './plugins/error-handler.js'
 import health from './plugins/health.js'
 import metricsPlugin from './plugins/metrics.js'
 import openapi from './plugins/openapi.js'
@@ -65,6 +65,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     genReqId,
     trustProxy: config.trustProxy,
     serverFactory: (handler) => publicServer(handler, config.REQUEST_TIMEOUT_MS),
+    clientErrorHandler,
     bodyLimit: 16 * 1024,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',

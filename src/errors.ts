@@ -44,6 +44,23 @@ export class ValidationFailed extends GatewayError {
   }
 }
 
+/** HTTP the server could not parse (framing, a bad chunk): refused before any route sees it. */
+export class MalformedRequest extends GatewayError {
+  readonly statusCode = 400
+  readonly code = 'MALFORMED_REQUEST'
+}
+
+/** Headers or body did not arrive within REQUEST_TIMEOUT_MS. */
+export class RequestTimedOut extends GatewayError {
+  readonly statusCode = 408
+  readonly code = 'REQUEST_TIMEOUT'
+}
+
+export class HeadersTooLarge extends GatewayError {
+  readonly statusCode = 431
+  readonly code = 'HEADERS_TOO_LARGE'
+}
+
 export class OriginNotAllowed extends GatewayError {
   readonly statusCode = 403
   readonly code = 'ORIGIN_NOT_ALLOWED'

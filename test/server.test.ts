@@ -80,7 +80,8 @@ t.test('a bad or missing setting stops the process with exit 1 and a message nam
     [{ CONNECT_SIMULATOR: 'true', PORT: 'not-a-port' }, /PORT/],
     [{ CONNECT_SIMULATOR: 'true', SHUTDOWN_GRACE_MS: '-1' }, /SHUTDOWN_GRACE_MS/],
     [{ CONNECT_SIMULATOR: 'true', METRICS_PORT: '70000' }, /METRICS_PORT/],
-    [{ CONNECT_SIMULATOR: 'true', NODE_ENV: 'production' }, /RESUME_TOKEN_SECRET/]
+    [{ CONNECT_SIMULATOR: 'true', NODE_ENV: 'production' }, /RESUME_TOKEN_SECRET/],
+    [{ CONNECT_SIMULATOR: 'true', TRUST_PROXY: '0.0.0.0/0' }, /TRUST_PROXY/]
   ]
   await Promise.all(cases.map(async ([env, names]) => {
     const server = start(t, env)
@@ -88,6 +89,7 @@ t.test('a bad or missing setting stops the process with exit 1 and a message nam
     t.equal(code, 1, `exit 1 for ${JSON.stringify(env)}`)
     t.match(server.stderr(), new RegExp(`^connect-chat-gateway: .*${names.source}`, 'ms'), `names ${names.source}`)
     t.notOk(server.lines.some((l) => String(l.msg).startsWith('Server listening')), 'never listened')
+    t.notMatch(server.stderr(), /\n\s+at /, 'one message, no stack')
   }))
 })
 

@@ -1,7 +1,8 @@
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify'
+import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
-import { GatewayError, type ProblemDetail } from '../errors.js'
+import { GatewayError, HeadersTooLarge, MalformedRequest, RequestTimedOut, type ProblemDetail } from '../errors.js'
 import { requestPath } from './request-log.js'
 
 const MAX_DETAILS = 20
@@ -71,6 +72,32 @@ export function toErrorBody (error: FastifyError | GatewayError | Error): { body
   if (error instanceof SyntaxError || fe.statusCode === 400) return { body: body(400, 'INVALID_JSON', 'The request body is not valid JSON') }
   const status = fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500
   return { body: body(status, status === 500 ? 'INTERNAL' : 'BAD_REQUEST', status === 500 ? 'Something went wrong on our side' : STATUS_CODES[status] ?? 'Bad request') }
+}
+
+/**
+ * Fastify's clientErrorHandler: HTTP that never became a request (framing errors, a bad chunk,
+ * oversized headers, a client too slow). Answered in our shape with the headers every answer
+ * carries, logged at info without a stack: a client can send these as fast as it likes.
+ */
+export function clientErrorHandler (this: { log: FastifyBaseLogger }, err: Error & { code?: string }, socket: Socket): void {
+  // A reset connection has nobody to answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const error = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    ? new RequestTimedOut('The request did not arrive in time')
+    : err.code === 'HPE_HEADER_OVERFLOW'
+      ? new HeadersTooLarge('The request headers are too large')
+      : new MalformedRequest('The request is not valid HTTP')
+  this.log.info({ code: error.code, reason: err.code }, 'malformed request refused')
+  if (socket.writable) {
+    const payload = JSON.stringify(toErrorBody(error).body)
+    socket.write(`HTTP/1.1 ${error.statusCode} ${STATUS_CODES[error.statusCode]}\r\n` +
+      'Content-Type: application/json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(payload)}\r\n` +
+      'Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n' +
+      'Content-Security-Policy: default-src \'none\'; frame-ancestors \'none\'\r\n' +
+      `Connection: close\r\n\r\n${payload}`)
+  }
+  socket.destroy()
 }
 
 /** The one place where errors become HTTP answers (SPEC section 2). No stack, no upstream text. */
