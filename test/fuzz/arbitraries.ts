@@ -19,7 +19,8 @@ export const oddString = (maxLength = 40) => fc.string({
 /** Text that SPEC 1 accepts as a display name more often than not: no controls, some odd but printable characters. */
 const printable = fc.oneof(
   { weight: 4, arbitrary: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 }) },
-  { weight: 1, arbitrary: fc.constantFrom('\u00a0', '\u0301', '\u200b', '\u202e', '\u3000', '\ufeff', '😀', '𝕏', ' ', '"', '\\', '\ud800') }
+  // Odd but readable: bidi controls and lone surrogates are refused, so mutations bring those in.
+  { weight: 1, arbitrary: fc.constantFrom('\u00a0', '\u0301', '\u200b', '\u3000', '\ufeff', '😀', '𝕏', ' ', '"', '\\') }
 )
 export const displayName = fc.string({ unit: printable, minLength: 1, maxLength: 60 })
 

@@ -9,6 +9,8 @@ export const FUZZ_ENV = {
   ALLOWED_ATTRIBUTES: ALLOWED_ATTRIBUTES.join(','),
   // The per-client limit would turn thousands of requests from one address into 429s.
   RATE_LIMIT_MAX: '1000000',
+  // Likewise the per-client connection cap, for properties that send over many sockets at once.
+  MAX_CONNECTIONS_PER_CLIENT: '0',
   CONNECT_MAX_CONCURRENCY: '10',
   CHAT_START_TIMEOUT_MS: '5000'
 }

@@ -15,6 +15,25 @@ const FIELDS = new Set(['ParticipantDetails', 'Attributes', 'InitialMessage', 'S
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001F\u007F-\u009F\u2028\u2029]/
 const ATTRIBUTE_KEY = /^[A-Za-z0-9_-]+$/
+// README: bidi controls refused; a name must keep a visible character once format and filler
+// characters (and whitespace) are removed.
+const BIDI = /[\u200E\u200F\u202A-\u202E\u2066-\u2069]/
+const INVISIBLE = /[\p{Cf}\p{Z}\s\u115F\u1160\u3164\uFFA0\u2800]/gu
+
+/** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
+function hasLoneSurrogate (s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 0xD800 && c <= 0xDBFF) {
+      const next = s.charCodeAt(i + 1)
+      if (!(next >= 0xDC00 && next <= 0xDFFF)) return true
+      i++
+    } else if (c >= 0xDC00 && c <= 0xDFFF) {
+      return true
+    }
+  }
+  return false
+}
 
 /** What Connect must receive for an accepted body (the parts the browser decides). */
 export interface Expected {
@@ -73,6 +92,7 @@ export function judge (body: unknown): Verdict {
   if (typeof name !== 'string' || chars(name) < 1 || chars(name) > 1024 || CONTROL.test(name)) return refuse('DisplayName')
   const displayName = name.trim()
   if (displayName.length === 0 || chars(displayName) > 256) return refuse('DisplayName length')
+  if (hasLoneSurrogate(displayName) || BIDI.test(displayName) || displayName.replace(INVISIBLE, '') === '') return refuse('DisplayName unreadable')
   const expected: Expected = { DisplayName: displayName }
 
   if (body.Attributes !== undefined) {
@@ -115,7 +135,7 @@ export function judge (body: unknown): Verdict {
   return { accept: true, expected }
 }
 
-export const validIdempotencyKey = (key: string | undefined) => key === undefined || /^[A-Za-z0-9_-]{1,64}$/.test(key)
+export const validIdempotencyKey = (key: string | undefined) => key === undefined || /^[A-Za-z0-9_-]{16,64}$/.test(key)
 
 /** The essence of a Content-Type the service parses as JSON, or undefined (415, or 400 when malformed). */
 export function jsonMediaType (header: string | undefined): boolean {
