@@ -3,18 +3,9 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
 import { once } from 'node:events'
-import { createRequire } from 'node:module'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../config.js'
 import { RateLimited } from '../errors.js'
-
-// The plugin's own stores (its Lua script, its LRU), used directly so a Redis failure can be seen:
-// the plugin's skipOnError would swallow it silently and let every request through unlimited.
-type RedisStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, redis: Redis, key: string) => FastifyRateLimitStore
-type LocalStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, cache: number) => FastifyRateLimitStore
-const requirePlugin = createRequire(import.meta.url)
-const RedisStore = requirePlugin('@fastify/rate-limit/store/RedisStore') as RedisStoreCtor
-const LocalStore = requirePlugin('@fastify/rate-limit/store/LocalStore') as LocalStoreCtor
 
 /** An attacker with many addresses must not be able to evict other clients' counters quickly. */
 const LOCAL_CACHE_ENTRIES = 50_000
@@ -25,6 +16,36 @@ export interface RateLimitOptions {
   /** Route URLs that are limited; everything else (health, metrics, docs) never is. */
   routes: string[]
 }
+
+type Counted = { current: number; ttl: number }
+
+/** Fixed windows in this process: the fallback while Redis is away, and the store without Redis. */
+class LocalWindows {
+  private readonly windows = new Map<string, { count: number; resetAt: number }>()
+  incr (key: string, timeWindow: number): Counted {
+    const now = Date.now()
+    let w = this.windows.get(key)
+    if (!w || w.resetAt <= now) {
+      this.windows.delete(key)
+      // Bounded: the oldest entry (first inserted) goes first.
+      if (this.windows.size >= LOCAL_CACHE_ENTRIES) this.windows.delete(this.windows.keys().next().value!)
+      w = { count: 0, resetAt: now + timeWindow }
+      this.windows.set(key, w)
+    }
+    w.count++
+    return { current: w.count, ttl: w.resetAt - now }
+  }
+}
+
+// One fixed window per key on Redis's clock: the count, and what is left of the window.
+const INCR_LUA = `
+local current = redis.call('INCR', KEYS[1])
+if current == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return { current, ttl }`
+
+interface CountingRedis { ccgRateIncr (key: string, windowMs: number): Promise<[number, number]> }
 
 /** Logs once when Redis goes away and once when it is back; counts every decision taken without it. */
 function outageTracker (log: FastifyBaseLogger, onFailOpen: () => void) {
@@ -45,29 +66,32 @@ function outageTracker (log: FastifyBaseLogger, onFailOpen: () => void) {
 }
 
 /**
- * Counts in Redis; when Redis fails, counts in this process instead (fail open: the request is
- * served at once, and the limit loosens from one shared limit to one per replica, never to none).
+ * A store for @fastify/rate-limit (its documented custom-store interface): counts in Redis, and when
+ * Redis fails, in this process instead (fail open: the request is served at once, and the limit
+ * loosens from one shared limit to one per replica, never to none). The plugin's own skipOnError
+ * would let every request through unlimited while Redis is away.
  */
-function redisWithLocalFallback (redis: Redis, nameSpace: string, outage: ReturnType<typeof outageTracker>): FastifyRateLimitStoreCtor {
-  const wrap = (shared: FastifyRateLimitStore, local: FastifyRateLimitStore): FastifyRateLimitStore => ({
-    incr (key, callback, timeWindow, max) {
-      shared.incr(key, (err, result) => {
-        if (!err) {
-          outage.succeeded()
-          callback(null, result)
-          return
-        }
+function sharedStore (redis: Redis | undefined, nameSpace: string, outage: ReturnType<typeof outageTracker>): FastifyRateLimitStoreCtor {
+  const counting = redis as (Redis & Partial<CountingRedis>) | undefined
+  if (counting && typeof counting.ccgRateIncr !== 'function') counting.defineCommand('ccgRateIncr', { numberOfKeys: 1, lua: INCR_LUA })
+  const local = new LocalWindows()
+  const store: FastifyRateLimitStore = {
+    incr (key, callback, timeWindow) {
+      if (!counting) {
+        callback(null, local.incr(key, timeWindow))
+        return
+      }
+      (counting as Redis & CountingRedis).ccgRateIncr(nameSpace + key, timeWindow).then(([current, ttl]) => {
+        outage.succeeded()
+        callback(null, { current, ttl })
+      }, (err: Error) => {
         outage.failed(err)
-        local.incr(key, callback, timeWindow, max)
-      }, timeWindow, max)
+        callback(null, local.incr(key, timeWindow))
+      })
     },
-    child: (routeOptions) => wrap(shared.child(routeOptions), local.child(routeOptions))
-  })
-  return class {
-    constructor () {
-      return wrap(new RedisStore(false, false, redis, nameSpace), new LocalStore(false, false, LOCAL_CACHE_ENTRIES))
-    }
-  } as unknown as FastifyRateLimitStoreCtor
+    child: () => store
+  }
+  return class { constructor () { return store } } as unknown as FastifyRateLimitStoreCtor
 }
 
 /** Gives a fresh client a moment to connect, so the first requests after start-up are shared too. */
@@ -98,7 +122,7 @@ async function rateLimitPlugin (app: FastifyInstance, { config, redis, routes }:
     keyGenerator: (request) => request.clientKey || 'unknown',
     // A store error must never refuse or fail a request.
     skipOnError: true,
-    ...(redis ? { store: redisWithLocalFallback(redis, `${config.REDIS_KEY_PREFIX}rate-limit:`, outage) } : {}),
+    store: sharedStore(redis, `${config.REDIS_KEY_PREFIX}rate-limit:`, outage),
     onExceeded: () => app.metrics.rateLimited.inc(),
     errorResponseBuilder: (_request, context) => new RateLimited(
       `Too many chat starts from this address; retry in ${context.after}`,
