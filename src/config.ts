@@ -2,7 +2,7 @@ import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 import { isIP } from 'node:net'
 
-// Every setting the service reads, with the names and defaults of SPEC section 7.
+// Every setting the service reads, with the names and defaults operators rely on (docs: README, Configuration).
 // Values arrive as strings; TypeBox converts them ('true' -> true, '25' -> 25) before checking.
 const Bool = (def: boolean, description: string) => Type.Boolean({ default: def, description })
 const Int = (def: number, minimum: number, maximum: number, description: string) =>

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import pino from 'pino'
 import type { Config } from './config.js'
 
-// Whatever identifies a customer or grants access to a chat is never written to a log (SPEC 6).
+// Whatever identifies a customer or grants access to a chat is never written to a log.
 // Paths are the second line of defence: request lines carry no headers or bodies
 // (plugins/request-log.ts) and errors are serialized by allowlist (below). A leading wildcard costs
 // about 1 µs per log line (fast-redact), an exact path almost nothing: so every name at the top

@@ -3,7 +3,7 @@ import { ConfigError, loadConfig } from '../src/config.js'
 
 const aws = { AWS_REGION: 'eu-west-2', CONNECT_INSTANCE_ID: 'inst', CONNECT_CONTACT_FLOW_ID: 'flow' }
 
-t.test('defaults of SPEC 7', async (t) => {
+t.test('documented defaults', async (t) => {
   const c = loadConfig({ CONNECT_SIMULATOR: 'true' })
   t.equal(c.PORT, 3000)
   t.equal(c.HOST, '0.0.0.0')

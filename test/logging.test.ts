@@ -9,7 +9,7 @@ import { loggerOptions, serializeError } from '../src/logger.js'
 import { createTrustPolicy } from '../src/trust/index.js'
 import { build, ORIGIN, startChat } from './helper.js'
 
-// SPEC 6: ParticipantToken, DisplayName, attributes, message content, Authorization and cookies are
+// ParticipantToken, DisplayName, attributes, message content, Authorization and cookies are
 // never logged. Every test logs at trace, so nothing hides behind the level.
 
 const NAME = 'Zelda Secretname'

@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
 import { GatewayError, HeadersTooLarge, MalformedRequest, RequestTimedOut, type ProblemDetail } from '../errors.js'
 import { requestPath } from './request-log.js'
+import { SECURITY_HEADERS } from './security-headers.js'
 
 const MAX_DETAILS = 20
 
@@ -93,14 +94,13 @@ export function clientErrorHandler (this: { log: FastifyBaseLogger }, err: Error
     socket.write(`HTTP/1.1 ${error.statusCode} ${STATUS_CODES[error.statusCode]}\r\n` +
       'Content-Type: application/json; charset=utf-8\r\n' +
       `Content-Length: ${Buffer.byteLength(payload)}\r\n` +
-      'Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n' +
-      'Content-Security-Policy: default-src \'none\'; frame-ancestors \'none\'\r\n' +
+      Object.entries(SECURITY_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join('') +
       `Connection: close\r\n\r\n${payload}`)
   }
   socket.destroy()
 }
 
-/** The one place where errors become HTTP answers (SPEC section 2). No stack, no upstream text. */
+/** The one place where errors become HTTP answers (README, Errors). No stack, no upstream text. */
 async function errorHandler (app: FastifyInstance) {
   app.setErrorHandler((error: FastifyError | GatewayError, request, reply) => {
     const { body: payload, retryAfter } = toErrorBody(error)

@@ -31,7 +31,7 @@ function unavailable (reply: FastifyReply, message: string) {
 const HealthReply = Type.Object({ status: Type.String() })
 
 /**
- * SPEC 6 probes. Live: the process runs. Ready: accepting work, so 503 while draining or when the
+ * Probes. Live: the process runs. Ready: accepting work, so 503 while draining or when the
  * event loop or heap says this replica is overloaded. Under pressure the chat route is not refused
  * here: it sheds load itself with its concurrency cap and our own 503; readiness only steers the LB.
  */

@@ -99,7 +99,7 @@ function checkLifetime (payload: JWTPayload, options: CustomerTokenOptions): voi
   }
 }
 
-/** Verifies customer tokens (SPEC 5b); undefined when neither a secret nor a JWKS is configured. */
+/** Verifies customer tokens; undefined when neither a secret nor a JWKS is configured. */
 export function createCustomerTokenVerifier (options: CustomerTokenOptions): ((token: string) => Promise<CustomerClaims>) | undefined {
   // Imported once, not by jose on every request (see resume-token.ts).
   const secret = options.secret === undefined

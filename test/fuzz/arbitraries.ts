@@ -16,7 +16,7 @@ export const oddString = (maxLength = 40) => fc.string({
   maxLength
 })
 
-/** Text that SPEC 1 accepts as a display name more often than not: no controls, some odd but printable characters. */
+/** Text that the contract accepts as a display name more often than not: no controls, some odd but printable characters. */
 const printable = fc.oneof(
   { weight: 4, arbitrary: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 }) },
   // Odd but readable: bidi controls and lone surrogates are refused, so mutations bring those in.

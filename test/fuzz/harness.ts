@@ -3,7 +3,7 @@ import { build, type Harness } from '../helper.js'
 import { ALLOWED_ATTRIBUTES, type Expected } from './oracle.js'
 
 // One app per property (building one per generated request would take minutes), and the checks
-// every fuzz property shares: never a 5xx, Connect called only for what SPEC 1 accepts, no pollution.
+// every fuzz property shares: never a 5xx, Connect called only for what the contract accepts, no pollution.
 
 export const FUZZ_ENV = {
   ALLOWED_ATTRIBUTES: ALLOWED_ATTRIBUTES.join(','),

@@ -1,4 +1,4 @@
-// SPEC section 1 written out a second time, independently of the route's schema, so the fuzz
+// The API contract (README, API) written out a second time, independently of the route's schema, so the fuzz
 // properties can tell for any generated request whether the service must refuse it (4xx, Connect
 // never called) or start it (200, exactly one call carrying what was sent).
 
@@ -126,7 +126,7 @@ export function judge (body: unknown): Verdict {
     if (typeof d !== 'number' || !Number.isInteger(d) || d < 60 || d > 10_080) return refuse('ChatDurationInMinutes')
     expected.ChatDurationInMinutes = d
   }
-  // Without a resume token this service issued (SPEC 5a), no persistent chat is started.
+  // Without a resume token this service issued, no persistent chat is started.
   if (body.PersistentChat !== undefined) return refuse('PersistentChat without a valid resume token')
   for (const key of IGNORED) {
     const v = body[key]

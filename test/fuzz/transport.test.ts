@@ -6,7 +6,7 @@ import { checkUpstreamInput, fuzzer, runs, seedOptions } from './harness.js'
 import { jsonMediaType, judgeText, validIdempotencyKey } from './oracle.js'
 
 // Property tests over everything around the body: content types, header values, raw bytes.
-// SPEC 1 (content types, Idempotency-Key, 413/415) and SPEC 4 (Origin) decide; never a 5xx, and
+// The contract (content types, Idempotency-Key, 413/415, Origin) decides; never a 5xx, and
 // Connect is called only when every part of the request is acceptable.
 
 /** Any byte a client can put in a header value: visible ASCII, space, tab and obs-text. */
@@ -82,7 +82,7 @@ t.test('odd content types, header values and bytes -> never 5xx; Connect only fo
     if (res.statusCode >= 500) throw new Error(`${res.statusCode}: ${res.body}`)
     if (res.statusCode === 200) {
       seen.started++
-      if (!acceptable) throw new Error('200 for a request SPEC 1/4 refuses')
+      if (!acceptable) throw new Error('200 for a request the contract refuses')
       if (calls !== 1) throw new Error(`${calls} Connect calls for one start`)
       const problem = verdict.accept && checkUpstreamInput(f.sim.requests.at(-1)?.input ?? {}, verdict.expected, f.config)
       if (problem) throw new Error(`Connect did not receive what was sent: ${problem}`)

@@ -5,7 +5,7 @@ import { createTrustPolicy, type TrustPolicy } from '../../src/trust/index.js'
 import { loadConfig } from '../../src/config.js'
 import { build, ORIGIN, startChat, validBody, type Harness } from '../helper.js'
 
-// SPEC section 4: ALLOWED_ORIGINS drives CORS and is enforced on the server.
+// ALLOWED_ORIGINS drives CORS and is enforced on the server.
 
 const preflight = (h: Harness, origin: string, requestHeaders = 'content-type,idempotency-key,authorization') => h.app.inject({
   method: 'OPTIONS',

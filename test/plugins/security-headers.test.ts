@@ -1,7 +1,7 @@
 import t from 'tap'
 import { build, ORIGIN, startChat, validBody } from '../helper.js'
 
-// SPEC section 4: security headers for a JSON API, body limit, no stack traces.
+// Security headers for a JSON API, body limit, no stack traces.
 
 t.test('a chat start answer: JSON-API security headers, and no cache may keep the participant token', async (t) => {
   const { app } = await build(t)

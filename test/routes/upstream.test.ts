@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Fault } from '../../src/connect/simulator.js'
 import { build, startChat, validBody } from '../helper.js'
 
-// SPEC section 2, the rows that depend on what Connect answers. Real SDK, real HTTP, simulator faults.
+// The error table's rows that depend on what Connect answers. Real SDK, real HTTP, simulator faults.
 const rows: Array<{ name: string; faults: Fault[]; status: number; code: string; retryAfter?: boolean; attempts: number }> = [
   { name: 'ThrottlingException until retries run out', faults: Array(3).fill({ type: 'ThrottlingException' }), status: 503, code: 'UPSTREAM_THROTTLED', retryAfter: true, attempts: 3 },
   { name: 'TooManyRequestsException until retries run out', faults: Array(3).fill({ type: 'TooManyRequestsException' }), status: 503, code: 'UPSTREAM_THROTTLED', retryAfter: true, attempts: 3 },
@@ -33,8 +33,13 @@ for (const row of rows) {
       t.notMatch(res.body, r.requestId)
     }
     t.notMatch(res.body, /Exception|Connect said|stack/i)
-    const last = sim.requests.at(-1)
-    if (row.status === 502 && last && last.status > 0) t.match(logs(), last.requestId, 'upstream request id logged')
+    // The log carries what support needs: Connect's request id when it answered, else the error.
+    const line = logs().split('\n').find((l) => l.includes('chat start failed upstream'))
+    t.ok(line, 'the failure is logged')
+    t.match(JSON.parse(line ?? '{}'), { level: row.status === 502 ? 50 : 40, code: row.code, upstream: { errorName: /\w/ } })
+    const last = sim.requests.at(-1)!
+    if (last.status > 0) t.match(line, last.requestId, 'with the upstream request id')
+    else t.equal(row.faults[0]?.type, 'reset', 'only a reset connection leaves no request id to log')
   })
 }
 
