@@ -38,7 +38,8 @@ export function createMetrics (sources: MetricSources = {}) {
     pacingQueue: new Gauge({ name: 'ccg_pacing_queue_length', help: 'Chat starts waiting for a pacing token in this process', registers }),
     pacingShed: new Counter({ name: 'ccg_pacing_shed_total', help: 'Chat starts answered 503 at once because no token could come before their deadline', registers }),
     pacingTokens: new Counter({ name: 'ccg_pacing_tokens_total', help: 'Pacing tokens granted', registers }),
-    pacingSlowdowns: new Counter({ name: 'ccg_pacing_slowdowns_total', help: 'Times pacing slowed down because Connect throttled anyway', registers })
+    pacingSlowdowns: new Counter({ name: 'ccg_pacing_slowdowns_total', help: 'Times pacing slowed down because Connect throttled anyway', registers }),
+    pacingRate: new Gauge({ name: 'ccg_pacing_rate', help: 'StartChatContact calls per second pacing aims at for the whole deployment, as learned from throttling', registers })
   }
 }
 
