@@ -116,8 +116,8 @@ interface Waiter {
   done (error?: Error): void
 }
 
-/** The deployment's learned rate: `base` calls/s since `since`, climbing back after a hold. */
-interface RateRecord { base: number; since: number; at: number }
+/** The deployment's learned rate: `base` calls/s since `since`, climbing back after a hold; 1/k of the rate before. */
+interface RateRecord { base: number; since: number; at: number; k: number }
 
 function abortError (signal: AbortSignal): Error {
   return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' })
@@ -264,7 +264,7 @@ export class TokenBucketPacer implements Pacer {
     if (redis) {
       try {
         const intervalMs = this.intervalMs(1)
-        const [granted, wait, horizon, replicas, record, mark] = await redis.ccgPaceReserve(
+        const [granted, wait, horizon, replicas, record, mark, reservedAt] = await redis.ccgPaceReserve(
           this.keys.bucket, this.keys.rate, this.keys.replicas, intervalMs, this.burstAt(now), Math.min(maxWaitMs, 1e12))
         if (replicas >= 1) this.knownReplicas = replicas
         // From the answer's arrival: a horizon seen late is safe, one seen early is not.
@@ -272,7 +272,8 @@ export class TokenBucketPacer implements Pacer {
         this.setAlone(false)
         // A change another replica made while our subscription was down.
         this.adopt(record, 'shared')
-        return { slot: { granted: granted === 1, waitMs: Math.max(0, Number(wait)), mark: Number(mark), intervalMs }, shared: true }
+        const slot = { granted: granted === 1, waitMs: Math.max(0, Number(wait)), mark: Number(mark), intervalMs }
+        return { slot: this.lateReplan(slot, Number(reservedAt), maxWaitMs), shared: true }
       } catch (error) {
         this.options.events?.redisFailed?.(error)
         this.setAlone(true)
@@ -281,6 +282,20 @@ export class TokenBucketPacer implements Pacer {
     const share = this.redisShare()
     const slot = this.local.reserve(now, this.intervalMs(share), Math.max(1, Math.floor(this.burstAt(now) * share)), maxWaitMs)
     return { slot, shared: false }
+  }
+
+  /**
+   * A slot reserved just before the rate was lowered, whose answer arrived after this replica
+   * re-planned its waiting starts: it moves like theirs did.
+   */
+  private lateReplan (slot: Slot, reservedAt: number, maxWaitMs: number): Slot {
+    const r = this.record
+    if (!slot.granted || !r || !(r.k > 1) || !(reservedAt < r.at)) return slot
+    const waitMs = slot.waitMs * r.k
+    const moved = { ...slot, waitMs, mark: Number(stretch(slot.mark, r.at, r.k).toFixed(3)), intervalMs: slot.intervalMs * r.k }
+    if (waitMs <= maxWaitMs) return moved
+    this.giveBack([{ slot: moved, shared: true }])
+    return { ...moved, granted: false }
   }
 
   /** Sleeps until the slot; gives it back if the start leaves first. */
@@ -378,7 +393,7 @@ export class TokenBucketPacer implements Pacer {
     if (own >= current * share) return
     const k = current * share / own
     this.local.stretch(now, k)
-    this.record = { base: own / share, since: now, at: now }
+    this.record = { base: own / share, since: now, at: now, k }
     this.changed('throttled', { measured, ...this.replan(k, now, false) })
   }
 
@@ -388,7 +403,7 @@ export class TokenBucketPacer implements Pacer {
     if (base === undefined || since === undefined || at === undefined || k === undefined) return
     if (!(base > 0) || !Number.isFinite(since) || !Number.isFinite(at) || !(k >= 1)) return
     if (this.record && at <= this.record.at) return
-    this.record = { base, since, at }
+    this.record = { base, since, at, k }
     this.changed(reason, { ...(measured === undefined ? {} : { measured }), ...this.replan(k, at, true) })
   }
 

@@ -43,7 +43,7 @@ if wait <= maxWait then
   mark = string.format('%.3f', tat)
   redis.call('SET', KEYS[1], mark, 'PX', math.ceil(tat - now) + 1000)
 end
-return { granted, string.format('%.3f', wait), string.format('%.3f', tat - now), redis.call('ZCARD', KEYS[3]), redis.call('GET', KEYS[2]), mark }
+return { granted, string.format('%.3f', wait), string.format('%.3f', tat - now), redis.call('ZCARD', KEYS[3]), redis.call('GET', KEYS[2]), mark, string.format('%.3f', now) }
 `
 
 // KEYS: accepted log. ARGV: member, window ms.
@@ -112,7 +112,7 @@ redis.call('PEXPIRE', KEYS[2], math.ceil(tat - now) + 1000)
 return freed
 `
 
-export type ReserveReply = [number, string, string, number, string | null, string]
+export type ReserveReply = [number, string, string, number, string | null, string, string]
 export type LearnReply = [number, string, string]
 
 /** The same schedule in memory, for a process without Redis or while Redis is unreachable. */
