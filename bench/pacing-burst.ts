@@ -90,7 +90,14 @@ async function run (scenario: Scenario, replicas: number, withRedis: boolean) {
     const after = sim.stats()
     const calls = sim.requests.length - calls0
     const created = after.created - before.created
-    return { outcomes, calls, created, throttled: after.throttled - before.throttled, wallMs }
+    let withoutRedis = 0
+    let learnedRate = scenario.pacing ? Infinity : NaN
+    for (const app of apps) {
+      const failOpen = await app.metrics.redisFailOpen.get()
+      withoutRedis += failOpen.values.filter((v) => v.labels.use === 'pacing').reduce((n, v) => n + v.value, 0)
+      if (scenario.pacing) learnedRate = Math.min(learnedRate, (await app.metrics.pacingRate.get()).values[0]?.value ?? Infinity)
+    }
+    return { outcomes, calls, created, throttled: after.throttled - before.throttled, wallMs, withoutRedis, learnedRate }
   } finally {
     for (const app of apps) await app.close()
     await sim.close()
@@ -126,6 +133,8 @@ function summary (r: Awaited<ReturnType<typeof run>>) {
     'started: median wait': pct(ok.map((o) => o.ms), 0.5),
     'started: max wait': ok.length ? `${Math.max(...ok.map((o) => o.ms))} ms` : '-',
     'answered past the deadline': String(r.outcomes.filter((o) => o.ms > TIMEOUT_MS).length),
+    'pacing rate at the end (calls/s)': Number.isFinite(r.learnedRate) ? String(Number(r.learnedRate.toFixed(2))) : '-',
+    'pacing decisions without Redis': String(r.withoutRedis),
     'burst answered in': `${r.wallMs} ms`
   }
 }
