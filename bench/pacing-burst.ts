@@ -1,15 +1,19 @@
 /**
- * A burst of simultaneous chat starts against Connect's API quota, with upstream pacing on and off.
+ * A burst of simultaneous chat starts against Connect's API quota, with pacing configured right,
+ * configured twice too high, configured right with Redis lost mid-burst, and off.
  *
  *   npm run bench:pacing
  *
  * In one process: the Connect simulator with a request-rate quota, and two gateway replicas
- * (the real app, the real SDK over HTTP) sharing Redis. Each replica is warmed with one start
- * first, as a running service would be. Settings (environment): BENCH_STARTS (100), BENCH_RATE
- * and BENCH_BURST (5 and 5: the quota, and pacing set to match), BENCH_TIMEOUT_MS (10000),
- * REDIS_URL (else REDIS_TEST_URL, else redis://127.0.0.1:6379). Without Redis, one replica.
+ * (the real app, the real SDK over HTTP) sharing Redis through a TCP hop the bench can cut. Each
+ * replica is warmed with one start first, as a running service would be. Settings (environment):
+ * BENCH_STARTS (100), BENCH_RATE and BENCH_BURST (5 and 5: Connect's quota), BENCH_TIMEOUT_MS
+ * (10000), BENCH_CUT_MS (2000: when Redis is lost), REDIS_URL (else REDIS_TEST_URL, else
+ * redis://127.0.0.1:6379). Without Redis, one replica and no "Redis lost" column.
  */
 import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import { connect, createServer, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { buildApp, type App } from '../src/app.js'
@@ -20,10 +24,12 @@ const STARTS = Number(process.env.BENCH_STARTS ?? 100)
 const RATE = Number(process.env.BENCH_RATE ?? 5)
 const BURST = Number(process.env.BENCH_BURST ?? 5)
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS ?? 10_000)
+const CUT_MS = Number(process.env.BENCH_CUT_MS ?? 2_000)
 const REDIS_URL = process.env.REDIS_URL ?? process.env.REDIS_TEST_URL ?? 'redis://127.0.0.1:6379'
 const body = JSON.stringify({ ParticipantDetails: { DisplayName: 'Bench' } })
 
 interface Outcome { status: number; code: string; ms: number }
+interface Scenario { pacing?: { rate: number; burst: number }; cutRedisAtMs?: number }
 
 async function redisReachable (): Promise<boolean> {
   const client = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1_000, maxRetriesPerRequest: 0, retryStrategy: () => null })
@@ -31,17 +37,33 @@ async function redisReachable (): Promise<boolean> {
   try { await client.connect(); await client.ping(); return true } catch { return false } finally { client.disconnect() }
 }
 
-async function run (pacing: boolean, replicas: number, withRedis: boolean) {
+/** A TCP hop to Redis that can be cut, as a failed Redis node or network would be. */
+async function redisHop () {
+  const target = new URL(REDIS_URL)
+  const sockets = new Set<Socket>()
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port || 6379), target.hostname)
+    for (const s of [client, upstream]) { sockets.add(s); s.on('error', () => {}); s.on('close', () => sockets.delete(s)) }
+    client.pipe(upstream).pipe(client)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  return { url: `redis://127.0.0.1:${port}`, cut: () => { server.close(); for (const s of sockets) s.destroy() } }
+}
+
+async function run (scenario: Scenario, replicas: number, withRedis: boolean) {
   const sim = await startSimulator({ requestRate: { perSecond: RATE, burst: BURST } })
   const prefix = `ccg-bench:${randomUUID()}:`
+  const hop = withRedis ? await redisHop() : undefined
   const config = loadConfig({
     CONNECT_SIMULATOR: 'true',
     LOG_LEVEL: 'silent',
     CHAT_START_TIMEOUT_MS: String(TIMEOUT_MS),
     CONNECT_MAX_CONCURRENCY: '10000',
     RATE_LIMIT_MAX: '1000000',
-    ...(withRedis ? { REDIS_URL, REDIS_KEY_PREFIX: prefix } : {}),
-    ...(pacing ? { CONNECT_RATE_LIMIT: String(RATE), CONNECT_BURST: String(BURST) } : {})
+    ...(hop ? { REDIS_URL: hop.url, REDIS_KEY_PREFIX: prefix } : {}),
+    ...(scenario.pacing ? { CONNECT_RATE_LIMIT: String(scenario.pacing.rate), CONNECT_BURST: String(scenario.pacing.burst) } : {})
   })
   const apps: App[] = []
   for (let i = 0; i < replicas; i++) {
@@ -57,19 +79,29 @@ async function run (pacing: boolean, replicas: number, withRedis: boolean) {
     const calls0 = sim.requests.length
 
     const began = Date.now()
+    const cut = scenario.cutRedisAtMs === undefined || !hop ? undefined : setTimeout(hop.cut, scenario.cutRedisAtMs)
     const outcomes: Outcome[] = await Promise.all(Array.from({ length: STARTS }, async (_, i) => {
       const t0 = Date.now()
       const res = await start(apps[i % apps.length]!)
       return { status: res.statusCode, code: res.statusCode === 200 ? 'started' : (res.json() as { code: string }).code, ms: Date.now() - t0 }
     }))
     const wallMs = Date.now() - began
+    clearTimeout(cut)
     const after = sim.stats()
     const calls = sim.requests.length - calls0
     const created = after.created - before.created
-    return { outcomes, calls, created, throttled: after.throttled - before.throttled, wallMs }
+    let withoutRedis = 0
+    let learnedRate = scenario.pacing ? Infinity : NaN
+    for (const app of apps) {
+      const failOpen = await app.metrics.redisFailOpen.get()
+      withoutRedis += failOpen.values.filter((v) => v.labels.use === 'pacing').reduce((n, v) => n + v.value, 0)
+      if (scenario.pacing) learnedRate = Math.min(learnedRate, (await app.metrics.pacingRate.get()).values[0]?.value ?? Infinity)
+    }
+    return { outcomes, calls, created, throttled: after.throttled - before.throttled, wallMs, withoutRedis, learnedRate }
   } finally {
     for (const app of apps) await app.close()
     await sim.close()
+    hop?.cut()
     if (withRedis) {
       const client = new Redis(REDIS_URL)
       const keys = await client.keys(`${prefix}*`)
@@ -100,6 +132,9 @@ function summary (r: Awaited<ReturnType<typeof run>>) {
     'refused: max wait': failed.length ? `${Math.max(...failed.map((o) => o.ms))} ms` : '-',
     'started: median wait': pct(ok.map((o) => o.ms), 0.5),
     'started: max wait': ok.length ? `${Math.max(...ok.map((o) => o.ms))} ms` : '-',
+    'answered past the deadline': String(r.outcomes.filter((o) => o.ms > TIMEOUT_MS).length),
+    'pacing rate at the end (calls/s)': Number.isFinite(r.learnedRate) ? String(Number(r.learnedRate.toFixed(2))) : '-',
+    'pacing decisions without Redis': String(r.withoutRedis),
     'burst answered in': `${r.wallMs} ms`
   }
 }
@@ -108,11 +143,17 @@ const withRedis = await redisReachable()
 const replicas = withRedis ? 2 : 1
 console.log(`${STARTS} simultaneous starts; Connect quota ${RATE}/s burst ${BURST}; deadline ${TIMEOUT_MS} ms; ` +
   `${replicas} replica(s)${withRedis ? ' sharing Redis' : ' (no Redis reachable at ' + REDIS_URL + ')'}\n`)
-const on = summary(await run(true, replicas, withRedis))
-const off = summary(await run(false, replicas, withRedis))
+const scenarios: Array<[string, Scenario]> = [
+  [`configured right (${RATE}/${BURST})`, { pacing: { rate: RATE, burst: BURST } }],
+  [`twice too high (${2 * RATE}/${2 * BURST})`, { pacing: { rate: 2 * RATE, burst: 2 * BURST } }],
+  ...(withRedis ? [[`right, Redis lost at ${CUT_MS / 1000} s`, { pacing: { rate: RATE, burst: BURST }, cutRedisAtMs: CUT_MS }]] as Array<[string, Scenario]> : []),
+  ['pacing off', {}]
+]
+const columns: Array<[string, ReturnType<typeof summary>]> = []
+for (const [name, scenario] of scenarios) columns.push([name, summary(await run(scenario, replicas, withRedis))])
 
-const rows = Object.keys(on) as Array<keyof typeof on>
+const rows = Object.keys(columns[0]![1]) as Array<keyof ReturnType<typeof summary>>
 const w = Math.max(...rows.map((k) => k.length))
-const c = Math.max(16, ...rows.map((k) => on[k].length))
-console.log(`${''.padEnd(w)}  ${'pacing on'.padEnd(c)}  pacing off`)
-for (const k of rows) console.log(`${k.padEnd(w)}  ${on[k].padEnd(c)}  ${off[k]}`)
+const widths = columns.map(([name, s]) => Math.max(name.length, ...rows.map((k) => s[k].length)))
+console.log(`${''.padEnd(w)}  ${columns.map(([name], i) => name.padEnd(widths[i]!)).join('  ')}`)
+for (const k of rows) console.log(`${k.padEnd(w)}  ${columns.map(([, s], i) => s[k].padEnd(widths[i]!)).join('  ')}`)

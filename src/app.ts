@@ -95,7 +95,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
 
   // --- Amazon Connect: one client, one starter, for the life of the app --------------------------
   // Pacing into Connect's account-wide API quota, one schedule for all replicas through Redis.
-  const pacer = deps.pacer ?? (config.CONNECT_RATE_LIMIT === undefined ? undefined : createPacer({
+  const pacer: Pacer | undefined = deps.pacer ?? (config.CONNECT_RATE_LIMIT === undefined ? undefined : createPacer({
     rate: config.CONNECT_RATE_LIMIT,
     burst: config.connectBurst,
     redis,
@@ -107,9 +107,17 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
       granted: (ms) => { metrics.pacingTokens.inc(); metrics.pacingWait.observe(ms / 1000) },
       queue: (length) => metrics.pacingQueue.set(length),
       shed: () => metrics.pacingShed.inc(),
-      slowedDown: (factor) => {
-        metrics.pacingSlowdowns.inc()
-        app.log.warn({ factor }, 'Connect throttled a paced call; pacing slowed down')
+      rateChanged: (rate, { reason, configured, measured, replanned, shed }) => {
+        metrics.pacingRate.set(rate)
+        const fields = { rate: Number(rate.toFixed(3)), configuredRate: configured, ...(measured === undefined ? {} : { acceptedPerSecond: measured }), replanned, shed }
+        if (reason === 'recovering') {
+          app.log.info(fields, 'pacing rate raised: no throttling lately')
+        } else {
+          metrics.pacingSlowdowns.inc()
+          app.log.warn(fields, reason === 'throttled'
+            ? 'Connect throttled a paced call; pacing rate lowered to what Connect accepts'
+            : 'another replica lowered the pacing rate')
+        }
       },
       redisFailed: () => metrics.redisFailOpen.inc({ use: 'pacing' }),
       fallback: (alone, share) => alone
@@ -117,6 +125,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
         : app.log.info('pacing shared through Redis again')
     }
   }))
+  // Until Connect throttles, the pace is the configured one; rateChanged keeps the gauge after that.
+  if (!deps.pacer && config.CONNECT_RATE_LIMIT !== undefined) metrics.pacingRate.set(config.CONNECT_RATE_LIMIT)
   const client = createConnectClient({
     region: config.AWS_REGION ?? 'us-east-1',
     maxAttempts: config.CONNECT_MAX_ATTEMPTS,
@@ -124,10 +134,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     maxSockets: config.CONNECT_MAX_CONCURRENCY,
     observer: {
       onAttempt: () => metrics.upstreamAttempts.inc(),
-      onRetry: (error) => {
-        metrics.upstreamRetries.inc({ error })
-        pacer?.onRetry?.(error)
-      }
+      onRetry: (error) => metrics.upstreamRetries.inc({ error })
     },
     overrides: deps.connectOverrides
   })

@@ -44,7 +44,8 @@ export function createMetrics (sources: MetricSources = {}) {
       labelNames: ['stage'] as const, registers
     }),
     backgroundErrors: new Counter({ name: 'ccg_background_errors_total', help: 'Errors in timers and background work, survived', labelNames: ['source'] as const, registers }),
-    pacingSlowdowns: new Counter({ name: 'ccg_pacing_slowdowns_total', help: 'Times pacing slowed down because Connect throttled anyway', registers })
+    pacingSlowdowns: new Counter({ name: 'ccg_pacing_slowdowns_total', help: 'Times pacing slowed down because Connect throttled anyway', registers }),
+    pacingRate: new Gauge({ name: 'ccg_pacing_rate', help: 'StartChatContact calls per second pacing aims at for the whole deployment, as learned from throttling', registers })
   }
 }
 

@@ -18,8 +18,6 @@ export interface Pacer {
   acquire (deadline: number, signal: AbortSignal): Promise<void>
   /** Connect throttled us although we paced: slow down for a while. */
   onThrottled? (): void
-  /** The SDK retries an attempt that failed with `errorName` (a throttled one: slow down). */
-  onRetry? (errorName: string): void
   /** Inside the SDK, right before each HTTP attempt (1, 2, …): may wait, within the deadline. */
   beforeAttempt? (attempt: number, deadline: number, signal: AbortSignal): Promise<void>
   close? (): Promise<void>

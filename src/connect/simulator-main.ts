@@ -5,8 +5,9 @@
  *
  * Prints exactly one JSON line `{"url":"http://127.0.0.1:PORT"}` on stdout once listening, so the
  * parent can read the URL; everything else goes to stderr. The `/__sim/*` control API is on
- * (GET /__sim/stats, POST /__sim/fault with a Fault or null, POST /__sim/reset, and the
- * Participant Service's /__sim/participant/*; see docs/simulator.md).
+ * (GET /__sim/stats, POST /__sim/fault with a Fault or null, POST /__sim/rate with
+ * {"perSecond", "burst"} or null to change the request-rate quota mid-run, POST /__sim/reset, and
+ * the Participant Service's /__sim/participant/*; see docs/simulator.md).
  */
 import { startSimulator, type SimulatorOptions } from './simulator.js'
 

@@ -41,7 +41,7 @@ export interface SimulatorOptions {
   chatDurationMs?: number
   log?: (line: string) => void
   /**
-   * Serve the `/__sim/*` control API (stats, fault, reset) so another process can drive the
+   * Serve the `/__sim/*` control API (stats, fault, rate, reset) so another process can drive the
    * simulator. Off by default: in-process users have the object itself.
    */
   controlApi?: boolean
@@ -100,6 +100,11 @@ export interface ConnectSimulator {
   /** Persistent fault for every request until cleared (queued script faults take precedence). */
   setFault(fault: Fault | null): void
   setLatency(ms: number): void
+  /**
+   * Changes the request-rate quota from now on (null: none), as when another system starts or
+   * stops using the account's quota. Tokens already in the bucket stay, up to the new burst.
+   */
+  setRequestRate(rate: { perSecond: number; burst: number } | null): void
   /** End an active chat now. Throws for an unknown contact id (a test bug, not a Connect answer). */
   endChat(contactId: string): void
   stats(): SimulatorStats
@@ -304,18 +309,28 @@ class TokenBucket {
   private tokens: number
   private last = Date.now()
   constructor(
-    private readonly perSecond: number,
-    private readonly burst: number
+    private perSecond: number,
+    private burst: number
   ) {
     this.tokens = burst
   }
   take(): boolean {
-    const now = Date.now()
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond)
-    this.last = now
+    this.refillToNow()
     if (this.tokens < 1) return false
     this.tokens -= 1
     return true
+  }
+  /** The refill so far counts at the old rate; the new one applies from now. */
+  change(perSecond: number, burst: number): void {
+    this.refillToNow()
+    this.perSecond = perSecond
+    this.burst = burst
+    this.tokens = Math.min(this.tokens, burst)
+  }
+  private refillToNow(): void {
+    const now = Date.now()
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond)
+    this.last = now
   }
   refill(): void {
     this.tokens = this.burst
@@ -361,6 +376,13 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
     })
     req.on('error', reject)
   })
+}
+
+function isRequestRate(value: unknown): value is { perSecond: number; burst: number } {
+  if (!isObject(value)) return false
+  const { perSecond, burst } = value
+  return typeof perSecond === 'number' && perSecond > 0 && Number.isFinite(perSecond) &&
+    typeof burst === 'number' && burst >= 1 && Number.isFinite(burst)
 }
 
 function isFault(value: unknown): value is Fault {
@@ -410,7 +432,7 @@ class Simulator implements ConnectSimulator {
   private readonly scripted: Fault[] = []
   private persistentFault: Fault | null = null
   private latencyMs: number
-  private readonly bucket: TokenBucket | undefined
+  private bucket: TokenBucket | undefined
   private readonly idempotency = new Map<string, IdempotencyEntry>()
   /** Contacts that may still be active; swept lazily so counting stays cheap under load. */
   private readonly maybeActive = new Set<SimulatedContact>()
@@ -473,6 +495,12 @@ class Simulator implements ConnectSimulator {
 
   setLatency(ms: number): void {
     this.latencyMs = ms
+  }
+
+  setRequestRate(rate: { perSecond: number; burst: number } | null): void {
+    if (!rate) this.bucket = undefined
+    else if (this.bucket) this.bucket.change(rate.perSecond, rate.burst)
+    else this.bucket = new TokenBucket(rate.perSecond, rate.burst)
   }
 
   endChat(contactId: string): void {
@@ -559,6 +587,17 @@ class Simulator implements ConnectSimulator {
         sendJson(res, requestId, 200, { fault })
       } else {
         sendJson(res, requestId, 400, { Message: 'Body must be a Fault or null' })
+      }
+      return
+    }
+    if (req.method === 'POST' && path === '/__sim/rate') {
+      const body = await readBody(req, MAX_BODY_BYTES)
+      const rate = body.ok ? safeJsonParse(body.text) : undefined
+      if (rate === null || isRequestRate(rate)) {
+        this.setRequestRate(rate)
+        sendJson(res, requestId, 200, { requestRate: rate })
+      } else {
+        sendJson(res, requestId, 400, { Message: 'Body must be {"perSecond": n > 0, "burst": n >= 1} or null' })
       }
       return
     }

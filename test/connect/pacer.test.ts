@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { Overloaded } from '../../src/errors.js'
-import { createPacer, paceAttempts, type PacerEvents, type PacerOptions } from '../../src/connect/pacer.js'
+import { createPacer, paceAttempts, type PacerEvents, type PacerOptions, type RateChange } from '../../src/connect/pacer.js'
 import { createRedis } from '../../src/redis.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from '../redis.js'
 
@@ -12,16 +12,30 @@ import { redisKeyPrefix, redisSkip, redisTestUrl } from '../redis.js'
 const EARLY = 5
 
 function recorder () {
-  const seen = { granted: [] as number[], queue: [] as number[], shed: [] as number[], slowedDown: [] as number[], redisFailed: 0, fallback: [] as Array<[boolean, { replicas: number; rate: number }]> }
+  const seen = {
+    granted: [] as number[], queue: [] as number[], shed: [] as number[], rates: [] as Array<[number, RateChange]>,
+    abandoned: 0, returned: [] as number[], redisFailed: 0, fallback: [] as Array<[boolean, { replicas: number; rate: number }]>
+  }
+  const listeners = new Set<() => void>()
+  const note = () => { for (const l of listeners) l() }
   const events: PacerEvents = {
-    granted: (ms) => seen.granted.push(ms),
-    queue: (n) => seen.queue.push(n),
-    shed: (s) => seen.shed.push(s),
-    slowedDown: (f) => seen.slowedDown.push(f),
+    granted: (ms) => { seen.granted.push(ms); note() },
+    queue: (n) => { seen.queue.push(n); note() },
+    shed: (s) => { seen.shed.push(s); note() },
+    rateChanged: (rate, change) => { seen.rates.push([rate, change]); note() },
+    abandoned: () => { seen.abandoned++; note() },
+    returned: (n) => { seen.returned.push(n); note() },
     redisFailed: () => { seen.redisFailed++ },
     fallback: (alone, details) => seen.fallback.push([alone, details])
   }
-  return { seen, events }
+  /** Resolves once `check` holds after some event; fails the test after 10 s. */
+  const when = (what: string, check: () => boolean) => new Promise<void>((resolve, reject) => {
+    if (check()) { resolve(); return }
+    const timer = setTimeout(() => { listeners.delete(listener); reject(new Error(`never happened: ${what}`)) }, 10_000)
+    const listener = () => { if (check()) { clearTimeout(timer); listeners.delete(listener); resolve() } }
+    listeners.add(listener)
+  })
+  return { seen, events, when }
 }
 
 /** Starts `n` acquires at once; resolves with each one's wait in ms (or the error it threw). */
@@ -93,23 +107,116 @@ t.test('the local queue is bounded: beyond maxQueue, refused at once', async (t)
   await queued
 })
 
-t.test('Connect throttling slows the pace once per debounce, down to a floor, then it recovers', async (t) => {
+t.test('Connect throttling lowers the rate to the accepted calls per second, once per debounce, down to a floor', async (t) => {
   const { seen, events } = recorder()
-  const p = pacer(t, { rate: 10, burst: 1, events, slowdown: { debounceMs: 10_000, holdMs: 300, recoverMs: 300 } })
-  t.equal(p.factor, 1)
+  const p = pacer(t, { rate: 10, burst: 1, events, learning: { debounceMs: 10_000 } })
+  t.equal(p.rate, 10)
+  // Connect accepted 7 calls in the last second, then throttled: it gives 7/s, not 10 and not 5.
+  for (let i = 0; i < 7; i++) p.afterAttempt(undefined)
+  p.afterAttempt('TooManyRequestsException')
   p.onThrottled()
-  p.onThrottled()
-  t.equal(p.factor, 0.5)
-  t.same(seen.slowedDown, [0.5], 'throttles inside the debounce count once')
-  // At half of 10/s, one start every 200 ms.
-  const waits = await burst([p], 2) as number[]
-  t.ok(waits[1]! >= 200 - EARLY, `second start after ${waits[1]} ms`)
-  await sleep(700)
-  t.equal(p.factor, 1, 'back to the full rate after hold and recovery')
+  t.equal(p.rate, 7)
+  t.same(seen.rates.map(([rate, c]) => [rate, c.reason, c.measured]), [[7, 'throttled', 7]], 'throttles inside the debounce count once')
 
-  const q = pacer(t, { rate: 10, burst: 1, slowdown: { debounceMs: 0, floor: 0.25 } })
-  for (let i = 0; i < 5; i++) { q.onThrottled(); await sleep(2) }
-  t.equal(q.factor, 0.25, 'never below the floor')
+  const q = pacer(t, { rate: 10, burst: 1, learning: { debounceMs: 0, floor: 0.25 } })
+  for (let i = 0; i < 5; i++) q.onThrottled()
+  t.equal(q.factor, 0.25, 'nothing accepted: halved per throttle, never below the floor')
+  const r = pacer(t, { rate: 10, burst: 1 })
+  for (let i = 0; i < 30; i++) r.afterAttempt(undefined)
+  r.afterAttempt('ThrottlingException')
+  t.equal(r.rate, 9, 'more accepted than paced: still at least a 10% cut')
+})
+
+t.test('after a quiet hold the rate climbs back step by step, one event per step', async (t) => {
+  const { seen, events, when } = recorder()
+  const p = pacer(t, { rate: 10, burst: 1, events, learning: { holdMs: 20, stepMs: 20, step: 0.2 } })
+  p.onThrottled()
+  t.equal(p.rate, 5)
+  await when('back to the configured rate', () => seen.rates.at(-1)?.[0] === 10)
+  const [first, ...steps] = seen.rates.map(([rate, c]) => [Number(rate.toFixed(3)), c.reason] as const)
+  t.same(first, [5, 'throttled'])
+  // A late timer may take two steps in one event; each event is still one change, upward.
+  t.ok(steps.length >= 1 && steps.every(([rate, reason], i) => reason === 'recovering' && (i === 0 || rate > steps[i - 1]![0]) &&
+    (rate === 10 || (rate - 5) % 2 === 0)), `steps up: ${steps.map(([rate]) => rate).join(', ')}`)
+  t.equal(p.factor, 1)
+})
+
+t.test('a lower rate re-plans the waiting starts at once: those now past their deadline are refused with Retry-After', async (t) => {
+  const { seen, events, when } = recorder()
+  const p = pacer(t, { rate: 10, burst: 1, events })
+  const settled: Array<'granted' | Overloaded> = []
+  /** Slots granted by the time each refusal was answered. */
+  const grantedWhenRefused: number[] = []
+  const started = Date.now()
+  // Slots every 100 ms: all ten fit the 1.5 s deadline at 10/s; at 5/s the last ones do not.
+  const all = Promise.all(Array.from({ length: 10 }, () => p.acquire(started + 1_500, new AbortController().signal)
+    .then(() => { settled.push('granted') }, (err: Overloaded) => { settled.push(err); grantedWhenRefused.push(seen.granted.length) })))
+  await when('nine waiting', () => seen.queue.at(-1) === 9)
+  const grantedBefore = seen.granted.length
+  p.onThrottled()
+  const [[rate, change]] = seen.rates as [[number, RateChange]]
+  t.equal(rate, 5)
+  t.ok(change.shed >= 1 && change.replanned >= 1, `re-planned ${change.replanned}, refused ${change.shed}`)
+  const refused = () => settled.filter((e) => e instanceof Overloaded)
+  await when('the refused ones answered', () => refused().length >= change.shed)
+  t.equal(refused().length, change.shed)
+  t.ok(grantedWhenRefused.every((n) => n === grantedBefore), 'refused at once, before any re-planned start got its slot')
+  t.ok(refused().every((e) => e.retryAfterSeconds! >= 1), 'each refused with Retry-After')
+  t.equal(seen.shed.length, change.shed)
+  await all
+  t.equal(settled.filter((e) => e === 'granted').length, 10 - change.shed, 'the re-planned ones still start')
+})
+
+t.test('a start that leaves while waiting releases its place at once; its slot goes to the next one', async (t) => {
+  const { seen, events, when } = recorder()
+  const p = pacer(t, { rate: 1, burst: 1, events })
+  await p.acquire(Date.now() + 5_000, new AbortController().signal)
+  const stays = new AbortController()
+  const leaves = new AbortController()
+  const first = p.acquire(Date.now() + 10_000, stays.signal).catch((e: unknown) => e) // slot at 1 s
+  const second = p.acquire(Date.now() + 10_000, leaves.signal).catch((e: unknown) => e) // slot at 2 s
+  await when('two waiting', () => seen.queue.at(-1) === 2)
+  leaves.abort()
+  t.equal((await second as Error).name, 'AbortError')
+  t.equal(seen.queue.at(-1), 1, 'no longer counted as waiting')
+  t.equal(seen.abandoned, 1)
+  t.same(seen.returned, [1], 'the last slot came back to the schedule')
+  // With 2.7 s left, the freed 2 s slot fits; without it the next slot would be at 3 s and refused.
+  const next = new AbortController()
+  const third = p.acquire(Date.now() + 2_700, next.signal).catch((e: unknown) => e)
+  await when('the newcomer waits in the freed slot', () => seen.queue.at(-1) === 2)
+  t.same(seen.shed, [], 'nobody refused')
+  stays.abort()
+  next.abort()
+  t.equal((await first as Error).name, 'AbortError')
+  t.equal((await third as Error).name, 'AbortError')
+  t.equal(seen.queue.at(-1), 0)
+})
+
+t.test('a caller gone during the backoff: no slot taken, the attempt is not sent', async (t) => {
+  const { seen, events, when } = recorder()
+  const p = pacer(t, { rate: 1, burst: 1, events })
+  const gone = new AbortController()
+  const sent: number[] = []
+  const attempt = paceAttempts(p, Date.now() + 10_000, gone.signal)(async () => {
+    sent.push(Date.now())
+    return { output: {}, response: {} }
+  }, {})
+  await p.acquire(Date.now() + 5_000, new AbortController().signal)
+  await attempt({ input: {}, request: {} })
+  t.equal(sent.length, 1)
+  // The retry waits for a slot of its own (1 s away); the caller leaves meanwhile.
+  const retry = attempt({ input: {}, request: {} }).catch((e: unknown) => e)
+  await when('the retry waits for its slot', () => seen.queue.at(-1) === 1)
+  gone.abort()
+  t.equal((await retry as Error).name, 'AbortError')
+  t.equal(sent.length, 1, 'the retry was never sent')
+  const granted = seen.granted.length
+  const queued = seen.queue.length
+  t.equal((await attempt({ input: {}, request: {} }).catch((e: unknown) => e) as Error).name, 'AbortError', 'a retry after the caller left')
+  t.equal(seen.granted.length, granted)
+  t.equal(seen.queue.length, queued, 'did not even ask for a slot')
+  t.equal(sent.length, 1)
 })
 
 t.test('attempts: a retry reserves a slot of its own; a throttled one also slows the pace', async (t) => {
@@ -126,10 +233,10 @@ t.test('attempts: a retry reserves a slot of its own; a throttled one also slows
   t.type(err, Overloaded, 'no slot for the retry before the deadline: it is not sent')
   t.equal(sent.length, 1)
 
-  p.onRetry('InternalServiceException')
+  p.afterAttempt('InternalServiceException')
   t.equal(p.factor, 1)
-  p.onRetry('TooManyRequestsException')
-  t.equal(p.factor, 0.5)
+  p.afterAttempt('TooManyRequestsException')
+  t.equal(p.factor, 0.9, 'Connect had accepted all we paced (one call in the window): a 10% cut')
 })
 
 t.test('attempts held back by a busy process and released together leave at most the burst at once', async (t) => {
@@ -180,17 +287,72 @@ t.test('Redis', { skip: await redisSkip() }, async (t) => {
     t.equal(await probe.zcard(`${prefix}pacing:replicas`), 1, 'a closed replica leaves at once')
   })
 
-  t.test('a slowdown is shared: one replica is throttled, all slow down', async (t) => {
+  t.test('a lowered rate is shared: measured over all replicas, and the others re-plan their waiting starts at once', async (t) => {
     const prefix = redisKeyPrefix(t)
-    const a = await replica(t, prefix)
-    const b = await replica(t, prefix)
+    const ra = recorder()
+    const rb = recorder()
+    const a = await replica(t, prefix, { events: ra.events })
+    const b = await replica(t, prefix, { events: rb.events })
     const probe = new Redis(redisTestUrl())
     t.teardown(() => probe.disconnect())
-    a.pacer.onThrottled()
-    await until('slowdown written', async () => (await probe.exists(`${prefix}pacing:slowdown`)) === 1)
-    t.equal(b.pacer.factor, 1)
-    await b.pacer.acquire(Date.now() + 5_000, new AbortController().signal)
-    t.equal(b.pacer.factor, 0.5, 'learned with its next token')
+    // Calls accepted by Connect on both replicas: 6 in the last second, for the deployment.
+    for (let i = 0; i < 4; i++) a.pacer.afterAttempt(undefined)
+    for (let i = 0; i < 2; i++) b.pacer.afterAttempt(undefined)
+    await until('accepted calls recorded', async () => (await probe.zcard(`${prefix}pacing:accepted`)) === 6)
+    // b has starts waiting on the shared schedule: 3 at once, then every 100 ms, deadline 1.2 s.
+    const started = Date.now()
+    const waiting = Promise.all(Array.from({ length: 10 }, () =>
+      b.pacer.acquire(started + 1_200, new AbortController().signal).then(() => 'granted', (e: unknown) => e)))
+    await until('all ten reserved', async () => {
+      const [seconds, micros] = await probe.time()
+      return Number(await probe.get(`${prefix}pacing:bucket`)) - (Number(seconds) * 1000 + Number(micros) / 1000) > 600
+    })
+
+    a.pacer.afterAttempt('TooManyRequestsException')
+    await ra.when('a lowered the rate', () => ra.seen.rates.length === 1)
+    t.same(ra.seen.rates.map(([rate, c]) => [rate, c.reason, c.measured]), [[6, 'throttled', 6]])
+    await rb.when('b heard it', () => rb.seen.rates.length === 1)
+    const [[rate, change]] = rb.seen.rates as [[number, RateChange]]
+    t.equal(rate, 6)
+    t.equal(change.reason, 'shared')
+    t.ok(change.replanned + change.shed >= 5, `b re-planned ${change.replanned} and refused ${change.shed} at once`)
+    t.equal(b.pacer.rate, 6)
+
+    // b is throttled too, by a call sent before it heard: the same event, counted once.
+    b.pacer.afterAttempt('TooManyRequestsException')
+    const outcomes = await waiting
+    t.equal(rb.seen.rates.length, 1, 'one change, not one per replica')
+    t.equal(outcomes.filter((o) => o instanceof Overloaded).length, rb.seen.shed.length, 'every refusal went through the pacer')
+    t.ok(outcomes.filter((o) => o === 'granted').length >= 3)
+  })
+
+  t.test('a start that leaves gives its slot back to the shared schedule', async (t) => {
+    const prefix = redisKeyPrefix(t)
+    const ra = recorder()
+    const rb = recorder()
+    const a = await replica(t, prefix, { rate: 1, burst: 1, events: ra.events })
+    const b = await replica(t, prefix, { rate: 1, burst: 1, events: rb.events })
+    await a.pacer.acquire(Date.now() + 5_000, new AbortController().signal)
+    const stays = new AbortController()
+    const leaves = new AbortController()
+    const first = a.pacer.acquire(Date.now() + 10_000, stays.signal).catch((e: unknown) => e) // slot at 1 s
+    await ra.when('first waiting', () => ra.seen.queue.at(-1) === 1)
+    const second = a.pacer.acquire(Date.now() + 10_000, leaves.signal).catch((e: unknown) => e) // slot at 2 s
+    await ra.when('second waiting', () => ra.seen.queue.at(-1) === 2)
+    leaves.abort()
+    t.equal((await second as Error).name, 'AbortError')
+    t.equal(ra.seen.queue.at(-1), 1, 'no longer counted as waiting')
+    await ra.when('slot returned', () => ra.seen.returned.length === 1)
+    t.same(ra.seen.returned, [1])
+    // Another replica now gets the 2 s slot: it fits 2.7 s, where the 3 s one would be refused.
+    const next = new AbortController()
+    const third = b.pacer.acquire(Date.now() + 2_700, next.signal).catch((e: unknown) => e)
+    await rb.when('the other replica waits in the freed slot', () => rb.seen.queue.at(-1) === 1)
+    t.same(rb.seen.shed, [])
+    stays.abort()
+    next.abort()
+    await first
+    await third
   })
 
   t.test('Redis lost: a replica paces alone at its share, after the slots already handed out', async (t) => {

@@ -333,6 +333,26 @@ t.test('the request-rate bucket refuses beyond its burst and refills', async (t)
   t.equal((await serviceError(start(client, { ClientToken: 'r' }))).name, 'TooManyRequestsException')
 })
 
+t.test('the request-rate quota can change mid-run, both ways, and be removed', async (t) => {
+  const { sim, client } = await setup(t, { requestRate: { perSecond: 0.001, burst: 3 } })
+  await start(client)
+  // Another system takes most of the account's quota: only one token is left in a bucket of 1.
+  sim.setRequestRate({ perSecond: 0.001, burst: 1 })
+  await start(client)
+  t.equal((await serviceError(start(client))).name, 'TooManyRequestsException', 'the smaller burst applies at once')
+  // It stops again: the bucket refills at the new rate.
+  sim.setRequestRate({ perSecond: 1000, burst: 2 })
+  for (let i = 0; i < 50 && sim.stats().created < 3; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    await start(client).catch(() => {})
+  }
+  t.equal(sim.stats().created, 3, 'a higher rate lets calls through again')
+  sim.setRequestRate(null)
+  const before = sim.stats().throttled
+  await Promise.all(Array.from({ length: 5 }, () => start(client)))
+  t.equal(sim.stats().throttled, before, 'no quota: nothing throttled')
+})
+
 t.test('maxActiveChats frees a slot when a chat ends or expires', async (t) => {
   const { sim, client } = await setup(t, { maxActiveChats: 1, chatDurationMs: 60 })
   const first = await start(client)
@@ -506,6 +526,9 @@ t.test('CLI prints its URL, serves the control API and exits on SIGTERM', async 
   t.equal((await control('fault', { type: 'InternalServiceException' })).status, 200)
   await expectApiError(t, await put(sim, BASE_INPUT), 500, 'InternalServiceException')
   t.equal((await control('fault', null)).status, 200)
+  t.equal((await control('rate', { perSecond: 0 })).status, 400)
+  t.equal((await control('rate', { perSecond: 0.001, burst: 1 })).status, 200)
+  t.equal((await control('rate', null)).status, 200)
   const stats = (await (await fetch(`${url}/__sim/stats`)).json()) as Record<string, number>
   t.match(stats, { received: 1, faulted: 1, created: 0, active: 0 })
 
