@@ -261,7 +261,7 @@ async function main () {
   }
 
   const simPort = await freePort()
-  const sim = run('src/connect/simulator-main.js', { SIM_PORT: String(simPort) })
+  const sim = run('src/simulator/main.js', { SIM_PORT: String(simPort) })
   const simUrl = `http://127.0.0.1:${simPort}`
   try {
     await waitForHttp(`${simUrl}/__sim/stats`)

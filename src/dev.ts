@@ -2,7 +2,7 @@
 // page on a second origin (DEMO_PORT, default PORT+1) that the dev ALLOWED_ORIGINS lets in.
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
-import { startSimulator } from './connect/simulator.js'
+import { startSimulator } from './simulator/connect.js'
 import { startDemoServer, type DemoServer } from './demo/server.js'
 
 function fail (message: string): never {

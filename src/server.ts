@@ -4,7 +4,7 @@ import { getEndpointFromInstructions } from '@smithy/core/endpoints'
 import closeWithGrace from 'close-with-grace'
 import { buildApp, type AppDeps } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
-import { startSimulator, type ConnectSimulator } from './connect/simulator.js'
+import { startSimulator, type ConnectSimulator } from './simulator/connect.js'
 import { startMetricsServer, type MetricsServer } from './plugins/metrics.js'
 
 function readConfig (): Config {

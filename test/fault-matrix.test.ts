@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { Fault } from '../src/connect/simulator.js'
+import type { Fault } from '../src/simulator/connect.js'
 import { build, validBody } from './helper.js'
 
 // Issue 6's fault matrix: for each way Connect can fail, 200 concurrent starts over real HTTP are

@@ -1,7 +1,7 @@
 import type { Test } from 'tap'
 import { buildApp, type App, type AppDeps } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
-import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '../src/connect/simulator.js'
+import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '../src/simulator/connect.js'
 
 export const ORIGIN = 'https://shop.example.com'
 

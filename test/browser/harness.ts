@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { startDemoServer, type DemoServer } from '../../src/demo/server.js'
-import type { SimulatorOptions } from '../../src/connect/simulator.js'
+import type { SimulatorOptions } from '../../src/simulator/connect.js'
 import { build, type Harness } from '../helper.js'
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'

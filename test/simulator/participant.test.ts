@@ -16,7 +16,7 @@ import {
   SendMessageCommand,
   type GetTranscriptCommandInput
 } from '@aws-sdk/client-connectparticipant'
-import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '../../src/connect/simulator.js'
+import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '../../src/simulator/connect.js'
 import { CONTENT_TYPE, type ChatItem } from '../../src/simulator/participant.js'
 
 const CREDENTIALS = { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' }

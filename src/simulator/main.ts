@@ -1,7 +1,7 @@
 /**
  * CLI entry for the Connect simulator, for a benchmark or a manual run in another process:
  *
- *   SIM_PORT=4010 SIM_RATE=5 SIM_BURST=10 tsx src/connect/simulator-main.ts
+ *   SIM_PORT=4010 SIM_RATE=5 SIM_BURST=10 tsx src/simulator/main.ts
  *
  * Prints exactly one JSON line `{"url":"http://127.0.0.1:PORT"}` on stdout once listening, so the
  * parent can read the URL; everything else goes to stderr. The `/__sim/*` control API is on
@@ -9,7 +9,7 @@
  * {"perSecond", "burst"} or null to change the request-rate quota mid-run, POST /__sim/reset, and
  * the Participant Service's /__sim/participant/*; see docs/simulator.md).
  */
-import { startSimulator, type SimulatorOptions } from './simulator.js'
+import { startSimulator, type SimulatorOptions } from './connect.js'
 
 /** Reads a non-negative number from the environment; exits naming the variable when invalid. */
 function envNumber(name: string): number | undefined {

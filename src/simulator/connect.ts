@@ -9,7 +9,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { ParticipantService, type ParticipantOptions, type ParticipantSimulator } from '../simulator/participant.js'
+import { ParticipantService, type ParticipantOptions, type ParticipantSimulator } from './participant.js'
 
 export type ErrorFaultType =
   | 'ThrottlingException'

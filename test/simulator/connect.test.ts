@@ -19,7 +19,7 @@ import {
   startSimulator,
   type ConnectSimulator,
   type SimulatorOptions
-} from '../../src/connect/simulator.js'
+} from '../../src/simulator/connect.js'
 
 const BASE_INPUT: StartChatContactCommandInput = {
   InstanceId: 'instance-1',
@@ -501,7 +501,7 @@ t.test('log receives one line per answer without secrets', async (t) => {
 })
 
 t.test('CLI prints its URL, serves the control API and exits on SIGTERM', async (t) => {
-  const entry = fileURLToPath(new URL('../../src/connect/simulator-main.ts', import.meta.url))
+  const entry = fileURLToPath(new URL('../../src/simulator/main.ts', import.meta.url))
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     env: { ...process.env, SIM_RATE: '1', SIM_BURST: '1', SIM_MAX_ACTIVE_CHATS: '5', SIM_LATENCY_MS: '1' },
     stdio: ['ignore', 'pipe', 'pipe']
