@@ -9,24 +9,19 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { randomBytes, randomUUID } from 'node:crypto'
+import { DEFAULT_FAULT_MESSAGE, ERROR_STATUS, deferred, isFault, isRequestRate, TokenBucket, type Fault } from './faults.js'
+import type { SimulatedContact } from './contact.js'
 import { ParticipantService, type ParticipantOptions, type ParticipantSimulator } from './participant.js'
+import {
+  checkAuthorization, isObject, MAX_BODY_BYTES, OPERATION_METHOD, OPERATION_PATH, readBody, safeJsonParse, sendJson,
+  validateStartChatInput, ValidationError, type ApiError, type JsonObject, type StartChatResponse, type ValidInput
+} from './start-chat-wire.js'
 
-export type ErrorFaultType =
-  | 'ThrottlingException'
-  | 'TooManyRequestsException'
-  | 'LimitExceededException'
-  | 'ResourceNotFoundException'
-  | 'AccessDeniedException'
-  | 'InvalidParameterException'
-  | 'InvalidRequestException'
-  | 'InternalServiceException'
+export { ERROR_FAULT_TYPES, type ErrorFaultType, type Fault } from './faults.js'
+export type { SimulatedContact } from './contact.js'
 
-export type Fault =
-  | { type: ErrorFaultType; retryAfterSeconds?: number; message?: string }
-  | { type: 'slow'; delayMs: number } // wait then answer normally
-  | { type: 'hang' } // never answer (until close())
-  | { type: 'reset' } // destroy the socket without a response
-  | { type: 'malformed' } // 200 with a body that is not JSON
+const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
+const DEFAULT_CHAT_DURATION_MS = 300_000
 
 export interface SimulatorOptions {
   port?: number
@@ -63,17 +58,6 @@ export interface RecordedRequest {
   authorization?: string
   /** True when the answer was an idempotent replay of an earlier contact. */
   replayed?: boolean
-}
-
-export interface SimulatedContact {
-  contactId: string
-  participantId: string
-  participantToken: string
-  initialContactId: string
-  continuedFromContactId?: string
-  createdAt: number
-  endsAt: number
-  input: Record<string, unknown>
 }
 
 export interface SimulatorStats {
@@ -115,294 +99,6 @@ export interface ConnectSimulator {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Wire constants
-
-const OPERATION_METHOD = 'PUT'
-const OPERATION_PATH = '/contact/chat'
-const MAX_BODY_BYTES = 1024 * 1024
-const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
-const DEFAULT_CHAT_DURATION_MS = 300_000
-
-const ERROR_STATUS: Record<ErrorFaultType, number> = {
-  ThrottlingException: 429,
-  TooManyRequestsException: 429,
-  LimitExceededException: 429,
-  ResourceNotFoundException: 404,
-  AccessDeniedException: 403,
-  InvalidParameterException: 400,
-  InvalidRequestException: 400,
-  InternalServiceException: 500
-}
-
-const DEFAULT_FAULT_MESSAGE: Record<ErrorFaultType, string> = {
-  ThrottlingException: 'Rate exceeded',
-  TooManyRequestsException: 'Rate exceeded',
-  LimitExceededException: 'The allowed limit for the resource has been exceeded',
-  ResourceNotFoundException: 'The specified resource was not found',
-  AccessDeniedException: 'You do not have sufficient access to perform this action',
-  InvalidParameterException: 'One or more of the specified parameters are not valid',
-  InvalidRequestException: 'The request is not valid',
-  InternalServiceException: 'Request processing failed because of an error or failure with the service'
-}
-
-export const ERROR_FAULT_TYPES = Object.keys(ERROR_STATUS) as ErrorFaultType[]
-
-/** A refusal the simulator answers with: HTTP status, `x-amzn-errortype`, message. */
-interface ApiError {
-  status: number
-  type: string
-  message: string
-  retryAfterSeconds?: number
-}
-
-interface StartChatResponse {
-  ContactId: string
-  ParticipantId: string
-  ParticipantToken: string
-  ContinuedFromContactId?: string
-}
-
-// ---------------------------------------------------------------------------------------------
-// Input validation (the limits Connect documents for StartChatContact)
-
-type JsonObject = Record<string, unknown>
-
-/** The validated parts of the input the simulator acts on. */
-interface ValidInput {
-  clientToken?: string
-  persistentChat?: { rehydrationType: 'ENTIRE_PAST_SESSION' | 'FROM_SEGMENT'; sourceContactId: string }
-}
-
-class ValidationError extends Error {}
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-/** Connect counts characters, not UTF-16 code units. */
-function charLength(value: string): number {
-  let n = 0
-  for (const _ of value) n++
-  return n
-}
-
-function checkString(value: unknown, field: string, min: number, max: number): string {
-  if (typeof value !== 'string') throw new ValidationError(`${field} must be a string`)
-  const len = charLength(value)
-  if (len < min || len > max) {
-    throw new ValidationError(`${field} must be between ${min} and ${max} characters long`)
-  }
-  return value
-}
-
-function optionalString(obj: JsonObject, key: string, field: string, min: number, max: number): string | undefined {
-  return obj[key] === undefined ? undefined : checkString(obj[key], field, min, max)
-}
-
-function checkObject(value: unknown, field: string): JsonObject {
-  if (!isObject(value)) throw new ValidationError(`${field} must be an object`)
-  return value
-}
-
-function checkAttributes(value: unknown): void {
-  const attributes = checkObject(value, 'Attributes')
-  let bytes = 0
-  for (const [key, attr] of Object.entries(attributes)) {
-    if (typeof attr !== 'string') throw new ValidationError(`Attributes.${key} must be a string`)
-    bytes += Buffer.byteLength(key, 'utf8') + Buffer.byteLength(attr, 'utf8')
-  }
-  if (bytes > 32_768) throw new ValidationError('Attributes must not exceed 32768 bytes in total (keys and values)')
-}
-
-function checkInitialMessage(value: unknown): void {
-  const message = checkObject(value, 'InitialMessage')
-  checkString(message.ContentType, 'InitialMessage.ContentType', 1, 100)
-  checkString(message.Content, 'InitialMessage.Content', 1, 16_384)
-}
-
-function checkChatDuration(value: unknown): void {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 60 || value > 10_080) {
-    throw new ValidationError('ChatDurationInMinutes must be an integer between 60 and 10080')
-  }
-}
-
-function checkSupportedContentTypes(value: unknown): void {
-  if (!Array.isArray(value) || !value.every((t) => typeof t === 'string')) {
-    throw new ValidationError('SupportedMessagingContentTypes must be a list of strings')
-  }
-  if (!value.includes('text/plain')) {
-    throw new ValidationError('SupportedMessagingContentTypes must include text/plain')
-  }
-}
-
-function checkPersistentChat(value: unknown, input: JsonObject): NonNullable<ValidInput['persistentChat']> {
-  const chat = checkObject(value, 'PersistentChat')
-  const type = chat.RehydrationType
-  if (type !== 'ENTIRE_PAST_SESSION' && type !== 'FROM_SEGMENT') {
-    throw new ValidationError('PersistentChat.RehydrationType must be ENTIRE_PAST_SESSION or FROM_SEGMENT')
-  }
-  const sourceContactId = checkString(chat.SourceContactId, 'PersistentChat.SourceContactId', 1, 256)
-  if (input.RelatedContactId !== undefined) {
-    throw new ValidationError('PersistentChat and RelatedContactId cannot be used together')
-  }
-  return { rehydrationType: type, sourceContactId }
-}
-
-/** Validates a parsed body; throws ValidationError naming the first offending field. */
-export function validateStartChatInput(input: JsonObject): ValidInput {
-  checkString(input.InstanceId, 'InstanceId', 1, 100)
-  checkString(input.ContactFlowId, 'ContactFlowId', 1, 500)
-  const participant = checkObject(input.ParticipantDetails, 'ParticipantDetails')
-  checkString(participant.DisplayName, 'ParticipantDetails.DisplayName', 1, 256)
-  if (input.Attributes !== undefined) checkAttributes(input.Attributes)
-  if (input.InitialMessage !== undefined) checkInitialMessage(input.InitialMessage)
-  const clientToken = optionalString(input, 'ClientToken', 'ClientToken', 0, 500)
-  if (input.ChatDurationInMinutes !== undefined) checkChatDuration(input.ChatDurationInMinutes)
-  if (input.SupportedMessagingContentTypes !== undefined) {
-    checkSupportedContentTypes(input.SupportedMessagingContentTypes)
-  }
-  optionalString(input, 'RelatedContactId', 'RelatedContactId', 1, 256)
-  const persistentChat =
-    input.PersistentChat === undefined ? undefined : checkPersistentChat(input.PersistentChat, input)
-  // An empty token would be a useless idempotency key; treat it as absent.
-  return { clientToken: clientToken === '' ? undefined : clientToken, persistentChat }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Authorization: shape check of a SigV4 header, no cryptography.
-
-function checkAuthorization(header: string | undefined): ApiError | undefined {
-  if (header === undefined || header === '') {
-    return { status: 403, type: 'MissingAuthenticationTokenException', message: 'Missing Authentication Token' }
-  }
-  const refused: ApiError = {
-    status: 403,
-    type: 'UnrecognizedClientException',
-    message: 'The security token included in the request is invalid.'
-  }
-  const prefix = 'AWS4-HMAC-SHA256 '
-  if (!header.startsWith(prefix)) return refused
-  const parts = new Map<string, string>()
-  for (const part of header.slice(prefix.length).split(/,\s*/)) {
-    const eq = part.indexOf('=')
-    if (eq > 0) parts.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim())
-  }
-  const scope = (parts.get('Credential') ?? '').split('/')
-  const [key, date, region, service, terminator] = scope
-  const wellFormed =
-    scope.length === 5 &&
-    key !== '' &&
-    /^\d{8}$/.test(date ?? '') &&
-    region !== '' &&
-    service === 'connect' &&
-    terminator === 'aws4_request' &&
-    (parts.get('SignedHeaders') ?? '') !== '' &&
-    /^[0-9a-f]+$/.test(parts.get('Signature') ?? '')
-  return wellFormed ? undefined : refused
-}
-
-// ---------------------------------------------------------------------------------------------
-// Small helpers
-
-/** Continuous-refill token bucket, like the per-account API quota Connect enforces. */
-class TokenBucket {
-  private tokens: number
-  private last = Date.now()
-  constructor(
-    private perSecond: number,
-    private burst: number
-  ) {
-    this.tokens = burst
-  }
-  take(): boolean {
-    this.refillToNow()
-    if (this.tokens < 1) return false
-    this.tokens -= 1
-    return true
-  }
-  /** The refill so far counts at the old rate; the new one applies from now. */
-  change(perSecond: number, burst: number): void {
-    this.refillToNow()
-    this.perSecond = perSecond
-    this.burst = burst
-    this.tokens = Math.min(this.tokens, burst)
-  }
-  private refillToNow(): void {
-    const now = Date.now()
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond)
-    this.last = now
-  }
-  refill(): void {
-    this.tokens = this.burst
-    this.last = Date.now()
-  }
-}
-
-interface Deferred<T> {
-  promise: Promise<T>
-  resolve: (value: T) => void
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void
-  const promise = new Promise<T>((r) => {
-    resolve = r
-  })
-  return { promise, resolve }
-}
-
-type BodyResult = { ok: true; text: string } | { ok: false; tooLarge: true }
-
-/** Reads the body, stopping (without buffering further) once it exceeds the limit. */
-function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
-  const declared = Number(req.headers['content-length'] ?? 0)
-  if (declared > limit) return Promise.resolve({ ok: false, tooLarge: true })
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    let done = false
-    req.on('data', (chunk: Buffer) => {
-      if (done) return
-      size += chunk.length
-      if (size > limit) {
-        done = true
-        resolve({ ok: false, tooLarge: true })
-        return
-      }
-      chunks.push(chunk)
-    })
-    req.on('end', () => {
-      if (!done) resolve({ ok: true, text: Buffer.concat(chunks).toString('utf8') })
-    })
-    req.on('error', reject)
-  })
-}
-
-function isRequestRate(value: unknown): value is { perSecond: number; burst: number } {
-  if (!isObject(value)) return false
-  const { perSecond, burst } = value
-  return typeof perSecond === 'number' && perSecond > 0 && Number.isFinite(perSecond) &&
-    typeof burst === 'number' && burst >= 1 && Number.isFinite(burst)
-}
-
-function isFault(value: unknown): value is Fault {
-  if (!isObject(value) || typeof value.type !== 'string') return false
-  switch (value.type) {
-    case 'slow':
-      return typeof value.delayMs === 'number' && value.delayMs >= 0
-    case 'hang':
-    case 'reset':
-    case 'malformed':
-      return true
-    default:
-      return (
-        (ERROR_FAULT_TYPES as string[]).includes(value.type) &&
-        (value.retryAfterSeconds === undefined || typeof value.retryAfterSeconds === 'number') &&
-        (value.message === undefined || typeof value.message === 'string')
-      )
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The simulator
 
@@ -826,32 +522,6 @@ class Simulator implements ConnectSimulator {
       this.timers.add(timer)
     })
   }
-}
-
-function safeJsonParse(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown
-  } catch {
-    return undefined
-  }
-}
-
-function sendJson(
-  res: ServerResponse,
-  requestId: string,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {}
-): void {
-  if (res.destroyed || res.headersSent) return
-  const payload = JSON.stringify(body)
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(payload),
-    'x-amzn-requestid': requestId,
-    ...headers
-  })
-  res.end(payload)
 }
 
 export async function startSimulator(options: SimulatorOptions = {}): Promise<ConnectSimulator> {

@@ -9,7 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { randomBytes, randomUUID } from 'node:crypto'
-import type { SimulatedContact } from './connect.js'
+import type { SimulatedContact } from './contact.js'
 import { ScriptedAgent, type AgentOptions } from './agent.js'
 import { pageTranscript, TranscriptQueryError, type ChatItem, type ParticipantRole, type TranscriptQuery } from './transcript.js'
 import { SocketHub, type ChatSocket } from './websocket.js'
