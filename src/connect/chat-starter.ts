@@ -1,8 +1,7 @@
 import { StartChatContactCommand, type ConnectClient } from '@aws-sdk/client-connect'
-import type { FinalizeRequestMiddleware } from '@smithy/types'
+import type { AbsoluteLocation, FinalizeRequestHandlerOptions, FinalizeRequestMiddleware } from '@smithy/types'
 import { CallerLeft, Overloaded, UpstreamFailed, type GatewayError } from '../errors.js'
 import { mapConnectError } from './errors.js'
-import { PACE_ATTEMPTS, paceAttempts } from './pacer.js'
 import { buildStartChatInput, type ChatStartRequest, type ConnectTarget } from './input.js'
 
 export interface StartedChat {
@@ -12,7 +11,10 @@ export interface StartedChat {
   continuedFromContactId?: string
 }
 
-/** Admission toward Connect's account-wide API quota (src/connect/pacer.ts); resolves when a call may go. */
+/**
+ * The starter's pacing port: admission toward Connect's account-wide API quota (implemented by
+ * src/connect/pacer.ts); resolves when a call may go.
+ */
 export interface Pacer {
   /** Waits for a slot, or throws Overloaded at once when none can come before `deadline` (epoch ms). */
   acquire (deadline: number, signal: AbortSignal): Promise<void>
@@ -20,6 +22,8 @@ export interface Pacer {
   onThrottled? (): void
   /** Inside the SDK, right before each HTTP attempt (1, 2, …): may wait, within the deadline. */
   beforeAttempt? (attempt: number, deadline: number, signal: AbortSignal): Promise<void>
+  /** Told how each attempt ended: undefined when Connect accepted it, else the error's name. */
+  afterAttempt? (errorName: string | undefined): void
   close? (): Promise<void>
 }
 
@@ -128,6 +132,31 @@ function watchAttempts<Input extends object, Output extends object> (hooks: { se
       return await next(args)
     } finally {
       hooks.done()
+    }
+  }
+}
+
+export const PACE_ATTEMPTS: FinalizeRequestHandlerOptions & AbsoluteLocation = {
+  step: 'finalizeRequest', priority: 'low', name: 'paceAttempts'
+}
+
+/**
+ * SDK middleware for one StartChatContact command: inside the SDK's retry loop and after signing,
+ * so it runs once per HTTP attempt just before it is sent. Unpaced retries would land on a bucket
+ * Connect just said was empty, be throttled again, and crowd out the calls paced behind them.
+ */
+export function paceAttempts<Input extends object, Output extends object> (pacer: Pacer, deadline: number, signal: AbortSignal): FinalizeRequestMiddleware<Input, Output> {
+  let attempt = 0
+  return (next) => async (args) => {
+    await pacer.beforeAttempt?.(++attempt, deadline, signal)
+    try {
+      const result = await next(args)
+      pacer.afterAttempt?.(undefined)
+      return result
+    } catch (error) {
+      const name = (error as { name?: unknown } | undefined)?.name
+      pacer.afterAttempt?.(name === undefined ? 'Unknown' : String(name))
+      throw error
     }
   }
 }

@@ -19,7 +19,6 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
-import type { AbsoluteLocation, FinalizeRequestHandlerOptions, FinalizeRequestMiddleware } from '@smithy/types'
 import { Overloaded } from '../errors.js'
 import type { Pacer } from './chat-starter.js'
 import { THROTTLED } from './errors.js'
@@ -519,33 +518,6 @@ export class TokenBucketPacer implements Pacer {
       const count = Number(replies?.[2]?.[1])
       if (count >= 1) this.knownReplicas = count
     } catch { /* keep the last count; the next beat tries again */ }
-  }
-}
-
-export const PACE_ATTEMPTS: FinalizeRequestHandlerOptions & AbsoluteLocation = {
-  step: 'finalizeRequest', priority: 'low', name: 'paceAttempts'
-}
-
-/** Told how each attempt ended: undefined when Connect accepted it, else the error's name. */
-export interface AttemptObserver { afterAttempt? (errorName: string | undefined): void }
-
-/**
- * SDK middleware for one StartChatContact command: inside the SDK's retry loop and after signing,
- * so it runs once per HTTP attempt just before it is sent. Unpaced retries would land on a bucket
- * Connect just said was empty, be throttled again, and crowd out the calls paced behind them.
- */
-export function paceAttempts<Input extends object, Output extends object> (pacer: Pacer & AttemptObserver, deadline: number, signal: AbortSignal): FinalizeRequestMiddleware<Input, Output> {
-  let attempt = 0
-  return (next) => async (args) => {
-    await pacer.beforeAttempt?.(++attempt, deadline, signal)
-    try {
-      const result = await next(args)
-      pacer.afterAttempt?.(undefined)
-      return result
-    } catch (error) {
-      pacer.afterAttempt?.((error as { name?: unknown } | undefined)?.name === undefined ? 'Unknown' : String((error as { name: unknown }).name))
-      throw error
-    }
   }
 }
 
