@@ -12,7 +12,7 @@ import { errorWithoutStack } from './errors.js'
 import { backgroundErrorReporter } from './background-errors.js'
 import clientAddress from './plugins/client-address.js'
 import connectionBudget from './plugins/connection-budget.js'
-import errorHandler, { clientErrorHandler } from './plugins/error-handler.js'
+import errorHandler, { clientErrorHandler, frameworkErrorHandler } from './plugins/error-handler.js'
 import health from './plugins/health.js'
 import metricsPlugin from './plugins/metrics.js'
 import openapi from './plugins/openapi.js'
@@ -66,6 +66,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     trustProxy: config.trustProxy,
     serverFactory: (handler) => publicServer(handler, config.REQUEST_TIMEOUT_MS),
     clientErrorHandler,
+    frameworkErrors: frameworkErrorHandler,
     bodyLimit: 16 * 1024,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
@@ -79,7 +80,11 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
         // Unknown fields must be refused by name, not dropped; types must match, not be coerced.
         removeAdditional: false,
         coerceTypes: false,
-        allErrors: true
+        allErrors: true,
+        // The failing schema comes with each error, so its own patternMessage/containsMessage can
+        // word the answer (see the error handler); those two keywords are annotations, not rules.
+        verbose: true,
+        keywords: ['patternMessage', 'containsMessage']
       }
     }
   }

@@ -38,7 +38,7 @@ export abstract class GatewayError extends Error {
 export class ValidationFailed extends GatewayError {
   readonly statusCode = 400
   readonly code = 'VALIDATION_FAILED'
-  constructor (details: ProblemDetail[], message = 'The request body is not valid') {
+  constructor (details: ProblemDetail[], message = 'The request is not valid') {
     super(message)
     this.details = details
   }
@@ -59,6 +59,11 @@ export class RequestTimedOut extends GatewayError {
 export class HeadersTooLarge extends GatewayError {
   readonly statusCode = 431
   readonly code = 'HEADERS_TOO_LARGE'
+}
+
+export class RouteNotFound extends GatewayError {
+  readonly statusCode = 404
+  readonly code = 'NOT_FOUND'
 }
 
 export class OriginNotAllowed extends GatewayError {

@@ -1,8 +1,8 @@
-import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
-import { GatewayError, HeadersTooLarge, MalformedRequest, RequestTimedOut, type ProblemDetail } from '../errors.js'
+import { GatewayError, HeadersTooLarge, MalformedRequest, RequestTimedOut, RouteNotFound, ValidationFailed, type ProblemDetail } from '../errors.js'
 import { requestPath } from './request-log.js'
 import { SECURITY_HEADERS } from './security-headers.js'
 
@@ -14,7 +14,10 @@ function body (statusCode: number, code: string, message: string, details?: Prob
   return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', code, message, ...(details ? { details } : {}) }
 }
 
-type AjvIssue = NonNullable<FastifyError['validation']>[number]
+type AjvIssue = NonNullable<FastifyError['validation']>[number] & { parentSchema?: Record<string, unknown>; propertyName?: string }
+
+/** A header's usual spelling: `idempotency-key` -> `Idempotency-Key`. */
+const headerName = (name: string) => name.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase())
 
 /** `/ParticipantDetails/DisplayName` -> `ParticipantDetails.DisplayName`, naming the field itself. */
 function pathOf (issue: AjvIssue, context: string | undefined): string {
@@ -22,55 +25,76 @@ function pathOf (issue: AjvIssue, context: string | undefined): string {
   const segments = issue.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
   if (typeof params.additionalProperty === 'string') segments.push(params.additionalProperty)
   if (typeof params.missingProperty === 'string') segments.push(params.missingProperty)
-  const propertyName = (issue as { propertyName?: string }).propertyName ?? params.propertyName
+  const propertyName = issue.propertyName ?? params.propertyName
   if (typeof propertyName === 'string') segments.push(propertyName)
-  if (context === 'headers') return segments.map((s) => s.replace(/^idempotency-key$/, 'Idempotency-Key')).join('.')
+  if (context === 'headers') return segments.map(headerName).join('.')
   return segments.join('.') || '(body)'
 }
 
+const article = (type: unknown) => /^[aeiou]/.test(String(type)) ? `an ${String(type)}` : `a ${String(type)}`
+
+/**
+ * Our wording for a validator's complaint, from its keyword and limits. A schema says what its
+ * pattern or `contains` means with `patternMessage` / `containsMessage` (a regex is no message).
+ */
 function messageOf (issue: AjvIssue): string {
   const params = issue.params as Record<string, unknown>
-  if (issue.keyword === 'additionalProperties') return 'is not an allowed field'
-  if (issue.keyword === 'required') return 'is required'
-  if (issue.keyword === 'enum' && Array.isArray(params.allowedValues)) return `must be one of: ${params.allowedValues.join(', ')}`
-  if (issue.keyword === 'pattern' && issue.instancePath.endsWith('/DisplayName')) return 'must not contain control characters'
-  if (issue.keyword === 'pattern' && issue.instancePath.endsWith('/idempotency-key')) return 'must be 16 to 64 characters of A-Z, a-z, 0-9, _ and - (a UUID fits)'
-  if (issue.keyword === 'propertyNames' || (issue as { propertyName?: string }).propertyName !== undefined) {
-    return 'is not a valid attribute key (letters, digits, _ and - only)'
+  const own = issue.parentSchema
+  switch (issue.keyword) {
+    case 'additionalProperties': return 'is not an allowed field'
+    case 'required': return 'is required'
+    case 'type': return `must be ${article(params.type)}`
+    case 'enum': return `must be one of: ${(params.allowedValues as unknown[]).join(', ')}`
+    case 'minLength': return params.limit === 1 ? 'must not be empty' : `must be at least ${String(params.limit)} characters`
+    case 'maxLength': return `must be at most ${String(params.limit)} characters`
+    case 'minimum': return `must be at least ${String(params.limit)}`
+    case 'maximum': return `must be at most ${String(params.limit)}`
+    case 'minItems': return `must have at least ${String(params.limit)} item(s)`
+    case 'maxItems': return `must have at most ${String(params.limit)} items`
+    case 'maxProperties': return `must have at most ${String(params.limit)} entries`
+    case 'uniqueItems': return 'must not repeat a value'
+    case 'pattern': return typeof own?.patternMessage === 'string' ? own.patternMessage : 'is not in the expected format'
+    case 'contains': return typeof own?.containsMessage === 'string' ? own.containsMessage : 'lacks a required value'
+    default: return 'is not valid'
   }
-  if (issue.keyword === 'contains') return 'must contain text/plain'
-  return issue.message ?? 'is not valid'
 }
 
 /** Fastify's own 4xx errors, in our shape with our codes; their messages carry no user data. */
 const FASTIFY_CODES: Record<string, [number, string, string]> = {
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json (text/plain and form-urlencoded JSON are accepted too)'],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE', 'This content type is not accepted; send the body as JSON'],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'INVALID_CONTENT_LENGTH', 'The Content-Length header does not match the body'],
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'BODY_TOO_LARGE', 'The request body is too large'],
-  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'INVALID_JSON', 'The request body is empty'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'INVALID_JSON', 'The request body is not valid JSON'],
   FST_ERR_CTP_INVALID_JSON_BODY: [400, 'INVALID_JSON', 'The request body is not valid JSON'],
-  FST_ERR_CTP_EMPTY_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE', 'The Content-Type header is empty'],
-  FST_ERR_CTP_INVALID_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE', 'The Content-Type header is not valid']
+  FST_ERR_CTP_EMPTY_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE', 'This content type is not accepted; send the body as JSON'],
+  FST_ERR_CTP_INVALID_TYPE: [415, 'UNSUPPORTED_MEDIA_TYPE', 'This content type is not accepted; send the body as JSON'],
+  FST_ERR_BAD_URL: [400, 'BAD_URL', 'The request URL is not valid'],
+  FST_ERR_ASYNC_CONSTRAINT: [400, 'BAD_REQUEST', 'Bad Request']
 }
 
+/** The one renderer: every error answer's status, body and Retry-After, whoever raised it. */
 export function toErrorBody (error: FastifyError | GatewayError | Error): { body: ErrorBody; retryAfter?: number } {
   if (error instanceof GatewayError) {
     return { body: body(error.statusCode, error.code, error.message, error.details?.slice(0, MAX_DETAILS)), retryAfter: error.retryAfterSeconds }
   }
   const fe = error as FastifyError
   if (fe.validation) {
-    // Unknown fields last, so a flood of them cannot hide the problems that matter.
-    const issues = [...fe.validation].sort((a, b) => Number(a.keyword === 'additionalProperties') - Number(b.keyword === 'additionalProperties'))
+    // Unknown fields last, so a flood of them cannot hide the problems that matter; a propertyNames
+    // failure is told by the failure of the name itself.
+    const issues = (fe.validation as AjvIssue[]).filter((i) => i.keyword !== 'propertyNames')
+      .sort((a, b) => Number(a.keyword === 'additionalProperties') - Number(b.keyword === 'additionalProperties'))
     const seen = new Set<string>()
     const details = issues.map((issue) => ({ path: pathOf(issue, fe.validationContext), message: messageOf(issue) }))
       .filter((d) => { const k = `${d.path}:${d.message}`; return !seen.has(k) && seen.add(k) })
       .slice(0, MAX_DETAILS)
-    return { body: body(400, 'VALIDATION_FAILED', 'The request is not valid', details) }
+    return toErrorBody(new ValidationFailed(details))
   }
   const known = fe.code ? FASTIFY_CODES[fe.code] : undefined
   if (known) return { body: body(known[0], known[1], known[2]) }
   // JSON.parse errors (and __proto__ / constructor poisoning) from the body parsers.
-  if (error instanceof SyntaxError || fe.statusCode === 400) return { body: body(400, 'INVALID_JSON', 'The request body is not valid JSON') }
+  if (error instanceof SyntaxError) return { body: body(400, 'INVALID_JSON', 'The request body is not valid JSON') }
+  // The body stream broke (a bad chunk): the HTTP parser's own codes.
+  if (typeof fe.code === 'string' && fe.code.startsWith('HPE_')) return toErrorBody(new MalformedRequest('The request is not valid HTTP'))
   const status = fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500
   return { body: body(status, status === 500 ? 'INTERNAL' : 'BAD_REQUEST', status === 500 ? 'Something went wrong on our side' : STATUS_CODES[status] ?? 'Bad request') }
 }
@@ -100,6 +124,16 @@ export function clientErrorHandler (this: { log: FastifyBaseLogger }, err: Error
   socket.destroy()
 }
 
+/**
+ * Fastify's frameworkErrors: a URL it cannot decode, before any route or hook runs. Rendered like
+ * every other error, with the headers every answer carries.
+ */
+export function frameworkErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const { body: payload } = toErrorBody(error)
+  request.log.info({ code: payload.code }, 'request refused before routing')
+  reply.headers(SECURITY_HEADERS).code(payload.statusCode).type('application/json; charset=utf-8').send(payload)
+}
+
 /** The one place where errors become HTTP answers (README, Errors). No stack, no upstream text. */
 async function errorHandler (app: FastifyInstance) {
   app.setErrorHandler((error: FastifyError | GatewayError, request, reply) => {
@@ -118,8 +152,8 @@ async function errorHandler (app: FastifyInstance) {
     reply.code(payload.statusCode).type('application/json; charset=utf-8').send(payload)
   })
 
-  app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send(body(404, 'NOT_FOUND', `No route for ${request.method} ${requestPath(request.url)}`))
+  app.setNotFoundHandler(async (request) => {
+    throw new RouteNotFound(`No route for ${request.method} ${requestPath(request.url)}`)
   })
 }
 

@@ -1,11 +1,10 @@
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
 import { Type } from 'typebox'
 import { Overloaded } from '../errors.js'
-import { ErrorReply } from '../routes/chat-start.schema.js'
-import { toErrorBody } from './error-handler.js'
+import { ErrorReply } from '../shapes.js'
 
 export interface HealthOptions {
   /** Mean event-loop delay (ms) above which readiness fails; default 1000. */
@@ -23,10 +22,7 @@ const READY = '/health/ready'
 /** Seconds a load balancer should wait before probing again or retrying elsewhere. */
 const RETRY_AFTER = 5
 
-function unavailable (reply: FastifyReply, message: string) {
-  const { body } = toErrorBody(new Overloaded(message))
-  return reply.code(503).header('retry-after', String(RETRY_AFTER)).send(body)
-}
+const unavailable = (message: string) => new Overloaded(message, { retryAfterSeconds: RETRY_AFTER })
 
 const HealthReply = Type.Object({ status: Type.String() })
 
@@ -46,9 +42,9 @@ async function health (app: FastifyInstance, options: HealthOptions) {
 
   // Requests on a connection that was busy when the drain began still arrive: refuse them in our
   // error shape (Fastify's own closing answer has no `code`) and let the LB retry elsewhere.
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', async (request) => {
     if (!draining || request.routeOptions.url === LIVE || request.routeOptions.url === READY) return
-    return unavailable(reply, 'This replica is shutting down; please try again')
+    throw unavailable('This replica is shutting down; please try again')
   })
 
   // server.close() only reaps connections idle at that moment; one that goes idle after its
@@ -64,12 +60,12 @@ async function health (app: FastifyInstance, options: HealthOptions) {
 
   app.get(LIVE, { schema: { ...schema, summary: 'Liveness: 200 while the process runs' } }, async () => ({ status: 'ok' }))
 
-  app.get(READY, { schema: { ...schema, summary: 'Readiness: 503 while draining or overloaded' } }, async (request, reply) => {
-    if (draining) return unavailable(reply, 'This replica is shutting down')
+  app.get(READY, { schema: { ...schema, summary: 'Readiness: 503 while draining or overloaded' } }, async (request) => {
+    if (draining) throw unavailable('This replica is shutting down')
     const { eventLoopDelayMs, heapUsedBytes, overloaded } = pressure.current()
     if (overloaded) {
       request.log.warn({ eventLoopDelayMs: Math.round(eventLoopDelayMs), heapUsedBytes }, 'readiness 503: overloaded')
-      return unavailable(reply, 'This replica is overloaded')
+      throw unavailable('This replica is overloaded')
     }
     return { status: 'ready' }
   })

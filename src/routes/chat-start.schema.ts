@@ -1,13 +1,11 @@
 import { Type, type Static } from 'typebox'
+import { Attributes, ErrorReply } from '../shapes.js'
 
 // Field names and limits follow Amazon Connect's StartChatContact, so the sample clients' bodies
 // pass unchanged. Anything not listed is refused (additionalProperties: false), never dropped.
 
 /** Control characters (C0, DEL, C1) and the line/paragraph separators that break display names. */
 const NO_CONTROL = '^[^\\u0000-\\u001F\\u007F-\\u009F\\u2028\\u2029]*$'
-export const ATTRIBUTE_KEY = '^[A-Za-z0-9_-]+$'
-export const MAX_ATTRIBUTE_BYTES = 32_768
-export const DISPLAY_NAME_MAX = 256
 export const CONTENT_TYPES = [
   'text/plain', 'text/markdown', 'application/json',
   'application/vnd.amazonaws.connect.message.interactive',
@@ -20,20 +18,19 @@ const Ignored = (description: string) =>
 export const ChatStartBody = Type.Object({
   ParticipantDetails: Type.Object({
     // Trimmed and re-measured (1..256) after validation; the bound here only caps the work.
-    DisplayName: Type.String({ minLength: 1, maxLength: 1024, pattern: NO_CONTROL, description: 'customer name shown to the agent, 1..256 characters after trimming' })
+    DisplayName: Type.String({
+      minLength: 1, maxLength: 1024, pattern: NO_CONTROL, patternMessage: 'must not contain control characters',
+      description: 'customer name shown to the agent, 1..256 characters after trimming'
+    })
   }, { additionalProperties: false }),
-  Attributes: Type.Optional(Type.Record(Type.String(), Type.String(), {
-    propertyNames: { pattern: ATTRIBUTE_KEY, maxLength: 128 },
-    maxProperties: 200,
-    description: `contact attributes; keys limited to ALLOWED_ATTRIBUTES; at most ${MAX_ATTRIBUTE_BYTES} UTF-8 bytes in all`
-  })),
+  Attributes: Type.Optional(Attributes),
   InitialMessage: Type.Optional(Type.Object({
     ContentType: Type.Enum(['text/plain', 'text/markdown']),
     Content: Type.String({ minLength: 1, maxLength: 16_384 })
   }, { additionalProperties: false })),
   SupportedMessagingContentTypes: Type.Optional(Type.Array(
     Type.Enum([...CONTENT_TYPES]),
-    { minItems: 1, maxItems: CONTENT_TYPES.length, uniqueItems: true, contains: { const: 'text/plain' }, description: 'must contain text/plain' }
+    { minItems: 1, maxItems: CONTENT_TYPES.length, uniqueItems: true, contains: { const: 'text/plain' }, containsMessage: 'must contain text/plain', description: 'must contain text/plain' }
   )),
   ChatDurationInMinutes: Type.Optional(Type.Integer({ minimum: 60, maximum: 10_080 })),
   PersistentChat: Type.Optional(Type.Object({
@@ -52,6 +49,7 @@ export type ChatStartBody = Static<typeof ChatStartBody>
 export const IdempotencyKeyHeader = Type.Object({
   'idempotency-key': Type.Optional(Type.String({
     pattern: '^[A-Za-z0-9_-]{16,64}$',
+    patternMessage: 'must be 16 to 64 characters of A-Z, a-z, 0-9, _ and - (a UUID fits)',
     description: '16..64 of A-Z a-z 0-9 _ - (a UUID fits): the same key from the same caller never opens two chats'
   }))
 })
@@ -69,10 +67,4 @@ export const ChatStartReply = Type.Object({
   })
 })
 
-export const ErrorReply = Type.Object({
-  statusCode: Type.Integer(),
-  error: Type.String(),
-  code: Type.String(),
-  message: Type.String(),
-  details: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() })))
-})
+export { ErrorReply }

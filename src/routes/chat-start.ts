@@ -5,9 +5,8 @@ import type { ChatStartRequest } from '../connect/input.js'
 import { displayNameProblem } from '../display-name.js'
 import { ValidationFailed, type ProblemDetail } from '../errors.js'
 import type { TrustPolicy } from '../trust/index.js'
-import {
-  ChatStartBody, ChatStartReply, DISPLAY_NAME_MAX, ErrorReply, IdempotencyKeyHeader, MAX_ATTRIBUTE_BYTES
-} from './chat-start.schema.js'
+import { DISPLAY_NAME_MAX, MAX_ATTRIBUTE_BYTES } from '../shapes.js'
+import { ChatStartBody, ChatStartReply, ErrorReply, IdempotencyKeyHeader } from './chat-start.schema.js'
 
 export interface ChatStartRouteOptions {
   config: Config

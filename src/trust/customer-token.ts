@@ -5,7 +5,7 @@ import {
 } from 'jose'
 import { Value } from 'typebox/value'
 import { CustomerTokenInvalid } from '../errors.js'
-import { ChatStartBody } from '../routes/chat-start.schema.js'
+import { Attributes } from '../shapes.js'
 import { RESUME_TOKEN_TYP } from './resume-token.js'
 
 export interface CustomerTokenOptions {
@@ -36,7 +36,7 @@ export interface CustomerClaims {
 }
 
 // The browser's attribute rules (key pattern, key length, count) apply to trusted attributes too.
-const AttributesSchema = ChatStartBody.properties.Attributes
+const AttributesSchema = Attributes
 
 // Pinned per key type: a token names its own alg, so it is only ever checked against the keys of
 // that type. `none` and HS256-signed-with-the-public-key (algorithm confusion) have no path.
