@@ -7,7 +7,7 @@ import { ChatStarter, type Pacer } from './connect/chat-starter.js'
 import { createConnectClient } from './connect/client.js'
 import { createPacer } from './connect/pacer.js'
 import { loggerOptions } from './logger.js'
-import { createMetrics, type Metrics } from './metrics.js'
+import { createMetrics, pacerObserver, retryObserver, starterObserver, type Metrics } from './metrics.js'
 import { errorWithoutStack } from './errors.js'
 import { backgroundErrorReporter } from './background-errors.js'
 import clientAddress from './plugins/client-address.js'
@@ -108,27 +108,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     maxQueue: config.CONNECT_MAX_CONCURRENCY,
     // A slot this close to the deadline would most likely spend quota on a call that ends in 504.
     callReserveMs: 500,
-    events: {
-      granted: (ms) => { metrics.pacingTokens.inc(); metrics.pacingWait.observe(ms / 1000) },
-      queue: (length) => metrics.pacingQueue.set(length),
-      shed: () => metrics.pacingShed.inc(),
-      rateChanged: (rate, { reason, configured, measured, replanned, shed }) => {
-        metrics.pacingRate.set(rate)
-        const fields = { rate: Number(rate.toFixed(3)), configuredRate: configured, ...(measured === undefined ? {} : { acceptedPerSecond: measured }), replanned, shed }
-        if (reason === 'recovering') {
-          app.log.info(fields, 'pacing rate raised: no throttling lately')
-        } else {
-          metrics.pacingSlowdowns.inc()
-          app.log.warn(fields, reason === 'throttled'
-            ? 'Connect throttled a paced call; pacing rate lowered to what Connect accepts'
-            : 'another replica lowered the pacing rate')
-        }
-      },
-      redisFailed: () => metrics.redisFailOpen.inc({ use: 'pacing' }),
-      fallback: (alone, share) => alone
-        ? app.log.warn(share, 'pacing without Redis: this replica paces alone at its share of the rate')
-        : app.log.info('pacing shared through Redis again')
-    }
+    events: pacerObserver(metrics, app.log)
   }))
   // Until Connect throttles, the pace is the configured one; rateChanged keeps the gauge after that.
   if (!deps.pacer && config.CONNECT_RATE_LIMIT !== undefined) metrics.pacingRate.set(config.CONNECT_RATE_LIMIT)
@@ -137,10 +117,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     maxAttempts: config.CONNECT_MAX_ATTEMPTS,
     attemptTimeoutMs: config.CONNECT_ATTEMPT_TIMEOUT_MS,
     maxSockets: config.CONNECT_MAX_CONCURRENCY,
-    observer: {
-      onAttempt: () => metrics.upstreamAttempts.inc(),
-      onRetry: (error) => metrics.upstreamRetries.inc({ error })
-    },
+    observer: retryObserver(metrics),
     overrides: deps.connectOverrides
   })
   const trust = deps.trust ?? createTrustPolicy(config, {
@@ -154,13 +131,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     timeoutMs: config.CHAT_START_TIMEOUT_MS,
     maxConcurrency: config.CONNECT_MAX_CONCURRENCY,
     pacer,
-    onAbandoned: (stage) => metrics.chatStartsAbandoned.inc({ stage }),
-    onOutcome: (outcome) => {
-      const label = outcome.ok ? 'started' : outcome.error.code.toLowerCase()
-      metrics.chatStarts.inc({ outcome: label })
-      metrics.chatStartDuration.observe({ outcome: label }, outcome.durationMs / 1000)
-      if (!outcome.ok && outcome.error.upstream) metrics.upstreamErrors.inc({ type: outcome.error.upstream.errorName })
-    }
+    ...starterObserver(metrics)
   })
   app.addHook('onClose', async () => {
     await pacer?.close?.()
@@ -183,7 +154,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(originPolicy, { config })
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
   await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err) })
-  await app.register(rateLimit, { config, redis, routes: ['/chat/start'] })
+  await app.register(rateLimit, { config, redis })
   await app.register(chatStartRoute, { config, starter, trust })
 
   return app

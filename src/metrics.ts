@@ -1,4 +1,8 @@
+import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { ChatStarterOptions } from './connect/chat-starter.js'
+import type { RetryObserver } from './connect/client.js'
+import type { PacerEvents } from './connect/pacer.js'
 
 /**
  * Every metric the service exports, on a registry of its own per app (tests build several apps in
@@ -50,3 +54,53 @@ export function createMetrics (sources: MetricSources = {}) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
+
+// --- What the Connect side reports, turned into metrics and log lines ------------------------------
+
+type Log = Pick<Logger, 'info' | 'warn'>
+
+/** Pacing: waits, queue, shedding, and one log line per change of the learned rate. */
+export function pacerObserver (metrics: Metrics, log: Log): PacerEvents {
+  return {
+    granted: (ms) => { metrics.pacingTokens.inc(); metrics.pacingWait.observe(ms / 1000) },
+    queue: (length) => metrics.pacingQueue.set(length),
+    shed: () => metrics.pacingShed.inc(),
+    rateChanged: (rate, { reason, configured, measured, replanned, shed }) => {
+      metrics.pacingRate.set(rate)
+      const fields = { rate: Number(rate.toFixed(3)), configuredRate: configured, ...(measured === undefined ? {} : { acceptedPerSecond: measured }), replanned, shed }
+      if (reason === 'recovering') {
+        log.info(fields, 'pacing rate raised: no throttling lately')
+      } else {
+        metrics.pacingSlowdowns.inc()
+        log.warn(fields, reason === 'throttled'
+          ? 'Connect throttled a paced call; pacing rate lowered to what Connect accepts'
+          : 'another replica lowered the pacing rate')
+      }
+    },
+    redisFailed: () => metrics.redisFailOpen.inc({ use: 'pacing' }),
+    fallback: (alone, share) => alone
+      ? log.warn(share, 'pacing without Redis: this replica paces alone at its share of the rate')
+      : log.info('pacing shared through Redis again')
+  }
+}
+
+/** Every HTTP attempt and retry toward Connect. */
+export function retryObserver (metrics: Metrics): RetryObserver {
+  return {
+    onAttempt: () => metrics.upstreamAttempts.inc(),
+    onRetry: (error) => metrics.upstreamRetries.inc({ error })
+  }
+}
+
+/** How each chat start ended, and where its caller left. */
+export function starterObserver (metrics: Metrics): Pick<ChatStarterOptions, 'onOutcome' | 'onAbandoned'> {
+  return {
+    onAbandoned: (stage) => metrics.chatStartsAbandoned.inc({ stage }),
+    onOutcome: (outcome) => {
+      const label = outcome.ok ? 'started' : outcome.error.code.toLowerCase()
+      metrics.chatStarts.inc({ outcome: label })
+      metrics.chatStartDuration.observe({ outcome: label }, outcome.durationMs / 1000)
+      if (!outcome.ok && outcome.error.upstream) metrics.upstreamErrors.inc({ type: outcome.error.upstream.errorName })
+    }
+  }
+}

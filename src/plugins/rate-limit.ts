@@ -13,8 +13,6 @@ const LOCAL_CACHE_ENTRIES = 50_000
 export interface RateLimitOptions {
   config: Config
   redis?: Redis
-  /** Route URLs that are limited; everything else (health, metrics, docs) never is. */
-  routes: string[]
 }
 
 type Counted = { current: number; ttl: number }
@@ -106,10 +104,10 @@ async function settled (redis: Redis, ms: number) {
 }
 
 /**
- * Per-client (IP) limit on chat starts, in Redis when configured so one limit holds across replicas.
- * Redis trouble never blocks a request: the client fails fast (see src/redis.ts) and we fail open.
+ * Per-client (IP) limit for the routes that ask for it (`config.rateLimit` on the route; health,
+ * metrics and docs never do), in Redis when configured so one limit holds across replicas. Redis trouble never blocks a request: the client fails fast (see src/redis.ts) and we fail open.
  */
-async function rateLimitPlugin (app: FastifyInstance, { config, redis, routes }: RateLimitOptions) {
+async function rateLimitPlugin (app: FastifyInstance, { config, redis }: RateLimitOptions) {
   if (redis) await settled(redis, 1_000)
   const outage = outageTracker(app.log, () => app.metrics.redisFailOpen.inc({ use: 'rate_limit' }))
 
@@ -130,13 +128,6 @@ async function rateLimitPlugin (app: FastifyInstance, { config, redis, routes }:
     )
   })
 
-  const limited = new Set(routes)
-  const limit = app.rateLimit()
-  app.addHook('onRoute', (route) => {
-    if (!limited.has(route.url)) return
-    const existing = route.onRequest
-    route.onRequest = [...(Array.isArray(existing) ? existing : existing ? [existing] : []), limit]
-  })
 }
 
 export default fp(rateLimitPlugin, { name: 'rate-limit' })

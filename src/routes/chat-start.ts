@@ -54,6 +54,8 @@ const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (
   const featurePermissions = { MESSAGING_MARKDOWN: config.FEATURE_MARKDOWN, ATTACHMENTS: config.FEATURE_ATTACHMENTS }
 
   app.post('/chat/start', {
+    // Per client address (or /64), shared through Redis: see plugins/rate-limit.ts.
+    config: { rateLimit: { max: config.RATE_LIMIT_MAX, timeWindow: config.rateLimitWindowMs } },
     schema: {
       summary: 'Start a chat on Amazon Connect',
       description: 'Validates the request, adds the configured instance and contact flow, and calls StartChatContact.',
