@@ -3,7 +3,7 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { get } from 'node:http'
-import { startDemoServer } from '../../src/demo/server.js'
+import { startDemoServer } from '../../demo/server.js'
 import { demoHarness, launchBrowser, screenshot } from './harness.js'
 
 const env = { RATE_LIMIT_MAX: '1000' }

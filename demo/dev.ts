@@ -1,9 +1,9 @@
 // `npm run dev`: the service on the built-in Connect simulator, no AWS account needed, plus the demo
 // page on a second origin (DEMO_PORT, default PORT+1) that the dev ALLOWED_ORIGINS lets in.
-import { buildApp } from './app.js'
-import { ConfigError, loadConfig, type Config } from './config.js'
-import { startSimulator } from './connect/simulator.js'
-import { startDemoServer, type DemoServer } from './demo/server.js'
+import { buildApp } from '../src/app.js'
+import { ConfigError, loadConfig, type Config } from '../src/config.js'
+import { startSimulator } from '../src/connect/simulator.js'
+import { startDemoServer, type DemoServer } from './server.js'
 
 function fail (message: string): never {
   process.stderr.write(`connect-chat-gateway: ${message}\n`)

@@ -35,7 +35,7 @@ export interface DemoServer {
   close (): Promise<void>
 }
 
-const PAGE_ROOT = fileURLToPath(new URL('../../demo/', import.meta.url))
+const PAGE_ROOT = fileURLToPath(new URL('./', import.meta.url))
 const CHATJS_FILE = createRequire(import.meta.url).resolve('amazon-connect-chatjs')
 const CHATJS_SERVED = new Set([`/${basename(CHATJS_FILE)}`, `/${basename(CHATJS_FILE)}.map`])
 
