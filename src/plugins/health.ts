@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
 import { Type } from 'typebox'
-import { Overloaded } from '../errors.js'
+import { NotReady, Overloaded, type GatewayError } from '../errors.js'
 import { ErrorReply } from '../routes/chat-start.schema.js'
 import { toErrorBody } from './error-handler.js'
 
@@ -16,6 +16,8 @@ export interface HealthOptions {
   sampleIntervalMs?: number
   /** A sample failed (it is skipped; the last good figures stand). */
   onSampleError?: (err: unknown) => void
+  /** Why this replica cannot serve yet (no AWS credentials), or undefined when it can. */
+  notReady?: () => string | undefined
 }
 
 const LIVE = '/health/live'
@@ -23,16 +25,16 @@ const READY = '/health/ready'
 /** Seconds a load balancer should wait before probing again or retrying elsewhere. */
 const RETRY_AFTER = 5
 
-function unavailable (reply: FastifyReply, message: string) {
-  const { body } = toErrorBody(new Overloaded(message))
+function unavailable (reply: FastifyReply, error: GatewayError) {
+  const { body } = toErrorBody(error)
   return reply.code(503).header('retry-after', String(RETRY_AFTER)).send(body)
 }
 
 const HealthReply = Type.Object({ status: Type.String() })
 
 /**
- * SPEC 6 probes. Live: the process runs. Ready: accepting work, so 503 while draining or when the
- * event loop or heap says this replica is overloaded. Under pressure the chat route is not refused
+ * The probes. Live: the process runs. Ready: accepting work, so 503 until the AWS credentials have
+ * resolved, while draining, or when the event loop or heap says this replica is overloaded. Under pressure the chat route is not refused
  * here: it sheds load itself with its concurrency cap and our own 503; readiness only steers the LB.
  */
 async function health (app: FastifyInstance, options: HealthOptions) {
@@ -48,7 +50,7 @@ async function health (app: FastifyInstance, options: HealthOptions) {
   // error shape (Fastify's own closing answer has no `code`) and let the LB retry elsewhere.
   app.addHook('onRequest', async (request, reply) => {
     if (!draining || request.routeOptions.url === LIVE || request.routeOptions.url === READY) return
-    return unavailable(reply, 'This replica is shutting down; please try again')
+    return unavailable(reply, new Overloaded('This replica is shutting down; please try again'))
   })
 
   // server.close() only reaps connections idle at that moment; one that goes idle after its
@@ -64,12 +66,14 @@ async function health (app: FastifyInstance, options: HealthOptions) {
 
   app.get(LIVE, { schema: { ...schema, summary: 'Liveness: 200 while the process runs' } }, async () => ({ status: 'ok' }))
 
-  app.get(READY, { schema: { ...schema, summary: 'Readiness: 503 while draining or overloaded' } }, async (request, reply) => {
-    if (draining) return unavailable(reply, 'This replica is shutting down')
+  app.get(READY, { schema: { ...schema, summary: 'Readiness: 503 until the AWS credentials resolve, while draining or overloaded' } }, async (request, reply) => {
+    if (draining) return unavailable(reply, new Overloaded('This replica is shutting down'))
+    // The reason (the credential chain's message) is logged by whoever watches it; a probe gets ours.
+    if (options.notReady?.() !== undefined) return unavailable(reply, new NotReady('This replica cannot call Amazon Connect yet'))
     const { eventLoopDelayMs, heapUsedBytes, overloaded } = pressure.current()
     if (overloaded) {
       request.log.warn({ eventLoopDelayMs: Math.round(eventLoopDelayMs), heapUsedBytes }, 'readiness 503: overloaded')
-      return unavailable(reply, 'This replica is overloaded')
+      return unavailable(reply, new Overloaded('This replica is overloaded'))
     }
     return { status: 'ready' }
   })
