@@ -81,6 +81,8 @@ if (browser) {
     t.match(await chatjs.text(), /ChatSession/)
     t.equal((await fetch(`${demo.url}/vendor/package.json`)).status, 404)
     t.equal((await fetch(`${demo.url}/vendor/index.d.ts`)).status, 404)
+    for (const source of ['server.ts', 'dev.ts']) t.equal((await fetch(`${demo.url}/${source}`)).status, 404, `not its own source (${source})`)
+    t.equal((await fetch(`${demo.url}/app.js`)).status, 200, 'the page\'s script')
     const oddHost = await new Promise<string>((resolve, reject) => {
       get(`${demo.url}/config.json`, { headers: { host: 'not a host' } }, (res) => {
         let body = ''
