@@ -122,6 +122,8 @@ const serviceEnv = (simUrl: string): Record<string, string> => ({
   ALLOWED_ATTRIBUTES: 'topic',
   RATE_LIMIT_MAX: '1000000',
   RESUME_TOKEN_SECRET: 'bench-resume-token-secret-0123456789abcdef',
+  // Production puts metrics on 9464; any free port, so a leftover process cannot block a run.
+  METRICS_PORT: '0',
   ...EXTRA_ENV
 })
 

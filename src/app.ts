@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Config } from './config.js'
 import { ChatStarter, type Pacer } from './connect/chat-starter.js'
 import { createConnectClient } from './connect/client.js'
+import { watchCredentials } from './connect/credentials.js'
 import { createPacer } from './connect/pacer.js'
 import { loggerOptions } from './logger.js'
 import { createMetrics, pacerObserver, retryObserver, starterObserver, type Metrics } from './metrics.js'
@@ -35,6 +36,8 @@ export interface AppDeps {
   logStream?: NodeJS.WritableStream
   trust?: TrustPolicy
   pacer?: Pacer
+  /** Longest wait for the first credentials attempt before the app is returned (default 5 s). */
+  credentialsWaitMs?: number
 }
 
 /**
@@ -120,6 +123,14 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     observer: retryObserver(metrics),
     overrides: deps.connectOverrides
   })
+  // Readiness follows credentials: resolved once now (a bounded wait), retried with backoff until then.
+  const credentials = watchCredentials(client, {
+    waitMs: deps.credentialsWaitMs,
+    events: {
+      resolved: (info) => app.log.info(info, 'AWS credentials resolved'),
+      failed: (info) => app.log.error(info, 'no AWS credentials: readiness answers 503 until they resolve')
+    }
+  })
   const trust = deps.trust ?? createTrustPolicy(config, {
     log: app.log,
     redis,
@@ -134,6 +145,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     ...starterObserver(metrics)
   })
   app.addHook('onClose', async () => {
+    credentials.close()
     await pacer?.close?.()
     await trust.close()
     client.destroy()
@@ -146,16 +158,20 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(clientAddress, { trustProxy: config.trustProxy })
   await app.register(errorHandler)
   await app.register(requestLog)
-  await app.register(openapi, { ui: config.NODE_ENV !== 'production' })
-  await app.register(metricsPlugin, { exposeRoute: config.METRICS_PORT === undefined })
+  // In production the document and /metrics live on METRICS_PORT only (see server.ts).
+  const production = config.NODE_ENV === 'production'
+  await app.register(openapi, { ui: !production, route: !production })
+  await app.register(metricsPlugin, { exposeRoute: config.metricsPort === undefined })
   // Root-level onRequest hooks, so every answer (404s and errors included) gets these headers, and
   // an unlisted Origin is refused before the body is read. The limit hooks onto the routes it names.
   await app.register(securityHeaders)
   await app.register(originPolicy, { config })
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
-  await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err) })
+  await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason })
   await app.register(rateLimit, { config, redis })
   await app.register(chatStartRoute, { config, starter, trust })
+
+  await credentials.firstAttempt
 
   return app
 }

@@ -25,7 +25,7 @@ export const EnvSchema = Type.Object({
   CONNECT_MAX_CONCURRENCY: Int(50, 1, 10_000, 'per-process cap on concurrent StartChatContact calls; past it 503'),
   CONNECT_RATE_LIMIT: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10_000, description: 'StartChatContact calls per second for the whole deployment (off when unset)' })),
   CONNECT_BURST: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'burst allowed above CONNECT_RATE_LIMIT (default: the rate, at least 1)' })),
-  ALLOWED_ORIGINS: Type.String({ default: '', description: 'comma-separated exact origins allowed to call from a browser' }),
+  ALLOWED_ORIGINS: Type.String({ default: '', description: 'comma-separated origins allowed to call from a browser (https://*.example.com for any subdomain; none for no browser); required in production' }),
   REQUIRE_ORIGIN: Bool(false, 'refuse requests without an Origin header (no mobile apps or curl)'),
   ALLOWED_ATTRIBUTES: Type.String({ default: '', description: 'comma-separated contact attribute keys a browser may send' }),
   RATE_LIMIT_MAX: Int(10, 1, 1_000_000, 'chat starts per client IP per window'),
@@ -48,7 +48,7 @@ export const EnvSchema = Type.Object({
   CUSTOMER_JWT_ISSUER: OptionalString('required iss of customer tokens'),
   REQUIRE_CUSTOMER_TOKEN: Bool(false, 'refuse chat starts without a customer token'),
   CUSTOMER_JWT_MAX_AGE: Type.String({ default: '1 hour', minLength: 1, description: 'longest lifetime (exp - iat) a customer token may have' }),
-  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'serve /metrics on this port only' })),
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'serve /metrics (and in production the OpenAPI document) on this port only; 9464 in production' })),
   SHUTDOWN_GRACE_MS: Int(15_000, 100, 600_000, 'time in-flight starts get to finish on SIGTERM'),
   DEMO_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'port of the demo page in npm run dev (default PORT+1)' }))
 })
@@ -83,15 +83,61 @@ function parseTrustProxy (raw: string): boolean | string[] {
   return list(raw).map(trustedProxy)
 }
 
-function parseOrigins (raw: string): string[] {
-  return list(raw).map((o) => {
-    let url: URL
-    try { url = new URL(o) } catch { throw new ConfigError(`ALLOWED_ORIGINS: "${o}" is not an origin such as https://www.example.com`) }
-    if (url.origin !== o.replace(/\/$/, '') || url.origin === 'null') {
-      throw new ConfigError(`ALLOWED_ORIGINS: "${o}" is not an exact origin (scheme://host[:port], no path)`)
+const ORIGIN_EXAMPLES = 'such as https://www.example.com, https://*.example.com (any subdomain) or none (no browser)'
+
+/**
+ * ALLOWED_ORIGINS: exact origins, normalised as a browser sends them (lower case, no default port),
+ * and `https://*.example.com` for any subdomain (one or more labels; the apex is listed on its own).
+ * `none` says that no browser may call (a mobile-only deployment). Anything else stops start-up.
+ */
+function parseOrigins (raw: string): { exact: string[]; wildcards: string[]; none: boolean } {
+  const entries = list(raw)
+  if (entries.some((e) => e.toLowerCase() === 'none')) {
+    if (entries.length > 1) throw new ConfigError('ALLOWED_ORIGINS: none cannot be combined with origins')
+    return { exact: [], wildcards: [], none: true }
+  }
+  const exact: string[] = []
+  const wildcards: string[] = []
+  for (const entry of entries) {
+    const wildcard = /^([a-z][a-z0-9+.-]*:\/\/)\*\.(.+)$/i.exec(entry)
+    // The rest of a wildcard must be an origin of its own, with at least two labels (not *.com).
+    const origin = exactOrigin(wildcard ? `${wildcard[1]}${wildcard[2]}` : entry, entry)
+    if (!wildcard) { exact.push(origin); continue }
+    const { hostname } = new URL(origin)
+    if (!hostname.includes('.') || hostname.startsWith('[') || isIP(hostname) !== 0) {
+      throw new ConfigError(`ALLOWED_ORIGINS: "${entry}" would match too much; name a domain, such as https://*.example.com`)
     }
-    return url.origin
-  })
+    wildcards.push(origin.replace('://', '://*.'))
+  }
+  return { exact: [...new Set(exact)], wildcards: [...new Set(wildcards)], none: false }
+}
+
+/** One origin, as a browser would send it in the Origin header. */
+function exactOrigin (text: string, entry: string): string {
+  const refuse = (why: string): never => {
+    throw new ConfigError(`ALLOWED_ORIGINS: "${entry.slice(0, 100)}" ${why}; use origins ${ORIGIN_EXAMPLES}`)
+  }
+  if (text.includes('*')) refuse('is not a pattern we accept (a * only as the first label after the scheme)')
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#@\\]+\/?$/i.test(text)) refuse('has more than scheme://host[:port] (no path, query or credentials)')
+  let url: URL
+  try { url = new URL(text) } catch { return refuse('is not an origin') }
+  if (url.origin === 'null') refuse('is not an http(s) origin')
+  // new URL() drops a default port (https://x:443 is https://x) and lowers the case, as browsers do.
+  return url.origin
+}
+
+/**
+ * A region name as AWS spells them: a two-letter area, an optional partition (gov, iso*), one of
+ * the compass words, and one digit (us-east-1, us-gov-west-1, cn-north-1, ap-southeast-5). The
+ * compass words and the single digit are what catch typos (eu-wst-2, eu-west-22); the area stays
+ * open, since AWS adds new ones (il, mx) more often than anything else.
+ */
+const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-(north|south|east|west|central|northeast|northwest|southeast|southwest)-[1-9]$/
+
+function checkRegion (region: string): void {
+  if (!REGION.test(region)) {
+    throw new ConfigError(`AWS_REGION: "${region.slice(0, 60)}" is not a region name such as eu-west-2 or us-east-1 (the code, not the display name)`)
+  }
 }
 
 const UNIT_MS: Record<string, number> = {
@@ -136,6 +182,13 @@ export function loadConfig (source: Record<string, string | undefined> = process
       throw new ConfigError(`missing configuration: ${missing.join(', ')} (required unless CONNECT_SIMULATOR=true)`)
     }
   }
+  if (env.AWS_REGION !== undefined) checkRegion(env.AWS_REGION)
+  const production = env.NODE_ENV === 'production'
+  const origins = parseOrigins(env.ALLOWED_ORIGINS)
+  const warnings: string[] = []
+  if (!origins.none && origins.exact.length === 0 && origins.wildcards.length === 0) {
+    warnings.push('ALLOWED_ORIGINS is not set: every browser request gets 403 (set it to the sites that embed the widget, or to none)')
+  }
   if (env.CONNECT_BURST !== undefined && env.CONNECT_RATE_LIMIT === undefined) {
     throw new ConfigError('CONNECT_BURST: only meaningful with CONNECT_RATE_LIMIT')
   }
@@ -149,6 +202,9 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (env.NODE_ENV === 'production' && env.PERSISTENT_CHAT === 'verified' && resumeSecrets.length === 0) {
     throw new ConfigError('RESUME_TOKEN_SECRET: required in production while PERSISTENT_CHAT=verified (tokens must survive restarts and work across replicas)')
   }
+  if (production && list(env.ALLOWED_ORIGINS).length === 0) {
+    throw new ConfigError('ALLOWED_ORIGINS: required in production: the sites that embed the chat widget (https://www.example.com,https://*.example.com), or none for mobile apps only')
+  }
   if (env.REQUIRE_CUSTOMER_TOKEN && !env.CUSTOMER_JWT_SECRET && !env.CUSTOMER_JWKS_URL) {
     throw new ConfigError('REQUIRE_CUSTOMER_TOKEN: needs CUSTOMER_JWT_SECRET or CUSTOMER_JWKS_URL')
   }
@@ -160,7 +216,13 @@ export function loadConfig (source: Record<string, string | undefined> = process
     ...env,
     instanceId: env.CONNECT_INSTANCE_ID ?? 'simulated-instance',
     contactFlowId: env.CONNECT_CONTACT_FLOW_ID ?? 'simulated-contact-flow',
-    allowedOrigins: parseOrigins(env.ALLOWED_ORIGINS),
+    allowedOrigins: origins.exact,
+    /** `https://*.example.com` entries: any subdomain of example.com on that scheme and port. */
+    allowedOriginWildcards: origins.wildcards,
+    /** Start-up warnings for the log: settings that work but are probably not what was meant. */
+    warnings,
+    // Production keeps the metrics and the OpenAPI document off the public port.
+    metricsPort: env.METRICS_PORT ?? (production ? 9464 : undefined),
     allowedAttributes: new Set(list(env.ALLOWED_ATTRIBUTES)),
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     rateLimitWindowMs: parseDurationMs('RATE_LIMIT_WINDOW', env.RATE_LIMIT_WINDOW, 'ms', '60000, "30 seconds" or "1 minute"'),
@@ -175,3 +237,26 @@ export function loadConfig (source: Record<string, string | undefined> = process
 }
 
 export type Config = ReturnType<typeof loadConfig>
+
+/** Settings whose value is a secret (REDIS_URL may hold a password): shown only as set or unset. */
+const SECRET_SETTINGS = new Set<string>(['RESUME_TOKEN_SECRET', 'CUSTOMER_JWT_SECRET', 'REDIS_URL'])
+
+/**
+ * The start-up log line's fields: every effective setting, secrets as set/unset, and what an
+ * operator checks first (mode, simulator or AWS, region).
+ */
+export function startupSummary (config: Config) {
+  const settings: Record<string, unknown> = {}
+  for (const key of Object.keys(EnvSchema.properties) as Array<keyof Env>) {
+    settings[key] = SECRET_SETTINGS.has(key) ? (config[key] === undefined ? 'unset' : 'set') : config[key]
+  }
+  return {
+    mode: config.NODE_ENV === 'production' ? 'production' : 'development',
+    connect: config.CONNECT_SIMULATOR ? 'simulator' : 'aws',
+    region: config.AWS_REGION ?? '(SDK default)',
+    allowedOrigins: config.ALLOWED_ORIGINS.trim().toLowerCase() === 'none' ? 'none' : [...config.allowedOrigins, ...config.allowedOriginWildcards],
+    metricsPort: config.metricsPort ?? '(public port)',
+    maxConnectionsPerClient: config.maxConnectionsPerClient,
+    settings
+  }
+}

@@ -3,8 +3,12 @@
 
 export interface ProblemDetail { path: string; message: string }
 
-/** What we learned from Connect about a failure: for the log line, never for the response body. */
-export interface UpstreamInfo { errorName: string; requestId?: string; httpStatus?: number; attempts?: number }
+/**
+ * What we learned from Connect about a failure: for the log line, never for the response body.
+ * `message` only for failures that are not Connect's answer (region, endpoint, credentials, DNS):
+ * the SDK's own text says what to fix, and it quotes nothing a customer sent.
+ */
+export interface UpstreamInfo { errorName: string; requestId?: string; httpStatus?: number; attempts?: number; message?: string }
 
 /** An Error without a stack trace, for refusals that are expected (see GatewayError). */
 export function errorWithoutStack (message: string): Error {
@@ -112,6 +116,12 @@ export class ChatQuotaReached extends GatewayError {
 export class Overloaded extends GatewayError {
   readonly statusCode = 503
   readonly code = 'OVERLOADED'
+}
+
+/** This replica cannot serve yet (its AWS credentials have not resolved): readiness only. */
+export class NotReady extends GatewayError {
+  readonly statusCode = 503
+  readonly code = 'NOT_READY'
 }
 
 /** Connect rejected our own configuration: instance, flow, credentials, parameters we built. */

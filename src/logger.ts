@@ -43,13 +43,15 @@ export interface SerializedError { type: string; message: string; stack: string;
 /**
  * Errors are logged by allowlist, not by pino's default of every enumerable field plus every cause's
  * message. An AWS service error's message is Connect's text, which can quote the input it refused
- * (a display name, an attribute): for those only the name, ids and status are kept.
+ * (a display name, an attribute): for those only the name, ids and status are kept. Errors that
+ * never reached Connect (DNS, refused connection, credentials) keep their message: it is the SDK's.
  */
 export function serializeError (err: unknown, depth = 0): SerializedError {
   if (!isErrorLike(err)) return { type: typeof err, message: String(err), stack: '' }
   const type = err.name ?? 'Error'
   const stack = err.stack ?? ''
-  const fromAws = err.$metadata !== undefined || err.$fault !== undefined
+  // Only Connect's own answers (a status, a fault): a network or credentials error keeps its text.
+  const fromAws = err.$metadata?.httpStatusCode !== undefined || err.$fault !== undefined
   const out: SerializedError = fromAws
     ? {
         type,

@@ -3,7 +3,7 @@ import { ConnectClient, StartChatContactCommand } from '@aws-sdk/client-connect'
 import { getEndpointFromInstructions } from '@smithy/core/endpoints'
 import closeWithGrace from 'close-with-grace'
 import { buildApp, type AppDeps } from './app.js'
-import { ConfigError, loadConfig, type Config } from './config.js'
+import { ConfigError, loadConfig, startupSummary, type Config } from './config.js'
 import { startSimulator, type ConnectSimulator } from './simulator/connect.js'
 import { startMetricsServer, type MetricsServer } from './plugins/metrics.js'
 
@@ -62,14 +62,18 @@ closeWithGrace({
 })
 
 try {
+  app.log.info(startupSummary(config), 'connect-chat-gateway starting')
+  for (const warning of config.warnings) app.log.warn(warning)
   if (simulated) {
     app.log.warn({ endpoint: simulated.simulator?.url ?? 'AWS_ENDPOINT_URL_CONNECT' },
       'CONNECT_SIMULATOR=true: chats are SIMULATED, nothing reaches Amazon Connect')
   }
   await app.listen({ port: config.PORT, host: config.HOST })
-  if (config.METRICS_PORT !== undefined) {
-    metricsServer = await startMetricsServer(app.metrics.registry, { port: config.METRICS_PORT, host: config.HOST })
-    app.log.info({ port: metricsServer.port }, 'metrics listening on their own port')
+  if (config.metricsPort !== undefined) {
+    // In production the OpenAPI document is served here, not on the public port.
+    const openapi = config.NODE_ENV === 'production' ? () => app.swagger() : undefined
+    metricsServer = await startMetricsServer(app.metrics.registry, { port: config.metricsPort, host: config.HOST, openapi })
+    app.log.info({ port: metricsServer.port, openapi: openapi !== undefined }, 'metrics listening on their own port')
   }
 } catch (err) {
   app.log.fatal({ err }, 'could not start')

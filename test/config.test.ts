@@ -1,5 +1,5 @@
-import t from 'tap'
-import { ConfigError, loadConfig } from '../src/config.js'
+import t, { type Test } from 'tap'
+import { ConfigError, loadConfig, startupSummary } from '../src/config.js'
 
 const aws = { AWS_REGION: 'eu-west-2', CONNECT_INSTANCE_ID: 'inst', CONNECT_CONTACT_FLOW_ID: 'flow' }
 
@@ -67,7 +67,7 @@ const bad: Array<[string, Record<string, string>, RegExp]> = [
   ['PERSISTENT_CHAT unknown mode', { ...aws, PERSISTENT_CHAT: 'maybe' }, /PERSISTENT_CHAT/],
   ['short resume secret', { ...aws, RESUME_TOKEN_SECRET: 'short' }, /RESUME_TOKEN_SECRET/],
   ['bad resume TTL', { ...aws, RESUME_TOKEN_TTL: '1 week' }, /RESUME_TOKEN_TTL/],
-  ['production without a resume secret', { ...aws, NODE_ENV: 'production' }, /RESUME_TOKEN_SECRET.*production/],
+  ['production without a resume secret', { ...aws, NODE_ENV: 'production', ALLOWED_ORIGINS: 'none' }, /RESUME_TOKEN_SECRET.*production/],
   ['customer token required without a key', { ...aws, REQUIRE_CUSTOMER_TOKEN: 'true' }, /REQUIRE_CUSTOMER_TOKEN/],
   ['short customer secret', { ...aws, CUSTOMER_JWT_SECRET: 'short' }, /CUSTOMER_JWT_SECRET/],
   ['JWKS URL not a URL', { ...aws, CUSTOMER_JWKS_URL: 'nope' }, /CUSTOMER_JWKS_URL/],
@@ -83,11 +83,98 @@ for (const [name, env, pattern] of bad) {
 }
 
 t.test('production with a resume secret, or with persistent chat off, starts', async (t) => {
-  t.ok(loadConfig({ ...aws, NODE_ENV: 'production', RESUME_TOKEN_SECRET: 'k'.repeat(32) }))
-  t.ok(loadConfig({ ...aws, NODE_ENV: 'production', PERSISTENT_CHAT: 'off' }))
+  t.ok(loadConfig({ ...aws, NODE_ENV: 'production', ALLOWED_ORIGINS: 'none', RESUME_TOKEN_SECRET: 'k'.repeat(32) }))
+  t.ok(loadConfig({ ...aws, NODE_ENV: 'production', ALLOWED_ORIGINS: 'none', PERSISTENT_CHAT: 'off' }))
 })
 
 t.test('unknown variables and empty values are ignored', async (t) => {
   const c = loadConfig({ ...aws, SOMETHING_ELSE: 'x', PORT: '' })
   t.equal(c.PORT, 3000)
+})
+
+/** The message of the ConfigError `env` raises, or a failure when it starts. */
+function refusal (t: Test, env: Record<string, string>): string {
+  try {
+    loadConfig(env)
+  } catch (err) {
+    t.type(err, ConfigError)
+    return (err as Error).message
+  }
+  t.fail(`${JSON.stringify(env)} started`)
+  return ''
+}
+
+t.test('AWS_REGION: real region names start, across partitions and the newest areas', async (t) => {
+  for (const region of ['us-east-1', 'eu-west-2', 'us-gov-west-1', 'cn-north-1', 'cn-northwest-1', 'eu-central-2', 'ap-southeast-5',
+    'ap-northeast-3', 'il-central-1', 'mx-central-1', 'ca-west-1', 'af-south-1', 'me-central-1', 'us-iso-east-1', 'us-isob-east-1']) {
+    t.equal(loadConfig({ ...aws, AWS_REGION: region }).AWS_REGION, region, region)
+  }
+})
+
+t.test('AWS_REGION: a display name, underscores, a two-digit number or a misspelt direction stop start-up, naming it', async (t) => {
+  for (const region of ['London', 'eu_west_2', 'eu-west-22', 'eu-west-0', 'EU-WEST-2', 'eu-west', 'eu-wst-2', 'europe-west-2', 'eu-west-2a']) {
+    t.match(refusal(t, { ...aws, AWS_REGION: region }), /^AWS_REGION: .* is not a region name such as eu-west-2/, region)
+  }
+  t.match(refusal(t, { CONNECT_SIMULATOR: 'true', AWS_REGION: 'London' }), /AWS_REGION/, 'checked with the simulator too')
+})
+
+t.test('production without ALLOWED_ORIGINS stops start-up, naming it and the mobile-only choice', async (t) => {
+  const production = { ...aws, NODE_ENV: 'production', RESUME_TOKEN_SECRET: 'k'.repeat(32) }
+  t.match(refusal(t, production), /^ALLOWED_ORIGINS: required in production.*https:\/\/\*\.example\.com.*none for mobile apps only/)
+  t.match(refusal(t, { ...production, ALLOWED_ORIGINS: ' , ' }), /^ALLOWED_ORIGINS: required in production/, 'blank entries do not count')
+  const none = loadConfig({ ...production, ALLOWED_ORIGINS: 'none' })
+  t.same([none.allowedOrigins, none.allowedOriginWildcards, none.warnings], [[], [], []], 'none: no browser, said on purpose, no warning')
+  t.match(refusal(t, { ...production, ALLOWED_ORIGINS: 'none,https://a.example.com' }), /ALLOWED_ORIGINS: none cannot be combined/)
+})
+
+t.test('outside production an empty ALLOWED_ORIGINS starts with a warning that browsers get 403', async (t) => {
+  t.match(loadConfig(aws).warnings, [/^ALLOWED_ORIGINS is not set: every browser request gets 403/])
+  t.same(loadConfig({ ...aws, ALLOWED_ORIGINS: 'https://a.example.com' }).warnings, [])
+})
+
+t.test('ALLOWED_ORIGINS: default ports, case and a trailing slash are normalised as browsers send them', async (t) => {
+  const c = loadConfig({ ...aws, ALLOWED_ORIGINS: 'https://www.example.com:443, http://local.example.com:80/, HTTPS://Shop.Example.COM, https://b.example.com:8443, https://*.example.org:443' })
+  t.same(c.allowedOrigins, ['https://www.example.com', 'http://local.example.com', 'https://shop.example.com', 'https://b.example.com:8443'])
+  t.same(c.allowedOriginWildcards, ['https://*.example.org'])
+})
+
+t.test('ALLOWED_ORIGINS: https://*.example.com is a subdomain wildcard; the apex is listed on its own', async (t) => {
+  const c = loadConfig({ ...aws, ALLOWED_ORIGINS: 'https://*.example.com,https://example.com,http://*.dev.example.net:8080' })
+  t.same(c.allowedOrigins, ['https://example.com'])
+  t.same(c.allowedOriginWildcards, ['https://*.example.com', 'http://*.dev.example.net:8080'])
+})
+
+t.test('ALLOWED_ORIGINS: a bare *, other patterns, paths and catch-all wildcards stop start-up with an example that works', async (t) => {
+  for (const entry of ['*', 'https://*', '*.example.com', 'https://www.*.example.com', 'https://*example.com', 'https://*.*.example.com',
+    'https://example.*', 'https://a.example.com/chat', 'https://a.example.com?x=1', 'https://user@a.example.com', 'a.example.com', 'capacitor://localhost']) {
+    t.match(refusal(t, { ...aws, ALLOWED_ORIGINS: entry }), /^ALLOWED_ORIGINS: .*https:\/\/\*\.example\.com/, entry)
+  }
+  for (const entry of ['https://*.com', 'https://*.localhost', 'https://*.10.0.0.1']) {
+    t.match(refusal(t, { ...aws, ALLOWED_ORIGINS: entry }), /^ALLOWED_ORIGINS: .* would match too much/, entry)
+  }
+})
+
+t.test('METRICS_PORT: 9464 in production unless set; off the public port only when set outside production', async (t) => {
+  const production = { ...aws, NODE_ENV: 'production', RESUME_TOKEN_SECRET: 'k'.repeat(32), ALLOWED_ORIGINS: 'none' }
+  t.equal(loadConfig(production).metricsPort, 9464)
+  t.equal(loadConfig({ ...production, METRICS_PORT: '9100' }).metricsPort, 9100)
+  t.equal(loadConfig(aws).metricsPort, undefined)
+  t.equal(loadConfig({ ...aws, METRICS_PORT: '0' }).metricsPort, 0)
+})
+
+t.test('start-up summary: mode, Connect, region and every setting; secrets only as set or unset', async (t) => {
+  const secret = 's'.repeat(40)
+  const c = loadConfig({ ...aws, NODE_ENV: 'production', RESUME_TOKEN_SECRET: secret, REDIS_URL: 'redis://:hunter2-password@redis:6379',
+    ALLOWED_ORIGINS: 'https://*.example.com,https://example.com:443', ALLOWED_ATTRIBUTES: 'topic' })
+  const summary = startupSummary(c)
+  t.match(summary, {
+    mode: 'production', connect: 'aws', region: 'eu-west-2', metricsPort: 9464,
+    allowedOrigins: ['https://example.com', 'https://*.example.com'],
+    settings: { RESUME_TOKEN_SECRET: 'set', CUSTOMER_JWT_SECRET: 'unset', REDIS_URL: 'set', ALLOWED_ATTRIBUTES: 'topic', RATE_LIMIT_MAX: 10, CONNECT_INSTANCE_ID: 'inst' }
+  })
+  const text = JSON.stringify(summary)
+  t.notMatch(text, secret)
+  t.notMatch(text, 'hunter2')
+  t.same(Object.keys(summary.settings).length, Object.keys((await import('../src/config.js')).EnvSchema.properties).length, 'every setting')
+  t.match(startupSummary(loadConfig({ CONNECT_SIMULATOR: 'true', ALLOWED_ORIGINS: 'none' })), { mode: 'development', connect: 'simulator', allowedOrigins: 'none' })
 })

@@ -1,4 +1,6 @@
 import { ConnectClient, StartChatContactCommand } from '@aws-sdk/client-connect'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { SignJWT } from 'jose'
 import pino from 'pino'
 import t, { type Test } from 'tap'
@@ -125,4 +127,21 @@ t.test('serializeError keeps what our own errors say and survives odd values', a
   const loop: Error & { cause?: unknown } = new Error('loop')
   loop.cause = loop
   t.ok(JSON.stringify(serializeError(loop)), 'a cause cycle ends')
+})
+
+t.test('errors that never reached Connect (endpoint refused) keep the SDK\'s message in the log line; the caller sees ours', async (t) => {
+  const closed = createServer()
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+  const { port } = closed.address() as AddressInfo
+  await new Promise<void>((resolve) => closed.close(() => resolve()))
+  const { app, logs } = await build(t, { LOG_LEVEL: 'trace' }, {
+    deps: { connectOverrides: { endpoint: `http://127.0.0.1:${port}`, credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'test-secret' } } }
+  })
+  const res = await startChat(app, secretBody())
+  t.equal(res.statusCode, 502)
+  t.same(res.json(), { statusCode: 502, error: 'Bad Gateway', code: 'UPSTREAM_FAILED', message: 'The chat service is not available right now' })
+  const line = logs().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg?: string; upstream?: { message?: string } })
+    .find((l) => l.msg === 'chat start failed upstream')
+  t.match(line?.upstream?.message, `ECONNREFUSED 127.0.0.1:${port}`, 'what to fix: the endpoint refuses connections')
+  assertClean(t, logs())
 })

@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process'
-import { copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
+import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { basename, dirname, join, relative } from 'node:path'
+import { join, relative } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import t from 'tap'
@@ -24,6 +25,10 @@ const tsc = join(ROOT, 'node_modules/typescript/bin/tsc')
 const build = buildDir.then((dir) => run(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist'), '--noCheck'], { cwd: ROOT })
   .then(() => ({ dir, error: undefined }), (error: Error & { stdout?: string }) => ({ dir, error: `${error.message}\n${error.stdout ?? ''}` })))
 t.teardown(async () => { await rm((await build).dir, { recursive: true, force: true }) })
+
+const AWS = { AWS_REGION: 'eu-west-2', CONNECT_INSTANCE_ID: 'instance', CONNECT_CONTACT_FLOW_ID: 'flow' }
+/** No credentials anywhere: no shared files, no instance metadata (service-process strips AWS_*). */
+const NO_CREDENTIAL_FILES = { AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials', AWS_CONFIG_FILE: '/nonexistent/config' }
 
 const post = (base: string, body: unknown) =>
   fetch(`${base}/chat/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
@@ -81,7 +86,12 @@ t.test('a bad or missing setting stops the process with exit 1 and a message nam
     [{ CONNECT_SIMULATOR: 'true', SHUTDOWN_GRACE_MS: '-1' }, /SHUTDOWN_GRACE_MS/],
     [{ CONNECT_SIMULATOR: 'true', METRICS_PORT: '70000' }, /METRICS_PORT/],
     [{ CONNECT_SIMULATOR: 'true', NODE_ENV: 'production' }, /RESUME_TOKEN_SECRET/],
-    [{ CONNECT_SIMULATOR: 'true', TRUST_PROXY: '0.0.0.0/0' }, /TRUST_PROXY/]
+    [{ CONNECT_SIMULATOR: 'true', TRUST_PROXY: '0.0.0.0/0' }, /TRUST_PROXY/],
+    [{ CONNECT_SIMULATOR: 'true', NODE_ENV: 'production', RESUME_TOKEN_SECRET: 'r'.repeat(32) }, /ALLOWED_ORIGINS: required in production/],
+    [{ ...AWS, AWS_REGION: 'London' }, /AWS_REGION: "London" is not a region name/],
+    [{ ...AWS, AWS_REGION: 'eu_west_2' }, /AWS_REGION/],
+    [{ ...AWS, AWS_REGION: 'eu-west-22' }, /AWS_REGION/],
+    [{ CONNECT_SIMULATOR: 'true', ALLOWED_ORIGINS: '*' }, /ALLOWED_ORIGINS: "\*" .*https:\/\/\*\.example\.com/]
   ]
   await Promise.all(cases.map(async ([env, names]) => {
     const server = start(t, env)
@@ -102,26 +112,55 @@ t.test('a port already in use stops the process with exit 1 and a fatal log line
   t.match(server.lines.find((l) => l.level === 60), { msg: 'could not start', err: { code: 'EADDRINUSE' } })
 })
 
-/** node_modules holding only the production dependency tree, as `npm ci --omit=dev` would install. */
-async function productionModules (dir: string) {
-  const { stdout } = await run('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 })
-  const top = join(ROOT, 'node_modules')
-  for (const path of stdout.split('\n').filter((p) => dirname(p) === top || dirname(dirname(p)) === top && basename(dirname(p)).startsWith('@'))) {
-    const target = join(dir, 'node_modules', relative(top, path))
-    await mkdir(dirname(target), { recursive: true })
-    await symlink(path, target, 'dir')
-  }
+/** `npm ci --omit=dev` into `dir`: the dependencies the image installs, from npm's cache when it has them. */
+async function productionInstall (dir: string) {
+  for (const file of ['package.json', 'package-lock.json']) await copyFile(join(ROOT, file), join(dir, file))
+  await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: dir, maxBuffer: 16 * 1024 * 1024 })
 }
 
-t.test('the production build runs from dist/ with production dependencies only', async (t) => {
-  const { dir, error } = await build
-  t.notOk(error, 'the build emits')
-  await copyFile(join(ROOT, 'package.json'), join(dir, 'package.json'))
-  await productionModules(dir)
+const installed = build.then(async ({ dir, error }) => {
+  if (error) return { dir, error }
+  return productionInstall(dir).then(() => ({ dir, error: undefined }), (err: Error) => ({ dir, error: `npm ci --omit=dev: ${err.message}` }))
+})
+
+async function jsFiles (dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true })
+  return entries.filter((e) => e.isFile() && e.name.endsWith('.js')).map((e) => join(e.parentPath, e.name)).sort()
+}
+
+// The two entry points run (they listen); importing them would start them.
+const ENTRY_POINTS = ['server.js', join('simulator', 'main.js')]
+
+t.test('dist/ holds only what production runs, and every module imports with production dependencies only', async (t) => {
+  const { dir, error } = await installed
+  t.notOk(error, 'the build emits and npm ci --omit=dev installs')
+  const dist = join(dir, 'dist')
+  const files = await jsFiles(dist)
+  const names = files.map((f) => relative(dist, f))
+  t.notOk(names.some((n) => n === 'dev.js' || n.startsWith('demo')), 'no dev entry point, no demo server')
+  t.ok(names.includes('server.js') && names.includes(join('connect', 'simulator.js')), 'the service and the simulator (a product of its own)')
+  t.notOk((await readdir(join(dir, 'node_modules', '@fastify'))).includes('swagger-ui'), 'no UI-only package installed')
+
+  const modules = files.filter((f) => !ENTRY_POINTS.includes(relative(dist, f)))
+  const script = `for (const f of ${JSON.stringify(modules.map((f) => pathToFileURL(f).href))}) await import(f)`
+  const imported = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: dir }).then(() => 'ok', (err: Error & { stderr?: string }) => err.stderr ?? err.message)
+  t.equal(imported, 'ok', `${modules.length} modules import`)
+
+  const sim = start(t, { SIM_PORT: '0' }, { args: ['dist/simulator/main.js'], cwd: dir })
+  const { url } = await sim.waitFor('the simulator URL', (l) => typeof l.url === 'string')
+  t.equal((await fetch(`${String(url)}/__sim/stats`)).status, 200, 'the simulator entry point runs')
+  sim.child.kill('SIGTERM')
+  t.same(await sim.exited, { code: 0, signal: null })
+})
+
+t.test('the production build runs from dist/ with production dependencies only; admin surface on METRICS_PORT only', async (t) => {
+  const { dir, error } = await installed
+  t.notOk(error, 'the build emits and npm ci --omit=dev installs')
   const server = start(t, {
     NODE_ENV: 'production',
     CONNECT_SIMULATOR: 'true',
     RESUME_TOKEN_SECRET: 'a-resume-token-secret-of-at-least-32-chars',
+    ALLOWED_ORIGINS: 'https://shop.example.com',
     METRICS_PORT: '0'
   }, { args: ['dist/server.js'], cwd: dir })
   const base = await server.listening()
@@ -131,13 +170,76 @@ t.test('the production build runs from dist/ with production dependencies only',
 
   const res = await post(base, { ParticipantDetails: { DisplayName: 'Ann' } })
   t.equal(res.status, 200)
-  t.equal((await fetch(`${base}/docs/json`)).status, 200, 'the OpenAPI document')
-  t.equal((await fetch(`${base}/docs/`)).status, 404, 'no UI in production')
-  t.equal((await fetch(`${base}/metrics`)).status, 404, 'metrics are not on the public port')
+  t.equal((await fetch(`${base}/health/ready`)).status, 200)
+  for (const path of ['/docs/json', '/docs/', '/metrics']) t.equal((await fetch(`${base}${path}`)).status, 404, `${path} not on the public port`)
   const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
   t.match(metrics, /^ccg_chat_starts_total\{outcome="started"\} 1$/m)
+  const doc = await fetch(`http://127.0.0.1:${metricsPort}/docs/json`)
+  t.equal(doc.status, 200, 'the OpenAPI document on the metrics port')
+  t.ok(((await doc.json()) as { paths: Record<string, { post?: unknown }> }).paths['/chat/start']?.post)
   t.notOk(server.lines.some((l) => typeof l.msg === 'string' && !l.msg.startsWith('{') && l.level === undefined), 'JSON lines only, no pretty printer')
 
   server.child.kill('SIGTERM')
   t.same(await server.exited, { code: 0, signal: null })
+})
+
+t.test('one start-up line at info: mode, Connect, region, effective settings; secrets only as set or unset', async (t) => {
+  const secret = 'a-resume-token-secret-that-must-not-be-logged'
+  const server = start(t, { CONNECT_SIMULATOR: 'true', AWS_REGION: 'eu-central-2', RESUME_TOKEN_SECRET: secret, ALLOWED_ORIGINS: 'https://*.example.com' })
+  await server.listening()
+  const summaries = server.lines.filter((l) => l.msg === 'connect-chat-gateway starting')
+  t.equal(summaries.length, 1)
+  t.match(summaries[0], {
+    level: 30, mode: 'development', connect: 'simulator', region: 'eu-central-2', allowedOrigins: ['https://*.example.com'],
+    settings: { RESUME_TOKEN_SECRET: 'set', CUSTOMER_JWT_SECRET: 'unset', PORT: 0, RATE_LIMIT_MAX: 10 }
+  })
+  t.notOk(server.lines.some((l) => JSON.stringify(l).includes(secret)), 'the secret is in no log line')
+  server.child.kill('SIGTERM')
+  await server.exited
+})
+
+t.test('no AWS credentials: starts, liveness 200, readiness 503 with the reason logged; a chat start logs why it failed', async (t) => {
+  const sim = await startSimulator()
+  t.teardown(() => sim.close())
+  const server = start(t, { ...AWS, ...NO_CREDENTIAL_FILES, AWS_ENDPOINT_URL_CONNECT: sim.url })
+  const base = await server.listening()
+  const failed = await server.waitFor('credentials failed', (l) => String(l.msg).startsWith('no AWS credentials'))
+  t.match(failed, { level: 50, errorName: 'CredentialsProviderError', reason: /Could not load credentials/ })
+  t.equal((await fetch(`${base}/health/live`)).status, 200)
+  const ready = await fetch(`${base}/health/ready`)
+  t.equal(ready.status, 503)
+  t.match(await ready.json(), { code: 'NOT_READY' })
+  const res = await post(base, { ParticipantDetails: { DisplayName: 'Ann' } })
+  t.equal(res.status, 502)
+  t.notMatch(await res.text(), /credentials/i, 'the caller sees our message only')
+  const line = await server.waitFor('the failed start', (l) => l.msg === 'chat start failed upstream')
+  t.match(line, { upstream: { errorName: 'CredentialsProviderError', message: /Could not load credentials/ } })
+  t.equal(sim.requests.length, 0)
+  server.child.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null })
+})
+
+t.test('credentials from the environment: the provider is logged, never the keys; ready 200', async (t) => {
+  const sim = await startSimulator()
+  t.teardown(() => sim.close())
+  const keys = { AWS_ACCESS_KEY_ID: 'AKIDENVIRONMENTKEY', AWS_SECRET_ACCESS_KEY: 'environment-secret-access-key' }
+  const server = start(t, { ...AWS, ...NO_CREDENTIAL_FILES, ...keys, AWS_ENDPOINT_URL_CONNECT: sim.url })
+  const base = await server.listening()
+  t.match(server.lines.find((l) => l.msg === 'AWS credentials resolved'), { level: 30, provider: 'CREDENTIALS_ENV_VARS' })
+  t.equal((await fetch(`${base}/health/ready`)).status, 200)
+  t.equal((await post(base, { ParticipantDetails: { DisplayName: 'Ann' } })).status, 200)
+  const all = JSON.stringify(server.lines) + server.stderr()
+  t.notMatch(all, keys.AWS_ACCESS_KEY_ID)
+  t.notMatch(all, keys.AWS_SECRET_ACCESS_KEY)
+  server.child.kill('SIGTERM')
+  await server.exited
+})
+
+t.test('npm run dev listens on 127.0.0.1 unless HOST says otherwise', async (t) => {
+  const dev = start(t, { HOST: '', LOG_LEVEL: 'info' }, { args: ['--import', 'tsx', 'demo/dev.ts'] })
+  const base = await dev.listening()
+  t.match(base, /^http:\/\/127\.0\.0\.1:\d+$/)
+  t.match(dev.lines.find((l) => l.msg === 'connect-chat-gateway starting'), { settings: { HOST: '127.0.0.1', ALLOWED_ATTRIBUTES: 'topic,language' }, connect: 'simulator' })
+  dev.child.kill('SIGTERM')
+  t.same(await dev.exited, { code: 0, signal: null }, 'close-with-grace: exit 0')
 })

@@ -5,6 +5,8 @@ import {
 
 interface SdkErrorLike {
   name?: string
+  message?: unknown
+  $fault?: string
   $metadata?: { requestId?: string; httpStatusCode?: number; attempts?: number }
   $response?: { headers?: Record<string, string | undefined> }
 }
@@ -12,6 +14,7 @@ interface SdkErrorLike {
 // Connect sends no Retry-After on its own; these are what a widget should wait before trying again.
 export const DEFAULT_RETRY_AFTER = { throttled: 2, quota: 30 } as const
 const MAX_RETRY_AFTER = 300
+const MAX_MESSAGE = 300
 
 /** Connect's API rate throttling (not the chat quota): retried, paced, answered 503 UPSTREAM_THROTTLED. */
 export const THROTTLED = new Set(['ThrottlingException', 'TooManyRequestsException'])
@@ -42,7 +45,12 @@ export function mapConnectError (raw: unknown, context: { deadlineExpired: boole
     errorName: name,
     requestId: err.$metadata?.requestId,
     httpStatus: err.$metadata?.httpStatusCode,
-    attempts: err.$metadata?.attempts
+    attempts: err.$metadata?.attempts,
+    // Connect's own answers (they carry $fault and a status) may quote the input: name only. The rest
+    // never reached Connect (bad region, endpoint, credentials, DNS): the SDK's text says what to fix.
+    ...(err.$fault === undefined && err.$metadata?.httpStatusCode === undefined && typeof err.message === 'string'
+      ? { message: err.message.slice(0, MAX_MESSAGE) }
+      : {})
   }
   const opts = { upstream, cause: raw }
 

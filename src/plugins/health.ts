@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
 import { Type } from 'typebox'
-import { Overloaded } from '../errors.js'
+import { NotReady, Overloaded } from '../errors.js'
 import { ErrorReply } from '../shapes.js'
 
 export interface HealthOptions {
@@ -15,6 +15,8 @@ export interface HealthOptions {
   sampleIntervalMs?: number
   /** A sample failed (it is skipped; the last good figures stand). */
   onSampleError?: (err: unknown) => void
+  /** Why this replica cannot serve yet (no AWS credentials), or undefined when it can. */
+  notReady?: () => string | undefined
 }
 
 const LIVE = '/health/live'
@@ -27,8 +29,8 @@ const unavailable = (message: string) => new Overloaded(message, { retryAfterSec
 const HealthReply = Type.Object({ status: Type.String() })
 
 /**
- * Probes. Live: the process runs. Ready: accepting work, so 503 while draining or when the
- * event loop or heap says this replica is overloaded. Under pressure the chat route is not refused
+ * The probes. Live: the process runs. Ready: accepting work, so 503 until the AWS credentials have
+ * resolved, while draining, or when the event loop or heap says this replica is overloaded. Under pressure the chat route is not refused
  * here: it sheds load itself with its concurrency cap and our own 503; readiness only steers the LB.
  */
 async function health (app: FastifyInstance, options: HealthOptions) {
@@ -60,8 +62,10 @@ async function health (app: FastifyInstance, options: HealthOptions) {
 
   app.get(LIVE, { schema: { ...schema, summary: 'Liveness: 200 while the process runs' } }, async () => ({ status: 'ok' }))
 
-  app.get(READY, { schema: { ...schema, summary: 'Readiness: 503 while draining or overloaded' } }, async (request) => {
+  app.get(READY, { schema: { ...schema, summary: 'Readiness: 503 until the AWS credentials resolve, while draining or overloaded' } }, async (request) => {
     if (draining) throw unavailable('This replica is shutting down')
+    // The reason (the credential chain's message) is logged by whoever watches it; a probe gets ours.
+    if (options.notReady?.() !== undefined) throw new NotReady('This replica cannot call Amazon Connect yet', { retryAfterSeconds: RETRY_AFTER })
     const { eventLoopDelayMs, heapUsedBytes, overloaded } = pressure.current()
     if (overloaded) {
       request.log.warn({ eventLoopDelayMs: Math.round(eventLoopDelayMs), heapUsedBytes }, 'readiness 503: overloaded')

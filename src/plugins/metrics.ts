@@ -34,14 +34,27 @@ export default fp(metricsPlugin, { name: 'metrics' })
 
 export interface MetricsServer { port: number; close (): Promise<void> }
 
+export interface MetricsServerOptions {
+  port: number
+  host: string
+  /** The OpenAPI document, served at GET /docs/json here when the public port does not serve it. */
+  openapi?: () => unknown
+}
+
 /**
- * METRICS_PORT: /metrics alone on a port the load balancer does not route to, so the public port
- * never exposes it. Plain node:http: one route, no hooks, nothing to configure.
+ * METRICS_PORT: the admin surface on a port the load balancer does not route to, so the public
+ * port never exposes it: /metrics, and in production the OpenAPI document. Plain node:http: two
+ * routes, no hooks, nothing to configure.
  */
-export async function startMetricsServer (registry: Registry, { port, host }: { port: number; host: string }): Promise<MetricsServer> {
+export async function startMetricsServer (registry: Registry, { port, host, openapi }: MetricsServerOptions): Promise<MetricsServer> {
   const server = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('Not found: try GET /metrics\n')
+    const path = req.url?.split('?')[0]
+    if (req.method === 'GET' && path === '/docs/json' && openapi) {
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(openapi()))
+      return
+    }
+    if (req.method !== 'GET' || path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end(`Not found: try GET /metrics${openapi ? ' or GET /docs/json' : ''}\n`)
       return
     }
     registry.metrics().then(

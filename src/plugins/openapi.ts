@@ -4,8 +4,10 @@ import fp from 'fastify-plugin'
 import { readFileSync } from 'node:fs'
 
 export interface OpenApiOptions {
-  /** The interactive UI is for developers; production serves the JSON document only. */
+  /** The interactive UI at /docs, for developers; it is a devDependency, never installed in production. */
   ui: boolean
+  /** GET /docs/json on this app; off in production, where METRICS_PORT serves `app.swagger()`. */
+  route: boolean
 }
 
 // package.json sits two levels up from both src/plugins and dist/plugins.
@@ -13,9 +15,9 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 
 /**
  * The OpenAPI 3 document, generated from the routes' own TypeBox schemas (so it cannot drift), at
- * GET /docs/json. Must be registered before the routes it describes.
+ * GET /docs/json (or `app.swagger()`). Must be registered before the routes it describes.
  */
-async function openapi (app: FastifyInstance, { ui }: OpenApiOptions) {
+async function openapi (app: FastifyInstance, { ui, route }: OpenApiOptions) {
   await app.register(swagger, {
     openapi: {
       info: { title: 'connect-chat-gateway', version: pkg.version, description: pkg.description },
@@ -23,12 +25,12 @@ async function openapi (app: FastifyInstance, { ui }: OpenApiOptions) {
     }
   })
 
-  if (ui) {
-    // Imported only here, so a production install never needs the UI's assets.
-    const { default: swaggerUi } = await import('@fastify/swagger-ui')
+  // Imported only here, so a production install (which lacks it) never loads the UI.
+  const swaggerUi = ui ? await import('@fastify/swagger-ui').then((m) => m.default, () => undefined) : undefined
+  if (swaggerUi) {
     // staticCSP: the UI needs its own scripts and styles, which the API's strict CSP forbids.
     await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
-  } else {
+  } else if (route) {
     app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger())
   }
 }

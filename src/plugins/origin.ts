@@ -9,6 +9,22 @@ export interface OriginPolicyOptions { config: Config }
 /** Chromium caps preflight caching at two hours; longer values buy nothing there. */
 const PREFLIGHT_MAX_AGE_SECONDS = 7200
 
+/** One or more DNS labels, as a browser writes them in an Origin header (lower case, no port). */
+const SUBDOMAIN = /^[a-z0-9-]+(\.[a-z0-9-]+)*$/
+
+/**
+ * `https://*.example.com` as a test: the scheme, one or more labels, then `.example.com` and the
+ * port exactly. The labels are checked one by one, so `https://evil.example/x.example.com` and
+ * `https://a.example.com.evil.example` do not match.
+ */
+export function wildcardMatcher (pattern: string): (origin: string) => boolean {
+  const star = pattern.indexOf('://*.') + 3
+  const head = pattern.slice(0, star)
+  const tail = pattern.slice(star + 1)
+  return (origin) => origin.length > head.length + tail.length && origin.startsWith(head) && origin.endsWith(tail) &&
+    SUBDOMAIN.test(origin.slice(head.length, origin.length - tail.length))
+}
+
 /**
  * CORS and the origin policy in one onRequest hook, at the root so it runs before body parsing and
  * for every answer, 404s included. CORS headers alone protect nothing (a text/plain POST skips the
@@ -16,6 +32,8 @@ const PREFLIGHT_MAX_AGE_SECONDS = 7200
  */
 async function originPolicy (app: FastifyInstance, { config }: OriginPolicyOptions) {
   const allowed = new Set(config.allowedOrigins)
+  const wildcards = config.allowedOriginWildcards.map(wildcardMatcher)
+  const isAllowed = (origin: string) => allowed.has(origin) || wildcards.some((matches) => matches(origin))
 
   await app.register(cors, {
     origin (origin, callback) {
@@ -24,7 +42,7 @@ async function originPolicy (app: FastifyInstance, { config }: OriginPolicyOptio
         callback(null, false)
         return
       }
-      if (allowed.has(origin)) {
+      if (isAllowed(origin)) {
         callback(null, true)
         return
       }

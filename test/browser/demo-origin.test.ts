@@ -3,7 +3,7 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { get } from 'node:http'
-import { startDemoServer } from '../../src/demo/server.js'
+import { startDemoServer } from '../../demo/server.js'
 import { demoHarness, launchBrowser, screenshot } from './harness.js'
 
 const env = { RATE_LIMIT_MAX: '1000' }
@@ -81,6 +81,8 @@ if (browser) {
     t.match(await chatjs.text(), /ChatSession/)
     t.equal((await fetch(`${demo.url}/vendor/package.json`)).status, 404)
     t.equal((await fetch(`${demo.url}/vendor/index.d.ts`)).status, 404)
+    for (const source of ['server.ts', 'dev.ts']) t.equal((await fetch(`${demo.url}/${source}`)).status, 404, `not its own source (${source})`)
+    t.equal((await fetch(`${demo.url}/app.js`)).status, 200, 'the page\'s script')
     const oddHost = await new Promise<string>((resolve, reject) => {
       get(`${demo.url}/config.json`, { headers: { host: 'not a host' } }, (res) => {
         let body = ''

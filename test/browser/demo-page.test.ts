@@ -125,7 +125,7 @@ if (browser) {
 
   t.test('npm run dev prints both URLs; its demo page starts a chat; SIGTERM exits 0', async (t) => {
     const { ALLOWED_ORIGINS: _o, DEMO_PORT: _d, ...inherited } = process.env
-    const dev = spawn(process.execPath, ['--import', 'tsx', 'src/dev.ts'], {
+    const dev = spawn(process.execPath, ['--import', 'tsx', 'demo/dev.ts'], {
       cwd: fileURLToPath(new URL('../../', import.meta.url)),
       env: { ...inherited, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe']

@@ -5,7 +5,7 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
-import { startDemoServer, type DemoServer } from '../../src/demo/server.js'
+import { startDemoServer, type DemoServer } from '../../demo/server.js'
 import type { SimulatorOptions } from '../../src/simulator/connect.js'
 import { build, type Harness } from '../helper.js'
 

@@ -75,6 +75,18 @@ t.test('with METRICS_PORT the public port does not serve /metrics; the metrics p
   t.equal(sample(await res.text(), 'ccg_chat_starts_total{outcome="started"}'), 1, 'the app\'s own registry')
   t.equal((await fetch(`${base}/chat/start`, { method: 'POST' })).status, 404)
   t.equal((await fetch(`${base}/health/ready`)).status, 404)
+  t.equal((await fetch(`${base}/docs/json`)).status, 404, 'no document unless asked for')
+})
+
+t.test('the metrics port serves the OpenAPI document when given one (production)', async (t) => {
+  const { app } = await build(t, { METRICS_PORT: '0' })
+  await app.ready()
+  const server = await startMetricsServer(app.metrics.registry, { port: 0, host: '127.0.0.1', openapi: () => app.swagger() })
+  t.teardown(() => server.close())
+  const res = await fetch(`http://127.0.0.1:${server.port}/docs/json`)
+  t.equal(res.status, 200)
+  t.match(res.headers.get('content-type'), /^application\/json/)
+  t.ok(((await res.json()) as { paths: Record<string, { post?: unknown }> }).paths['/chat/start']?.post)
 })
 
 t.test('the metrics server closes even with a scraper holding a keep-alive connection', async (t) => {

@@ -2,7 +2,7 @@ import t from 'tap'
 import { ChatStartBody, ChatStartReply, ErrorReply } from '../../src/routes/chat-start.schema.js'
 import { build } from '../helper.js'
 
-const PRODUCTION = { NODE_ENV: 'production', RESUME_TOKEN_SECRET: 'a-resume-token-secret-of-at-least-32-chars' }
+const PRODUCTION = { NODE_ENV: 'production', RESUME_TOKEN_SECRET: 'a-resume-token-secret-of-at-least-32-chars', ALLOWED_ORIGINS: 'https://shop.example.com' }
 
 /** Only JSON Schema keywords: TypeBox's own markers must not leak into the document. */
 const plain = (schema: unknown) => JSON.parse(JSON.stringify(schema))
@@ -47,12 +47,10 @@ t.test('development serves the UI at /docs', async (t) => {
   t.match(res.headers['content-type'], /text\/html/)
 })
 
-t.test('production serves /docs/json without the UI', async (t) => {
+t.test('production: neither the document nor the UI on the public port; the document is built for METRICS_PORT', async (t) => {
   const { app } = await build(t, PRODUCTION)
-  const res = await app.inject('/docs/json')
-  t.equal(res.statusCode, 200)
-  t.ok(res.json().paths['/chat/start'].post)
-  t.equal((await app.inject('/docs')).statusCode, 404)
-  t.equal((await app.inject('/docs/')).statusCode, 404)
-  t.equal((await app.inject('/docs/static/index.html')).statusCode, 404)
+  for (const url of ['/docs/json', '/docs', '/docs/', '/docs/static/index.html', '/metrics']) {
+    t.equal((await app.inject(url)).statusCode, 404, url)
+  }
+  t.ok((app.swagger() as { paths: Record<string, { post?: unknown }> }).paths['/chat/start']?.post, 'app.swagger() still documents POST /chat/start')
 })

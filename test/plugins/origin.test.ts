@@ -139,3 +139,35 @@ for (const row of everyStatus) {
     t.ok(varies(res).includes('origin'))
   })
 }
+
+t.test('https://*.example.com: any subdomain, one or more labels, is allowed with its own origin back; the apex only when listed', async (t) => {
+  const h = await build(t, { ALLOWED_ORIGINS: 'https://*.example.com' })
+  for (const origin of ['https://shop.example.com', 'https://a.b.example.com', 'https://xn--bcher-kva.example.com']) {
+    const res = await startChat(h.app, validBody(), { origin })
+    t.equal(res.statusCode, 200, origin)
+    t.equal(res.headers['access-control-allow-origin'], origin)
+    t.equal((await preflight(h, origin)).statusCode, 204, `preflight ${origin}`)
+  }
+  for (const origin of ['https://example.com', 'http://shop.example.com', 'https://shop.example.com:8443', 'https://shop.example.com.evil.example',
+    'https://evilexample.com', 'https://.example.com', 'https://a..example.com', 'https://evil.example/x.example.com', 'https://evil.example?.example.com',
+    'https://user@x.example.com', 'https://SHOP.example.com', 'null']) {
+    t.equal((await startChat(h.app, validBody(), { origin })).statusCode, 403, origin)
+  }
+  t.equal(h.sim.requests.length, 3)
+
+  const withApex = await build(t, { ALLOWED_ORIGINS: 'https://*.example.com,https://example.com' })
+  t.equal((await startChat(withApex.app, validBody(), { origin: 'https://example.com' })).statusCode, 200, 'the apex, listed on its own')
+})
+
+t.test('an origin configured with its default port matches what browsers send (no port)', async (t) => {
+  const h = await build(t, { ALLOWED_ORIGINS: `${ORIGIN}:443` })
+  const res = await startChat(h.app, validBody(), { origin: ORIGIN })
+  t.equal(res.statusCode, 200)
+  t.equal(res.headers['access-control-allow-origin'], ORIGIN)
+})
+
+t.test('ALLOWED_ORIGINS=none: every browser origin refused, mobile apps served', async (t) => {
+  const h = await build(t, { ALLOWED_ORIGINS: 'none' })
+  t.equal((await startChat(h.app, validBody(), { origin: ORIGIN })).statusCode, 403)
+  t.equal((await startChat(h.app, validBody())).statusCode, 200)
+})

@@ -163,8 +163,8 @@ t.test('without RESUME_TOKEN_SECRET: a random key, a warning, and tokens that do
 
 t.test('production with persistent chat verified and no RESUME_TOKEN_SECRET is a start-up error', async (t) => {
   t.throws(() => loadConfig({ CONNECT_SIMULATOR: 'true', NODE_ENV: 'production' }), /RESUME_TOKEN_SECRET/)
-  t.ok(loadConfig({ CONNECT_SIMULATOR: 'true', NODE_ENV: 'production', PERSISTENT_CHAT: 'off' }))
-  t.ok(loadConfig({ CONNECT_SIMULATOR: 'true', NODE_ENV: 'production', RESUME_TOKEN_SECRET: SECRET_A }))
+  t.ok(loadConfig({ CONNECT_SIMULATOR: 'true', NODE_ENV: 'production', ALLOWED_ORIGINS: 'none', PERSISTENT_CHAT: 'off' }))
+  t.ok(loadConfig({ CONNECT_SIMULATOR: 'true', NODE_ENV: 'production', ALLOWED_ORIGINS: 'none', RESUME_TOKEN_SECRET: SECRET_A }))
 })
 
 t.test('PERSISTENT_CHAT=unverified: a bare SourceContactId is trusted (legacy clients); tokens still verified', async (t) => {

@@ -1,9 +1,11 @@
 // `npm run dev`: the service on the built-in Connect simulator, no AWS account needed, plus the demo
 // page on a second origin (DEMO_PORT, default PORT+1) that the dev ALLOWED_ORIGINS lets in.
-import { buildApp } from './app.js'
-import { ConfigError, loadConfig, type Config } from './config.js'
-import { startSimulator } from './simulator/connect.js'
-import { startDemoServer, type DemoServer } from './demo/server.js'
+// Development only: run with tsx, never built into dist/. Its defaults are listed in the README.
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from '../src/app.js'
+import { ConfigError, loadConfig, startupSummary, type Config } from '../src/config.js'
+import { startSimulator } from '../src/simulator/connect.js'
+import { startDemoServer, type DemoServer } from './server.js'
 
 function fail (message: string): never {
   process.stderr.write(`connect-chat-gateway: ${message}\n`)
@@ -12,7 +14,8 @@ function fail (message: string): never {
 
 function readConfig (source: Record<string, string | undefined>): Config {
   try {
-    return loadConfig({ ...source, CONNECT_SIMULATOR: 'true' })
+    // A developer's machine: loopback only, unless HOST says otherwise.
+    return loadConfig({ ...source, HOST: source.HOST || '127.0.0.1', CONNECT_SIMULATOR: 'true' })
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message)
     throw err
@@ -50,15 +53,22 @@ const app = await buildApp(config, {
     credentials: { accessKeyId: 'SIMULATED', secretAccessKey: 'simulated-secret' }
   }
 })
+app.log.info(startupSummary(config), 'connect-chat-gateway starting')
+for (const warning of config.warnings) app.log.warn(warning)
 app.log.warn({ simulator: simulator.url }, 'CONNECT_SIMULATOR=true: chats are SIMULATED, nothing reaches Amazon Connect')
 app.addHook('onClose', async () => {
   await demo.close()
   await simulator.close()
 })
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => { void app.close().then(() => process.exit(0)) })
-}
+// The same shutdown as `npm start`: in-flight starts finish, then the demo page and the simulator close.
+closeWithGrace({
+  delay: config.SHUTDOWN_GRACE_MS,
+  logger: { error: (msg: unknown) => app.log.error(msg) }
+}, async ({ err }) => {
+  if (err) app.log.error({ err }, 'closing after an unexpected error')
+  await app.close()
+})
 await app.listen({ port: config.PORT, host: config.HOST })
 gatewayPort = (app.server.address() as { port: number }).port
 

@@ -35,7 +35,7 @@ export interface DemoServer {
   close (): Promise<void>
 }
 
-const PAGE_ROOT = fileURLToPath(new URL('../../demo/', import.meta.url))
+const PAGE_ROOT = fileURLToPath(new URL('./', import.meta.url))
 const CHATJS_FILE = createRequire(import.meta.url).resolve('amazon-connect-chatjs')
 const CHATJS_SERVED = new Set([`/${basename(CHATJS_FILE)}`, `/${basename(CHATJS_FILE)}.map`])
 
@@ -81,7 +81,8 @@ export async function startDemoServer (options: DemoServerOptions): Promise<Demo
     // Served over plain http on a developer's machine.
     strictTransportSecurity: false
   })
-  await app.register(fastifyStatic, { root: PAGE_ROOT, index: 'index.html', cacheControl: false })
+  // The page's folder also holds this server's own source (and dev.ts): the page's files only.
+  await app.register(fastifyStatic, { root: PAGE_ROOT, index: 'index.html', cacheControl: false, allowedPath: (pathName) => !pathName.endsWith('.ts') })
   await app.register(fastifyStatic, {
     root: dirname(CHATJS_FILE),
     prefix: '/vendor/',
