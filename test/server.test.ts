@@ -138,7 +138,7 @@ t.test('dist/ holds only what production runs, and every module imports with pro
   const files = await jsFiles(dist)
   const names = files.map((f) => relative(dist, f))
   t.notOk(names.some((n) => n === 'dev.js' || n.startsWith('demo')), 'no dev entry point, no demo server')
-  t.ok(names.includes('server.js') && names.includes(join('connect', 'simulator.js')), 'the service and the simulator (a product of its own)')
+  t.ok(names.includes('server.js') && names.includes(join('simulator', 'connect.js')), 'the service and the simulator (a product of its own)')
   t.notOk((await readdir(join(dir, 'node_modules', '@fastify'))).includes('swagger-ui'), 'no UI-only package installed')
 
   const modules = files.filter((f) => !ENTRY_POINTS.includes(relative(dist, f)))
