@@ -47,7 +47,7 @@ export const CONTEXT_KEYS = {
   instanceId: 'Amazon Connect instance id (a UUID, from the instance ARN)',
   contactFlowId: 'contact flow id for chats (a UUID, from the flow ARN)',
   certificateArn: 'ARN of the ACM certificate for the HTTPS listener, in the same region',
-  allowedOrigins: 'comma-separated exact origins allowed to start chats from a browser',
+  allowedOrigins: 'comma-separated origins allowed to start chats from a browser (https://www.example.com, https://*.example.com); none or empty: no browser',
   allowedAttributes: 'comma-separated contact attribute keys a browser may send',
   desiredCount: 'tasks at rest (at least 2, spread over two availability zones)',
   maxCount: 'most tasks autoscaling may run',
@@ -141,12 +141,15 @@ export function parseConfig (raw: Partial<Record<ContextKey, unknown>>): Gateway
     problem('certificateArn', `is in ${certRegion}, but a load balancer in ${region} needs a certificate from ${region}`)
   }
 
-  const allowedOrigins = list('allowedOrigins')
+  // `none` (or nothing) means no browser may call: a mobile-only deployment. `https://*.example.com`
+  // means any subdomain, as the service reads it.
+  const allowedOrigins = list('allowedOrigins').filter((o) => o !== 'none')
   for (const origin of allowedOrigins) {
+    if (/^https?:\/\/\*\.[a-z0-9-]+(\.[a-z0-9-]+)+(:\d{1,5})?$/i.test(origin)) continue
     let parsed: URL | undefined
     try { parsed = new URL(origin) } catch { /* reported below */ }
     if (!parsed || parsed.origin !== origin.replace(/\/$/, '') || parsed.origin === 'null') {
-      problem('allowedOrigins', `"${origin}" is not an exact origin such as https://www.example.com`)
+      problem('allowedOrigins', `"${origin}" is not an exact origin such as https://www.example.com (or https://*.example.com for its subdomains)`)
     }
   }
   const allowedAttributes = list('allowedAttributes')

@@ -162,7 +162,8 @@ export class GatewayStack extends Stack {
       AWS_REGION: config.region,
       CONNECT_INSTANCE_ID: config.instanceId,
       CONNECT_CONTACT_FLOW_ID: config.contactFlowId,
-      ALLOWED_ORIGINS: config.allowedOrigins.join(','),
+      // The service refuses to start in production without it; `none` says no browser on purpose.
+      ALLOWED_ORIGINS: config.allowedOrigins.join(',') || 'none',
       ALLOWED_ATTRIBUTES: config.allowedAttributes.join(','),
       // Only the load balancer, inside the VPC, may set X-Forwarded-For.
       TRUST_PROXY: vpc.vpcCidrBlock,

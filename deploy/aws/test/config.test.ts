@@ -63,6 +63,9 @@ describe('configuration checked at synth time', () => {
   })
 
   it('values from -c arrive as strings and are converted; lists accept arrays too', () => {
+    const wildcard = parseConfig({ ...SAMPLE, allowedOrigins: 'https://*.example.com,https://example.com' })
+    assert.deepEqual(wildcard.allowedOrigins, ['https://*.example.com', 'https://example.com'], 'subdomain wildcards pass through')
+    assert.deepEqual(parseConfig({ ...SAMPLE, allowedOrigins: 'none' }).allowedOrigins, [], 'none: no browser')
     const config = parseConfig({ ...SAMPLE, desiredCount: '3', waf: 'false', allowedOrigins: ['https://a.example', 'https://b.example'] })
     assert.equal(config.desiredCount, 3)
     assert.equal(config.waf, false)

@@ -102,6 +102,8 @@ describe('the stack with the sample configuration', () => {
     assert.equal(e.CONNECT_INSTANCE_ID, SAMPLE.instanceId)
     assert.equal(e.CONNECT_CONTACT_FLOW_ID, SAMPLE.contactFlowId)
     assert.equal(e.ALLOWED_ORIGINS, SAMPLE.allowedOrigins)
+    const mobileOnly = env(synth({ allowedOrigins: '' }))
+    assert.equal(mobileOnly.ALLOWED_ORIGINS, 'none', 'no origins configured: none, so production start-up does not stop')
     assert.equal(e.ALLOWED_ATTRIBUTES, SAMPLE.allowedAttributes)
   })
 
