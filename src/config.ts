@@ -19,6 +19,9 @@ export const EnvSchema = Type.Object({
   CONNECT_INSTANCE_ID: OptionalString('Amazon Connect instance id (required unless CONNECT_SIMULATOR=true)', { maxLength: 100 }),
   CONNECT_CONTACT_FLOW_ID: OptionalString('contact flow id for chats (required unless CONNECT_SIMULATOR=true)', { maxLength: 500 }),
   CONNECT_SIMULATOR: Bool(false, 'use the built-in Connect simulator instead of AWS (npm run dev sets it)'),
+  // The SDK reads these two itself; the service looks at them only to know whether a simulator runs elsewhere.
+  AWS_ENDPOINT_URL_CONNECT: OptionalString('where StartChatContact is sent instead of AWS (a simulator container, a staging endpoint)'),
+  AWS_ENDPOINT_URL: OptionalString('the same for every AWS service'),
   CONNECT_MAX_ATTEMPTS: Int(3, 1, 10, 'attempts per StartChatContact, first one included'),
   CHAT_START_TIMEOUT_MS: Int(10_000, 100, 120_000, 'overall deadline for one chat start, retries and waits included'),
   CONNECT_ATTEMPT_TIMEOUT_MS: Int(3_000, 100, 60_000, 'deadline for one HTTP attempt to Connect'),

@@ -1,6 +1,4 @@
 // `npm start`: read config, build the app, listen, shut down gracefully. Nothing else.
-import { ConnectClient, StartChatContactCommand } from '@aws-sdk/client-connect'
-import { getEndpointFromInstructions } from '@smithy/core/endpoints'
 import closeWithGrace from 'close-with-grace'
 import { buildApp, type AppDeps } from './app.js'
 import { ConfigError, loadConfig, startupSummary, type Config } from './config.js'
@@ -19,25 +17,13 @@ function readConfig (): Config {
   }
 }
 
-/** Where the SDK would send StartChatContact, from its own settings (AWS_ENDPOINT_URL_CONNECT, ~/.aws/config). */
-async function sdkEndpoint (region: string): Promise<URL> {
-  const probe = new ConnectClient({ region })
-  try {
-    const endpoint = await getEndpointFromInstructions({}, StartChatContactCommand, probe.config)
-    return endpoint.url
-  } finally {
-    probe.destroy()
-  }
-}
-
 /**
  * CONNECT_SIMULATOR=true never reaches AWS. With an endpoint configured (a simulator container, as
- * in docker-compose.yml) the SDK uses it; otherwise a simulator starts in this process.
+ * in docker-compose.yml) the SDK sends there; otherwise a simulator starts in this process.
  */
 async function simulation (config: Config): Promise<{ overrides: AppDeps['connectOverrides']; simulator?: ConnectSimulator }> {
   const credentials = { accessKeyId: 'SIMULATED', secretAccessKey: 'simulated-secret' }
-  const url = await sdkEndpoint(config.AWS_REGION ?? 'us-east-1')
-  if (!/\.amazonaws\.com(\.cn)?$/.test(url.hostname)) return { overrides: { credentials } }
+  if (config.AWS_ENDPOINT_URL_CONNECT ?? config.AWS_ENDPOINT_URL) return { overrides: { credentials } }
   const simulator = await startSimulator()
   return { overrides: { endpoint: simulator.url, credentials }, simulator }
 }

@@ -19,20 +19,21 @@ export interface StartOptions {
 }
 
 /** The test runner's environment without anything the service reads, plus `env`. */
-export function serviceEnv (env: Record<string, string>): NodeJS.ProcessEnv {
+export function serviceEnv (env: Record<string, string>, keepCoverage = false): NodeJS.ProcessEnv {
   const clean: NodeJS.ProcessEnv = {}
   const ours = new Set(Object.keys(EnvSchema.properties))
   // NODE_V8_COVERAGE stays out: coverage written by a child running the temporary build refers to
   // files deleted at teardown, and tap's report then drops every other file's coverage.
-  for (const [k, v] of Object.entries(process.env)) if (!ours.has(k) && !k.startsWith('AWS_') && k !== 'NODE_V8_COVERAGE') clean[k] = v
+  // A child running src/ from this checkout keeps it, so src/server.ts is measured like the rest.
+  for (const [k, v] of Object.entries(process.env)) if (!ours.has(k) && !k.startsWith('AWS_') && (keepCoverage || k !== 'NODE_V8_COVERAGE')) clean[k] = v
   return { ...clean, AWS_EC2_METADATA_DISABLED: 'true', PORT: '0', HOST: '127.0.0.1', ...env }
 }
 
 export function start (t: Test, env: Record<string, string>, options: StartOptions = {}) {
   const { args = ['--import', 'tsx', 'src/server.ts'], cwd = ROOT, maxOpenFiles } = options
   const child = maxOpenFiles === undefined
-    ? spawn(process.execPath, args, { cwd, env: serviceEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn('bash', ['-c', `ulimit -n ${maxOpenFiles} && exec "$0" "$@"`, process.execPath, ...args], { cwd, env: serviceEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
+    ? spawn(process.execPath, args, { cwd, env: serviceEnv(env, cwd === ROOT), stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('bash', ['-c', `ulimit -n ${maxOpenFiles} && exec "$0" "$@"`, process.execPath, ...args], { cwd, env: serviceEnv(env, cwd === ROOT), stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: Line[] = []
   let stderr = ''
   let partial = ''
