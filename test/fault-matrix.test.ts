@@ -3,7 +3,7 @@ import t from 'tap'
 import type { Fault } from '../src/simulator/connect.js'
 import { build, validBody } from './helper.js'
 
-// Issue 6's fault matrix: for each way Connect can fail, 200 concurrent starts over real HTTP are
+// The fault matrix: for each way Connect can fail, 200 concurrent starts over real HTTP are
 // each answered with the status the README's error table maps the fault to, within the deadline; afterwards
 // the process still answers, nothing escaped as an unhandled rejection or a warning, and the same
 // Idempotency-Keys retried once the fault clears give exactly one contact per key.

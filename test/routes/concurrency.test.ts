@@ -1,7 +1,7 @@
 import t from 'tap'
 import { build, ORIGIN, startChat, validBody } from '../helper.js'
 
-// Issue 3: past CONNECT_MAX_CONCURRENCY a start is shed at once (503), never queued behind a slow Connect.
+// Past CONNECT_MAX_CONCURRENCY a start is shed at once (503), never queued behind a slow Connect.
 
 async function until (condition: () => boolean, what: string) {
   const giveUp = Date.now() + 10_000
