@@ -10,7 +10,7 @@ import { createPacer } from './connect/pacer.js'
 import { loggerOptions } from './logger.js'
 import { createMetrics, pacerObserver, retryObserver, starterObserver, type Metrics } from './metrics.js'
 import { errorWithoutStack } from './errors.js'
-import { backgroundErrorReporter } from './background-errors.js'
+import { backgroundErrorReporter, type BackgroundErrorReporter } from './background-errors.js'
 import clientAddress from './plugins/client-address.js'
 import connectionBudget from './plugins/connection-budget.js'
 import errorHandler, { clientErrorHandler, frameworkErrorHandler } from './plugins/error-handler.js'
@@ -26,7 +26,11 @@ import { createTrustPolicy, type TrustPolicy } from './trust/index.js'
 import { createRedis } from './redis.js'
 
 declare module 'fastify' {
-  interface FastifyInstance { metrics: Metrics }
+  interface FastifyInstance {
+    metrics: Metrics
+    /** Errors of work no request waits on: counted, logged once per source, survived. */
+    backgroundError: BackgroundErrorReporter
+  }
 }
 
 export interface AppDeps {
@@ -95,6 +99,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   const metrics = createMetrics({ upstreamInFlight: () => starter.activeCalls })
   app.decorate('metrics', metrics)
   const backgroundError = backgroundErrorReporter(app.log, metrics)
+  app.decorate('backgroundError', backgroundError)
 
   // One Redis connection per app, shared by the rate limit, pacing and spent resume tokens; closed
   // last on shutdown. Each use fails open on its own; the client's own errors are only reported.
@@ -161,7 +166,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   // In production the document and /metrics live on METRICS_PORT only (see server.ts).
   const production = config.NODE_ENV === 'production'
   await app.register(openapi, { ui: !production, route: !production })
-  await app.register(metricsPlugin, { exposeRoute: config.metricsPort === undefined })
+  await app.register(metricsPlugin, { exposeRoute: config.metricsPort === undefined, onCollectError: (err) => backgroundError('metrics', err) })
   // Root-level onRequest hooks, so every answer (404s and errors included) gets these headers, and
   // an unlisted Origin is refused before the body is read. The limit hooks onto the routes it names.
   await app.register(securityHeaders)

@@ -58,7 +58,9 @@ try {
   if (config.metricsPort !== undefined) {
     // In production the OpenAPI document is served here, not on the public port.
     const openapi = config.NODE_ENV === 'production' ? () => app.swagger() : undefined
-    metricsServer = await startMetricsServer(app.metrics.registry, { port: config.metricsPort, host: config.HOST, openapi })
+    metricsServer = await startMetricsServer(app.metrics.registry, {
+      port: config.metricsPort, host: config.HOST, openapi, onCollectError: (err) => app.backgroundError('metrics', err)
+    })
     app.log.info({ port: metricsServer.port, openapi: openapi !== undefined }, 'metrics listening on their own port')
   }
 } catch (err) {

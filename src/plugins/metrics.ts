@@ -7,10 +7,12 @@ import type { Registry } from 'prom-client'
 export interface MetricsPluginOptions {
   /** Serve GET /metrics on the public port; false when METRICS_PORT gives it a port of its own. */
   exposeRoute: boolean
+  /** A collection failed (a scrape while descriptors ran out, say): reported, answered 503, survived. */
+  onCollectError?: (err: unknown) => void
 }
 
 /** Feeds the request latency histogram and, unless it lives on its own port, serves /metrics. */
-async function metricsPlugin (app: FastifyInstance, { exposeRoute }: MetricsPluginOptions) {
+async function metricsPlugin (app: FastifyInstance, { exposeRoute, onCollectError }: MetricsPluginOptions) {
   const { httpDuration, registry } = app.metrics
 
   app.addHook('onResponse', async (request, reply) => {
@@ -24,8 +26,13 @@ async function metricsPlugin (app: FastifyInstance, { exposeRoute }: MetricsPlug
 
   if (exposeRoute) {
     app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
-      reply.type(registry.contentType)
-      return registry.metrics()
+      try {
+        const text = await registry.metrics()
+        return reply.type(registry.contentType).send(text)
+      } catch (err) {
+        onCollectError?.(err)
+        return reply.code(503).type('text/plain; charset=utf-8').send('metrics collection failed\n')
+      }
     })
   }
 }
@@ -39,6 +46,7 @@ export interface MetricsServerOptions {
   host: string
   /** The OpenAPI document, served at GET /docs/json here when the public port does not serve it. */
   openapi?: () => unknown
+  onCollectError?: (err: unknown) => void
 }
 
 /**
@@ -46,7 +54,7 @@ export interface MetricsServerOptions {
  * port never exposes it: /metrics, and in production the OpenAPI document. Plain node:http: two
  * routes, no hooks, nothing to configure.
  */
-export async function startMetricsServer (registry: Registry, { port, host, openapi }: MetricsServerOptions): Promise<MetricsServer> {
+export async function startMetricsServer (registry: Registry, { port, host, openapi, onCollectError }: MetricsServerOptions): Promise<MetricsServer> {
   const server = createServer((req, res) => {
     const path = req.url?.split('?')[0]
     if (req.method === 'GET' && path === '/docs/json' && openapi) {
@@ -59,7 +67,10 @@ export async function startMetricsServer (registry: Registry, { port, host, open
     }
     registry.metrics().then(
       (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      () => res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end('metrics collection failed\n')
+      (err: unknown) => {
+        onCollectError?.(err)
+        res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8' }).end('metrics collection failed\n')
+      }
     )
   })
   await new Promise<void>((resolve, reject) => {
