@@ -1,6 +1,7 @@
-import { StartChatContactCommand, type ConnectClient } from '@aws-sdk/client-connect'
+import { StartChatContactCommand, type ConnectClient, type ServiceInputTypes, type ServiceOutputTypes } from '@aws-sdk/client-connect'
 import type { AbsoluteLocation, FinalizeRequestHandlerOptions, FinalizeRequestMiddleware } from '@smithy/types'
 import { CallerLeft, Overloaded, UpstreamFailed, type GatewayError } from '../errors.js'
+import { sendWith } from './client.js'
 import { mapConnectError } from './errors.js'
 import { buildStartChatInput, type ChatStartRequest, type ConnectTarget } from './input.js'
 
@@ -47,8 +48,6 @@ export interface ChatStarterOptions {
  */
 export type AbandonStage = 'waiting' | 'on_the_wire'
 
-const WATCH_ATTEMPTS = { step: 'finalizeRequest', priority: 'low', name: 'watchAttempts' } as const
-
 /**
  * Starts chats on Connect: the only code that sends StartChatContact. Sheds load past the
  * concurrency cap instead of queueing, and holds every start to one deadline.
@@ -89,14 +88,17 @@ export class ChatStarter {
     try {
       await options.pacer?.acquire(deadline, controller.signal)
       const command = new StartChatContactCommand(buildStartChatInput(request, options.target))
-      // Retries spend Connect's quota too, and the SDK's own work can bunch paced calls: see pacer.ts.
-      if (options.pacer?.beforeAttempt) command.middlewareStack.add(paceAttempts(options.pacer, deadline, controller.signal), PACE_ATTEMPTS)
-      command.middlewareStack.add(watchAttempts({
+      const watch = watchAttempts<ServiceInputTypes, ServiceOutputTypes>({
         sending: () => { onTheWire = true },
-        // A caller who left during the attempt gets no retry: the SDK stops at an aborted signal.
-        done: () => { onTheWire = false; if (left) controller.abort() }
-      }), WATCH_ATTEMPTS)
-      const output = await options.client.send(command, { abortSignal: controller.signal })
+        // A caller who left during a failed attempt gets no retry; a successful one is answered.
+        done: (failed) => { onTheWire = false; if (left && failed) controller.abort() }
+      })
+      // Retries spend Connect's quota too, and the SDK's own work can bunch paced calls: see pacer.ts.
+      const pace = options.pacer?.beforeAttempt ? paceAttempts<ServiceInputTypes, ServiceOutputTypes>(options.pacer, deadline, controller.signal) : undefined
+      const output = await sendWith(options.client, command, {
+        signal: controller.signal,
+        middleware: pace ? (next, context) => watch(pace(next, context), context) : watch
+      })
       if (!output.ContactId || !output.ParticipantId || !output.ParticipantToken) {
         throw new UpstreamFailed('The chat service gave an incomplete answer', {
           upstream: { errorName: 'IncompleteResponse', requestId: output.$metadata.requestId }
@@ -125,13 +127,16 @@ export class ChatStarter {
 }
 
 /** Marks the span in which one HTTP attempt is on the wire, inside the SDK's retry loop. */
-function watchAttempts<Input extends object, Output extends object> (hooks: { sending (): void; done (): void }): FinalizeRequestMiddleware<Input, Output> {
+function watchAttempts<Input extends object, Output extends object> (hooks: { sending (): void; done (failed: boolean): void }): FinalizeRequestMiddleware<Input, Output> {
   return (next) => async (args) => {
     hooks.sending()
+    let failed = true
     try {
-      return await next(args)
+      const result = await next(args)
+      failed = false
+      return result
     } finally {
-      hooks.done()
+      hooks.done(failed)
     }
   }
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose'
+import { decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT } from 'jose'
 import { ResumeTokens } from '../../src/trust/resume-token.js'
 import { ResumeTokenRefused } from '../../src/errors.js'
 
@@ -59,4 +59,24 @@ t.test('tampered, foreign, malformed and look-alike tokens are refused', async (
 
 t.test('at least one key is required', async (t) => {
   t.throws(() => new ResumeTokens({ keys: [], ttlSeconds: DAY }), TypeError)
+})
+
+t.test('our signing and jose agree: same bytes for the same claims, and jose verifies what we sign', async (t) => {
+  const now = 1_700_000_000_000
+  const secret = key('a')
+  const tokens = new ResumeTokens({ keys: [secret], ttlSeconds: 3600, now: () => now })
+  const cases = [
+    { claims: { contactId: 'c1', initialContactId: 'c1' }, payload: {} },
+    { claims: { contactId: 'c2', initialContactId: 'c0', customer: 'cust-7', unverifiedSource: true }, payload: { ini: 'c0', cus: 'cust-7', unv: true } },
+    { claims: { contactId: 'ünïcode-✓', initialContactId: 'ünïcode-✓' }, payload: {} }
+  ]
+  for (const { claims, payload } of cases) {
+    const ours = await tokens.issue(claims)
+    const joses = await new SignJWT(payload).setProtectedHeader({ alg: 'HS256', typ: 'ccg-resume+jwt' })
+      .setSubject(claims.contactId).setIssuedAt(now / 1000).setExpirationTime(now / 1000 + 3600).sign(secret)
+    t.equal(ours, joses, `${claims.contactId}: byte for byte`)
+    const { payload: verified, protectedHeader } = await jwtVerify(ours, secret, { algorithms: ['HS256'], typ: 'ccg-resume+jwt', currentDate: new Date(now) })
+    t.same(protectedHeader, { alg: 'HS256', typ: 'ccg-resume+jwt' })
+    t.same(verified, { ...payload, sub: claims.contactId, iat: now / 1000, exp: now / 1000 + 3600 })
+  }
 })
