@@ -1,4 +1,5 @@
 import js from '@eslint/js'
+import stylistic from '@stylistic/eslint-plugin'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
@@ -6,9 +7,20 @@ export default tseslint.config(
   { ignores: ['dist/', 'coverage/', '.tap/', 'node_modules/', 'demo/vendor/', 'deploy/aws/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  // One code style everywhere (src, test, bench, demo): the standard style, which the code was
+  // written in: two spaces, single quotes, no semicolons, a space before a function's parentheses.
+  stylistic.configs.customize({ indent: 2, quotes: 'single', semi: false, braceStyle: '1tbs', commaDangle: 'never', arrowParens: true }),
   {
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }]
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@stylistic/space-before-function-paren': ['error', 'always'],
+      // Long lines are split where it reads best, not at a column.
+      '@stylistic/max-len': 'off',
+      '@stylistic/operator-linebreak': ['error', 'after', { overrides: { '?': 'before', ':': 'before', '|': 'before', '&': 'before' } }],
+      '@stylistic/multiline-ternary': 'off',
+      '@stylistic/member-delimiter-style': ['error', { multiline: { delimiter: 'none' }, singleline: { delimiter: 'semi', requireLast: false } }],
+      '@stylistic/max-statements-per-line': 'off',
+      '@stylistic/quote-props': ['error', 'as-needed']
     }
   },
   {

@@ -161,7 +161,16 @@ const scenarios: Scenario[] = [
 ]
 
 interface Figures {
-  name: string; label: string; rps: number; p50: number; p99: number; cpuUsPerReq: number; peakRssMb: number; requests: number; off: number; statuses: string
+  name: string
+  label: string
+  rps: number
+  p50: number
+  p99: number
+  cpuUsPerReq: number
+  peakRssMb: number
+  requests: number
+  off: number
+  statuses: string
   /** Spawn to the first ready answer (the service: GET /health/ready 200; the others: their first answer). */
   startupMs: number
   /** RSS once ready, before any load. */

@@ -69,13 +69,13 @@ export async function startDemoServer (options: DemoServerOptions): Promise<Demo
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
-        defaultSrc: ["'self'"],
-        connectSrc: ["'self'", (req) => new URL(gatewayFor(req)).origin, () => participantSources().join(' ')],
-        imgSrc: ["'self'", 'data:'],
-        objectSrc: ["'none'"],
-        baseUri: ["'none'"],
-        formAction: ["'none'"],
-        frameAncestors: ["'none'"]
+        defaultSrc: ['\'self\''],
+        connectSrc: ['\'self\'', (req) => new URL(gatewayFor(req)).origin, () => participantSources().join(' ')],
+        imgSrc: ['\'self\'', 'data:'],
+        objectSrc: ['\'none\''],
+        baseUri: ['\'none\''],
+        formAction: ['\'none\''],
+        frameAncestors: ['\'none\'']
       }
     },
     // Served over plain http on a developer's machine.

@@ -64,4 +64,3 @@ export function start (t: Test, env: Record<string, string>, options: StartOptio
   }
   return { child, lines, exited, waitFor, listening, stderr: () => stderr }
 }
-

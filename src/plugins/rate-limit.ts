@@ -127,7 +127,6 @@ async function rateLimitPlugin (app: FastifyInstance, { config, redis }: RateLim
       { retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)) }
     )
   })
-
 }
 
 export default fp(rateLimitPlugin, { name: 'rate-limit' })

@@ -9,7 +9,7 @@ import fp from 'fastify-plugin'
  */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'cache-control': 'no-store',
-  'content-security-policy': "default-src 'none';frame-ancestors 'none';base-uri 'none';form-action 'none'",
+  'content-security-policy': 'default-src \'none\';frame-ancestors \'none\';base-uri \'none\';form-action \'none\'',
   'cross-origin-opener-policy': 'same-origin',
   // Browsers fetch us with CORS, which this does not affect; it only stops no-cors embedding.
   'cross-origin-resource-policy': 'same-origin',

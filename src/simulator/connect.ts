@@ -138,7 +138,7 @@ class Simulator implements ConnectSimulator {
   private closed = false
   private readonly participantService: ParticipantService | undefined
 
-  constructor(private readonly options: SimulatorOptions) {
+  constructor (private readonly options: SimulatorOptions) {
     this.latencyMs = options.latencyMs ?? 0
     this.bucket = options.requestRate
       ? new TokenBucket(options.requestRate.perSecond, options.requestRate.burst)
@@ -155,11 +155,11 @@ class Simulator implements ConnectSimulator {
     })
   }
 
-  private static zeroCounters(): Omit<SimulatorStats, 'active'> {
+  private static zeroCounters (): Omit<SimulatorStats, 'active'> {
     return { received: 0, created: 0, replayed: 0, throttled: 0, limitExceeded: 0, invalid: 0, faulted: 0 }
   }
 
-  async listen(): Promise<void> {
+  async listen (): Promise<void> {
     const host = this.options.host ?? '127.0.0.1'
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)
@@ -175,31 +175,31 @@ class Simulator implements ConnectSimulator {
     this.participantService?.listening(address.address, address.port)
   }
 
-  get participant(): ParticipantSimulator | undefined {
+  get participant (): ParticipantSimulator | undefined {
     return this.participantService
   }
 
   // --- public API ----------------------------------------------------------------------------
 
-  script(...faults: Fault[]): void {
+  script (...faults: Fault[]): void {
     this.scripted.push(...faults)
   }
 
-  setFault(fault: Fault | null): void {
+  setFault (fault: Fault | null): void {
     this.persistentFault = fault
   }
 
-  setLatency(ms: number): void {
+  setLatency (ms: number): void {
     this.latencyMs = ms
   }
 
-  setRequestRate(rate: { perSecond: number; burst: number } | null): void {
+  setRequestRate (rate: { perSecond: number; burst: number } | null): void {
     if (!rate) this.bucket = undefined
     else if (this.bucket) this.bucket.change(rate.perSecond, rate.burst)
     else this.bucket = new TokenBucket(rate.perSecond, rate.burst)
   }
 
-  endChat(contactId: string): void {
+  endChat (contactId: string): void {
     const contact = this.contacts.get(contactId)
     if (!contact) throw new Error(`Simulator: unknown contact ${contactId}`)
     contact.endsAt = Math.min(contact.endsAt, Date.now())
@@ -207,11 +207,11 @@ class Simulator implements ConnectSimulator {
     this.participantService?.contactEnded(contactId)
   }
 
-  stats(): SimulatorStats {
+  stats (): SimulatorStats {
     return { ...this.counters, active: this.activeCount() }
   }
 
-  reset(): void {
+  reset (): void {
     this.requests.length = 0
     this.contacts.clear()
     this.maybeActive.clear()
@@ -223,7 +223,7 @@ class Simulator implements ConnectSimulator {
     this.participantService?.reset()
   }
 
-  async close(): Promise<void> {
+  async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
     // Pending latency/slow timers would otherwise answer on destroyed sockets.
@@ -238,7 +238,7 @@ class Simulator implements ConnectSimulator {
 
   // --- routing -------------------------------------------------------------------------------
 
-  private route(req: IncomingMessage, res: ServerResponse): void {
+  private route (req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]
     if (this.options.controlApi && path?.startsWith('/__sim/')) {
       this.handleControl(req, res, path).catch((err: unknown) => this.internalError(res, err))
@@ -263,7 +263,7 @@ class Simulator implements ConnectSimulator {
     this.handleStartChat(exchange).catch((err: unknown) => this.internalError(res, err, record))
   }
 
-  private async handleControl(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  private async handleControl (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     if (this.participantService && (await this.participantService.handleControl(req, res, path))) return
     const requestId = randomUUID()
     if (req.method === 'GET' && path === '/__sim/stats') {
@@ -305,7 +305,7 @@ class Simulator implements ConnectSimulator {
   // persistent-chat checks → latency → create. Everything from the idempotency lookup to the
   // slot reservation is synchronous, so concurrent requests cannot both pass a check.
 
-  private async handleStartChat(ex: Exchange): Promise<void> {
+  private async handleStartChat (ex: Exchange): Promise<void> {
     const authError = checkAuthorization(ex.req.headers.authorization)
     if (authError) return this.refuse(ex, authError, 'invalid')
 
@@ -368,11 +368,11 @@ class Simulator implements ConnectSimulator {
     this.answer(ex, 200, response)
   }
 
-  private nextFault(): Fault | undefined {
+  private nextFault (): Fault | undefined {
     return this.scripted.shift() ?? this.persistentFault ?? undefined
   }
 
-  private applyFault(ex: Exchange, fault: Exclude<Fault, { type: 'slow' }>): void {
+  private applyFault (ex: Exchange, fault: Exclude<Fault, { type: 'slow' }>): void {
     switch (fault.type) {
       case 'hang':
         ex.record.errorType = 'hang' // never answered; close() destroys the socket
@@ -400,7 +400,7 @@ class Simulator implements ConnectSimulator {
   }
 
   /** A pending or settled response for a known, unexpired ClientToken. */
-  private lookupIdempotent(clientToken: string | undefined): Promise<StartChatResponse> | undefined {
+  private lookupIdempotent (clientToken: string | undefined): Promise<StartChatResponse> | undefined {
     if (clientToken === undefined) return undefined
     const entry = this.idempotency.get(clientToken)
     if (!entry) return undefined
@@ -411,7 +411,7 @@ class Simulator implements ConnectSimulator {
     return entry.response
   }
 
-  private checkActiveQuota(): ApiError | undefined {
+  private checkActiveQuota (): ApiError | undefined {
     const max = this.options.maxActiveChats
     if (max === undefined || this.activeCount() + this.reserved < max) return undefined
     return {
@@ -421,7 +421,7 @@ class Simulator implements ConnectSimulator {
     }
   }
 
-  private checkPersistentSource(valid: ValidInput): ApiError | undefined {
+  private checkPersistentSource (valid: ValidInput): ApiError | undefined {
     const chat = valid.persistentChat
     if (!chat) return undefined
     const source = this.contacts.get(chat.sourceContactId)
@@ -439,7 +439,7 @@ class Simulator implements ConnectSimulator {
     return undefined
   }
 
-  private createContact(input: JsonObject, valid: ValidInput): StartChatResponse {
+  private createContact (input: JsonObject, valid: ValidInput): StartChatResponse {
     const now = Date.now()
     const contactId = randomUUID()
     const source = valid.persistentChat ? this.contacts.get(valid.persistentChat.sourceContactId) : undefined
@@ -467,7 +467,7 @@ class Simulator implements ConnectSimulator {
     return response
   }
 
-  private activeCount(): number {
+  private activeCount (): number {
     const now = Date.now()
     for (const contact of this.maybeActive) {
       if (contact.endsAt <= now) this.maybeActive.delete(contact)
@@ -477,7 +477,7 @@ class Simulator implements ConnectSimulator {
 
   // --- answering -----------------------------------------------------------------------------
 
-  private refuse(ex: Exchange, error: ApiError, counter?: 'invalid' | 'throttled' | 'limitExceeded'): void {
+  private refuse (ex: Exchange, error: ApiError, counter?: 'invalid' | 'throttled' | 'limitExceeded'): void {
     if (counter) this.counters[counter]++
     const headers: Record<string, string> = { 'x-amzn-errortype': error.type }
     if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds)
@@ -485,13 +485,13 @@ class Simulator implements ConnectSimulator {
     this.answer(ex, error.status, { Message: error.message }, headers)
   }
 
-  private answer(ex: Exchange, status: number, body: object, headers: Record<string, string> = {}): void {
+  private answer (ex: Exchange, status: number, body: object, headers: Record<string, string> = {}): void {
     ex.record.status = status
     sendJson(ex.res, ex.record.requestId, status, body, headers)
     this.logAnswer(ex)
   }
 
-  private logAnswer(ex: Exchange): void {
+  private logAnswer (ex: Exchange): void {
     const { record } = ex
     const outcome = record.errorType ?? (record.replayed ? 'replayed' : 'created')
     this.options.log?.(
@@ -499,7 +499,7 @@ class Simulator implements ConnectSimulator {
     )
   }
 
-  private internalError(res: ServerResponse, err: unknown, record?: RecordedRequest): void {
+  private internalError (res: ServerResponse, err: unknown, record?: RecordedRequest): void {
     this.options.log?.(`simulator error: ${err instanceof Error ? err.message : String(err)}`)
     if (res.headersSent || res.destroyed) return
     const requestId = record?.requestId ?? randomUUID()
@@ -511,7 +511,7 @@ class Simulator implements ConnectSimulator {
   }
 
   /** A delay that never keeps the process alive and is cancelled by close(). */
-  private sleep(ms: number): Promise<void> {
+  private sleep (ms: number): Promise<void> {
     if (ms <= 0) return Promise.resolve()
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -524,7 +524,7 @@ class Simulator implements ConnectSimulator {
   }
 }
 
-export async function startSimulator(options: SimulatorOptions = {}): Promise<ConnectSimulator> {
+export async function startSimulator (options: SimulatorOptions = {}): Promise<ConnectSimulator> {
   const simulator = new Simulator(options)
   await simulator.listen()
   return simulator

@@ -43,36 +43,39 @@ export const DEFAULT_FAULT_MESSAGE: Record<ErrorFaultType, string> = {
 
 export const ERROR_FAULT_TYPES = Object.keys(ERROR_STATUS) as ErrorFaultType[]
 
-
 /** Continuous-refill token bucket, like the per-account API quota Connect enforces. */
 export class TokenBucket {
   private tokens: number
   private last = Date.now()
-  constructor(
+  constructor (
     private perSecond: number,
     private burst: number
   ) {
     this.tokens = burst
   }
-  take(): boolean {
+
+  take (): boolean {
     this.refillToNow()
     if (this.tokens < 1) return false
     this.tokens -= 1
     return true
   }
+
   /** The refill so far counts at the old rate; the new one applies from now. */
-  change(perSecond: number, burst: number): void {
+  change (perSecond: number, burst: number): void {
     this.refillToNow()
     this.perSecond = perSecond
     this.burst = burst
     this.tokens = Math.min(this.tokens, burst)
   }
-  private refillToNow(): void {
+
+  private refillToNow (): void {
     const now = Date.now()
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond)
     this.last = now
   }
-  refill(): void {
+
+  refill (): void {
     this.tokens = this.burst
     this.last = Date.now()
   }
@@ -83,7 +86,7 @@ export interface Deferred<T> {
   resolve: (value: T) => void
 }
 
-export function deferred<T>(): Deferred<T> {
+export function deferred<T> (): Deferred<T> {
   let resolve!: (value: T) => void
   const promise = new Promise<T>((r) => {
     resolve = r
@@ -91,14 +94,14 @@ export function deferred<T>(): Deferred<T> {
   return { promise, resolve }
 }
 
-export function isRequestRate(value: unknown): value is { perSecond: number; burst: number } {
+export function isRequestRate (value: unknown): value is { perSecond: number; burst: number } {
   if (!isObject(value)) return false
   const { perSecond, burst } = value
   return typeof perSecond === 'number' && perSecond > 0 && Number.isFinite(perSecond) &&
     typeof burst === 'number' && burst >= 1 && Number.isFinite(burst)
 }
 
-export function isFault(value: unknown): value is Fault {
+export function isFault (value: unknown): value is Fault {
   if (!isObject(value) || typeof value.type !== 'string') return false
   switch (value.type) {
     case 'slow':

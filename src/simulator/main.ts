@@ -12,7 +12,7 @@
 import { startSimulator, type SimulatorOptions } from './connect.js'
 
 /** Reads a non-negative number from the environment; exits naming the variable when invalid. */
-function envNumber(name: string): number | undefined {
+function envNumber (name: string): number | undefined {
   const raw = process.env[name]
   if (raw === undefined || raw.trim() === '') return undefined
   const value = Number(raw)
@@ -23,7 +23,7 @@ function envNumber(name: string): number | undefined {
   return value
 }
 
-function optionsFromEnv(): SimulatorOptions {
+function optionsFromEnv (): SimulatorOptions {
   const options: SimulatorOptions = {
     port: envNumber('SIM_PORT') ?? 0,
     host: process.env.SIM_HOST || '127.0.0.1',
@@ -48,7 +48,7 @@ const simulator = await startSimulator(optionsFromEnv())
 process.stdout.write(`${JSON.stringify({ url: simulator.url })}\n`)
 
 let closing = false
-function shutdown(): void {
+function shutdown (): void {
   if (closing) return
   closing = true
   // Nothing else holds the event loop once the server is closed, so the process exits with 0.

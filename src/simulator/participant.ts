@@ -163,13 +163,13 @@ export class ParticipantService implements ParticipantSimulator {
     this.agent = options.agent === false
       ? undefined
       : new ScriptedAgent({
-        join: (contactId, name) => this.agentJoins(contactId, name),
-        typing: (contactId) => this.agentTyping(contactId),
-        say: (contactId, text) => this.agentSays(contactId, text),
-        end: (contactId) => this.agentEnds(contactId),
-        isActive: (contactId) => this.isActive(contactId),
-        sleep: (ms) => this.sleep(ms)
-      }, options.agent)
+          join: (contactId, name) => this.agentJoins(contactId, name),
+          typing: (contactId) => this.agentTyping(contactId),
+          say: (contactId, text) => this.agentSays(contactId, text),
+          end: (contactId) => this.agentEnds(contactId),
+          isActive: (contactId) => this.isActive(contactId),
+          sleep: (ms) => this.sleep(ms)
+        }, options.agent)
   }
 
   private static zeroCounters (): Omit<ParticipantStats, 'websocketsOpened' | 'websocketsOpen'> {

@@ -36,18 +36,18 @@ export interface ValidInput {
 
 export class ValidationError extends Error {}
 
-export function isObject(value: unknown): value is JsonObject {
+export function isObject (value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 /** Connect counts characters, not UTF-16 code units. */
-function charLength(value: string): number {
+function charLength (value: string): number {
   let n = 0
   for (const _ of value) n++
   return n
 }
 
-function checkString(value: unknown, field: string, min: number, max: number): string {
+function checkString (value: unknown, field: string, min: number, max: number): string {
   if (typeof value !== 'string') throw new ValidationError(`${field} must be a string`)
   const len = charLength(value)
   if (len < min || len > max) {
@@ -56,16 +56,16 @@ function checkString(value: unknown, field: string, min: number, max: number): s
   return value
 }
 
-function optionalString(obj: JsonObject, key: string, field: string, min: number, max: number): string | undefined {
+function optionalString (obj: JsonObject, key: string, field: string, min: number, max: number): string | undefined {
   return obj[key] === undefined ? undefined : checkString(obj[key], field, min, max)
 }
 
-function checkObject(value: unknown, field: string): JsonObject {
+function checkObject (value: unknown, field: string): JsonObject {
   if (!isObject(value)) throw new ValidationError(`${field} must be an object`)
   return value
 }
 
-function checkAttributes(value: unknown): void {
+function checkAttributes (value: unknown): void {
   const attributes = checkObject(value, 'Attributes')
   let bytes = 0
   for (const [key, attr] of Object.entries(attributes)) {
@@ -75,19 +75,19 @@ function checkAttributes(value: unknown): void {
   if (bytes > 32_768) throw new ValidationError('Attributes must not exceed 32768 bytes in total (keys and values)')
 }
 
-function checkInitialMessage(value: unknown): void {
+function checkInitialMessage (value: unknown): void {
   const message = checkObject(value, 'InitialMessage')
   checkString(message.ContentType, 'InitialMessage.ContentType', 1, 100)
   checkString(message.Content, 'InitialMessage.Content', 1, 16_384)
 }
 
-function checkChatDuration(value: unknown): void {
+function checkChatDuration (value: unknown): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 60 || value > 10_080) {
     throw new ValidationError('ChatDurationInMinutes must be an integer between 60 and 10080')
   }
 }
 
-function checkSupportedContentTypes(value: unknown): void {
+function checkSupportedContentTypes (value: unknown): void {
   if (!Array.isArray(value) || !value.every((t) => typeof t === 'string')) {
     throw new ValidationError('SupportedMessagingContentTypes must be a list of strings')
   }
@@ -96,7 +96,7 @@ function checkSupportedContentTypes(value: unknown): void {
   }
 }
 
-function checkPersistentChat(value: unknown, input: JsonObject): NonNullable<ValidInput['persistentChat']> {
+function checkPersistentChat (value: unknown, input: JsonObject): NonNullable<ValidInput['persistentChat']> {
   const chat = checkObject(value, 'PersistentChat')
   const type = chat.RehydrationType
   if (type !== 'ENTIRE_PAST_SESSION' && type !== 'FROM_SEGMENT') {
@@ -110,7 +110,7 @@ function checkPersistentChat(value: unknown, input: JsonObject): NonNullable<Val
 }
 
 /** Validates a parsed body; throws ValidationError naming the first offending field. */
-export function validateStartChatInput(input: JsonObject): ValidInput {
+export function validateStartChatInput (input: JsonObject): ValidInput {
   checkString(input.InstanceId, 'InstanceId', 1, 100)
   checkString(input.ContactFlowId, 'ContactFlowId', 1, 500)
   const participant = checkObject(input.ParticipantDetails, 'ParticipantDetails')
@@ -132,7 +132,7 @@ export function validateStartChatInput(input: JsonObject): ValidInput {
 // ---------------------------------------------------------------------------------------------
 // Authorization: shape check of a SigV4 header, no cryptography.
 
-export function checkAuthorization(header: string | undefined): ApiError | undefined {
+export function checkAuthorization (header: string | undefined): ApiError | undefined {
   if (header === undefined || header === '') {
     return { status: 403, type: 'MissingAuthenticationTokenException', message: 'Missing Authentication Token' }
   }
@@ -165,7 +165,7 @@ export function checkAuthorization(header: string | undefined): ApiError | undef
 export type BodyResult = { ok: true; text: string } | { ok: false; tooLarge: true }
 
 /** Reads the body, stopping (without buffering further) once it exceeds the limit. */
-export function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
+export function readBody (req: IncomingMessage, limit: number): Promise<BodyResult> {
   const declared = Number(req.headers['content-length'] ?? 0)
   if (declared > limit) return Promise.resolve({ ok: false, tooLarge: true })
   return new Promise((resolve, reject) => {
@@ -189,7 +189,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<BodyResul
   })
 }
 
-export function safeJsonParse(text: string): unknown {
+export function safeJsonParse (text: string): unknown {
   try {
     return JSON.parse(text) as unknown
   } catch {
@@ -197,7 +197,7 @@ export function safeJsonParse(text: string): unknown {
   }
 }
 
-export function sendJson(
+export function sendJson (
   res: ServerResponse,
   requestId: string,
   status: number,

@@ -30,8 +30,13 @@ export async function launchBrowser (t: Test): Promise<Browser | undefined> {
 
 /** What reached the gateway, as the server saw it: the browser's side of CORS is invisible otherwise. */
 export interface Seen {
-  method: string; url: string; origin?: string; status: number
-  contentType?: string; idempotencyKey?: string; requestHeaders?: string
+  method: string
+  url: string
+  origin?: string
+  status: number
+  contentType?: string
+  idempotencyKey?: string
+  requestHeaders?: string
   /** The browser's requests, not the demo server's own diagnosis preflight. */
   fromBrowser: boolean
 }

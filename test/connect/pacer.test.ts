@@ -57,7 +57,7 @@ t.test('no Redis: the burst goes at once, then one start per interval', async (t
   // 10/s with a burst of 4: one token held back for jitter, so 3 at once, then every 100 ms.
   const waits = await burst([pacer(t, { events })], 6) as number[]
   for (const w of waits.slice(0, 3)) t.ok(w < 1_000, `immediate: ${w} ms`)
-  waits.slice(3).forEach((w, i) => t.ok(w >= (i + 1) * 100 - EARLY && w < 3_000, `slot ${i + 1} after ${w} ms`))
+  waits.slice(3).forEach((w, i) => t.ok(w >= (i + 1) * 100 - EARLY, `slot ${i + 1} after ${w} ms`))
   t.equal(seen.granted.length, 6)
   t.same(seen.shed, [])
   t.equal(seen.queue.at(-1), 0, 'queue empty again')
@@ -245,7 +245,7 @@ t.test('attempts held back by a busy process and released together leave at most
   const started = Date.now()
   const left = await Promise.all(Array.from({ length: 5 }, () =>
     p.beforeAttempt(1, started + 5_000, new AbortController().signal).then(() => Date.now() - started)))
-  left.slice(3).forEach((w, i) => t.ok(w >= (i + 1) * 100 - EARLY && w < 3_000, `attempt ${i + 4} left after ${w} ms`))
+  left.slice(3).forEach((w, i) => t.ok(w >= (i + 1) * 100 - EARLY, `attempt ${i + 4} left after ${w} ms`))
 })
 
 t.test('a Redis that never answers: the process paces alone at the full rate', async (t) => {
@@ -280,7 +280,7 @@ t.test('Redis', { skip: await redisSkip() }, async (t) => {
     await until('both replicas announced', () => a.pacer.replicas === 2 && b.pacer.replicas === 2)
     // Each alone would let 3 through at once; together they still only get 3, then one per 100 ms.
     const waits = (await burst([a.pacer, b.pacer], 6) as number[]).sort((x, y) => x - y)
-    waits.slice(3).forEach((w, i) => t.ok(w >= (i + 1) * 100 - EARLY && w < 3_000, `slot ${i + 1} after ${w} ms`))
+    waits.slice(3).forEach((w, i) => t.ok(w >= (i + 1) * 100 - EARLY, `slot ${i + 1} after ${w} ms`))
 
     const probe = new Redis(redisTestUrl())
     t.teardown(() => probe.disconnect())
@@ -368,8 +368,8 @@ t.test('Redis', { skip: await redisSkip() }, async (t) => {
     const waits = await burst([a.pacer], 2) as number[]
     t.ok(seen.redisFailed >= 2)
     t.same(seen.fallback, [[true, { replicas: 2, rate: 5 }]])
-    t.ok(waits[0]! >= 300 + 200 - EARLY && waits[0]! < 3_000, `first alone after ${waits[0]} ms`)
-    t.ok(waits[1]! >= 300 + 400 - EARLY && waits[1]! < 3_000, `second alone after ${waits[1]} ms`)
+    t.ok(waits[0]! >= 300 + 200 - EARLY, `first alone after ${waits[0]} ms`)
+    t.ok(waits[1]! >= 300 + 400 - EARLY, `second alone after ${waits[1]} ms`)
 
     await a.redis.connect()
     await burst([a.pacer], 1)

@@ -108,7 +108,10 @@ const json = (payload: string) => ({ method: 'POST' as const, url: '/chat/start'
 const ok = JSON.stringify(validBody())
 
 const everyStatus: Array<{
-  status: number; code: string; env?: Record<string, string>; trust?: TrustPolicy
+  status: number
+  code: string
+  env?: Record<string, string>
+  trust?: TrustPolicy
   before?: (h: Harness) => Promise<unknown> | void
   request: { method: 'GET' | 'POST'; url: string; headers: Record<string, string>; payload?: string }
 }> = [

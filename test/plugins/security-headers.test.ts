@@ -8,7 +8,7 @@ t.test('a chat start answer: JSON-API security headers, and no cache may keep th
   const res = await startChat(app, validBody(), { origin: ORIGIN })
   t.equal(res.statusCode, 200)
   t.equal(res.headers['cache-control'], 'no-store')
-  t.equal(res.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none';base-uri 'none';form-action 'none'")
+  t.equal(res.headers['content-security-policy'], 'default-src \'none\';frame-ancestors \'none\';base-uri \'none\';form-action \'none\'')
   t.equal(res.headers['x-content-type-options'], 'nosniff')
   t.equal(res.headers['x-frame-options'], 'DENY')
   t.equal(res.headers['referrer-policy'], 'no-referrer')

@@ -32,7 +32,7 @@ const SIGV4 =
   'AWS4-HMAC-SHA256 Credential=AKIDTEST/20250101/us-east-1/connect/aws4_request, ' +
   `SignedHeaders=host;x-amz-date, Signature=${'ab'.repeat(32)}`
 
-function makeClient(sim: ConnectSimulator, maxAttempts = 1): ConnectClient {
+function makeClient (sim: ConnectSimulator, maxAttempts = 1): ConnectClient {
   return new ConnectClient({
     endpoint: sim.url,
     region: 'us-east-1',
@@ -42,7 +42,7 @@ function makeClient(sim: ConnectSimulator, maxAttempts = 1): ConnectClient {
 }
 
 /** A simulator and an SDK client, both closed when the test ends. */
-async function setup(t: Test, options: SimulatorOptions = {}): Promise<{ sim: ConnectSimulator; client: ConnectClient }> {
+async function setup (t: Test, options: SimulatorOptions = {}): Promise<{ sim: ConnectSimulator; client: ConnectClient }> {
   const sim = await startSimulator(options)
   const client = makeClient(sim)
   t.teardown(async () => {
@@ -52,12 +52,12 @@ async function setup(t: Test, options: SimulatorOptions = {}): Promise<{ sim: Co
   return { sim, client }
 }
 
-function start(client: ConnectClient, input: Partial<StartChatContactCommandInput> = {}) {
+function start (client: ConnectClient, input: Partial<StartChatContactCommandInput> = {}) {
   return client.send(new StartChatContactCommand({ ...BASE_INPUT, ...input }))
 }
 
 /** The rejection of a call that must fail. */
-async function failure(promise: Promise<unknown>): Promise<unknown> {
+async function failure (promise: Promise<unknown>): Promise<unknown> {
   try {
     await promise
   } catch (err) {
@@ -66,13 +66,13 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
   throw new Error('expected the call to fail')
 }
 
-async function serviceError(promise: Promise<unknown>): Promise<ConnectServiceException> {
+async function serviceError (promise: Promise<unknown>): Promise<ConnectServiceException> {
   const err = await failure(promise)
   if (err instanceof ConnectServiceException) return err
   throw err
 }
 
-function put(sim: ConnectSimulator, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+function put (sim: ConnectSimulator, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
   return fetch(`${sim.url}/contact/chat`, {
     method: 'PUT',
     headers: { 'content-type': 'application/json', authorization: SIGV4, ...headers },
@@ -81,7 +81,7 @@ function put(sim: ConnectSimulator, body: unknown, headers: Record<string, strin
 }
 
 /** Asserts the Connect error envelope and returns the message. */
-async function expectApiError(t: Test, res: Response, status: number, errorType: string): Promise<string> {
+async function expectApiError (t: Test, res: Response, status: number, errorType: string): Promise<string> {
   t.equal(res.status, status, `status ${status}`)
   t.equal(res.headers.get('x-amzn-errortype'), errorType)
   t.equal(res.headers.get('content-type'), 'application/json')
@@ -91,7 +91,7 @@ async function expectApiError(t: Test, res: Response, status: number, errorType:
   return body.Message
 }
 
-async function waitFor(condition: () => boolean, timeoutMs = 2000): Promise<void> {
+async function waitFor (condition: () => boolean, timeoutMs = 2000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!condition()) {
     if (Date.now() > deadline) throw new Error('condition not met in time')
