@@ -2,7 +2,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp, type AppDeps } from './app.js'
 import { ConfigError, loadConfig, startupSummary, type Config } from './config.js'
-import { startSimulator, type ConnectSimulator } from './simulator/connect.js'
+import type { ConnectSimulator } from './simulator/connect.js'
 import { startMetricsServer, type MetricsServer } from './plugins/metrics.js'
 
 function readConfig (): Config {
@@ -24,6 +24,8 @@ function readConfig (): Config {
 async function simulation (config: Config): Promise<{ overrides: AppDeps['connectOverrides']; simulator?: ConnectSimulator }> {
   const credentials = { accessKeyId: 'SIMULATED', secretAccessKey: 'simulated-secret' }
   if (config.AWS_ENDPOINT_URL_CONNECT ?? config.AWS_ENDPOINT_URL) return { overrides: { credentials } }
+  // Loaded only when simulating: a production start never loads the simulator's code.
+  const { startSimulator } = await import('./simulator/connect.js')
   const simulator = await startSimulator()
   return { overrides: { endpoint: simulator.url, credentials }, simulator }
 }
