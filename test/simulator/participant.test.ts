@@ -346,7 +346,8 @@ t.test('the chat ends from either side, with Connect\'s chat-ended event', async
 })
 
 t.test('the contact\'s duration running out pushes chat-ended without any call', async (t) => {
-  const s = await setup(t, { chatDurationMs: 400, participant: { agent: false } })
+  // Long enough that connecting never races the end on a loaded machine; the end is then waited for.
+  const s = await setup(t, { chatDurationMs: 3_000, participant: { agent: false } })
   const chat = await startChat(s)
   const { url } = await connectParticipant(s, chat.ParticipantToken ?? '')
   const socket = await ChatSocket.open(t, url)
