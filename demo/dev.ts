@@ -22,7 +22,14 @@ function readConfig (source: Record<string, string | undefined>): Config {
   }
 }
 
-// The first read only validates PORT, HOST and DEMO_PORT; the allowed origins depend on the demo's port.
+/** DEMO_PORT is a development setting: the production configuration never sees it. */
+function demoPort (raw: string | undefined, gatewayPort: number): number {
+  if (raw === undefined || raw === '') return gatewayPort === 0 ? 0 : gatewayPort + 1
+  if (!/^\d{1,5}$/.test(raw.trim()) || Number(raw) > 65535) fail(`DEMO_PORT: "${raw.slice(0, 20)}" is not a port (0..65535; 0 picks a free one)`)
+  return Number(raw)
+}
+
+// The first read only validates PORT and HOST; the allowed origins depend on the demo's port.
 const ports = readConfig(process.env)
 let gatewayPort = ports.PORT
 // Chats end from the page, from the agent ("bye") or after 30 minutes. The control API lets a
@@ -31,7 +38,7 @@ const simulator = await startSimulator({ chatDurationMs: 30 * 60_000, controlApi
 let demo: DemoServer
 try {
   demo = await startDemoServer({
-    port: ports.DEMO_PORT ?? (ports.PORT === 0 ? 0 : ports.PORT + 1),
+    port: demoPort(process.env.DEMO_PORT, ports.PORT),
     host: ports.HOST,
     // Only these two hostnames are allowed origins; anything else (a LAN address) gets localhost.
     gatewayUrl: (pageHostname) => `http://${pageHostname === '127.0.0.1' ? '127.0.0.1' : 'localhost'}:${gatewayPort}`,

@@ -49,8 +49,7 @@ export const EnvSchema = Type.Object({
   REQUIRE_CUSTOMER_TOKEN: Bool(false, 'refuse chat starts without a customer token'),
   CUSTOMER_JWT_MAX_AGE: Type.String({ default: '1 hour', minLength: 1, description: 'longest lifetime (exp - iat) a customer token may have' }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'serve /metrics (and in production the OpenAPI document) on this port only; 9464 in production' })),
-  SHUTDOWN_GRACE_MS: Int(15_000, 100, 600_000, 'time in-flight starts get to finish on SIGTERM'),
-  DEMO_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'port of the demo page in npm run dev (default PORT+1)' }))
+  SHUTDOWN_GRACE_MS: Int(15_000, 100, 600_000, 'time in-flight starts get to finish on SIGTERM')
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -212,34 +211,61 @@ export function loadConfig (source: Record<string, string | undefined> = process
     try { new URL(env.CUSTOMER_JWKS_URL) } catch { throw new ConfigError('CUSTOMER_JWKS_URL: not a URL') }
   }
 
+  // Each setting once, in the form the service uses; a raw copy beside it would invite reading the wrong one.
+  const {
+    CONNECT_INSTANCE_ID, CONNECT_CONTACT_FLOW_ID, ALLOWED_ORIGINS: _origins, ALLOWED_ATTRIBUTES, TRUST_PROXY, RATE_LIMIT_WINDOW,
+    RESUME_TOKEN_SECRET: _secrets, RESUME_TOKEN_TTL, CUSTOMER_JWT_MAX_AGE, MAX_CONNECTIONS_PER_CLIENT, METRICS_PORT, CONNECT_BURST,
+    ...settings
+  } = env
+  const trustProxy = parseTrustProxy(TRUST_PROXY)
   return {
-    ...env,
-    instanceId: env.CONNECT_INSTANCE_ID ?? 'simulated-instance',
-    contactFlowId: env.CONNECT_CONTACT_FLOW_ID ?? 'simulated-contact-flow',
+    ...settings,
+    instanceId: CONNECT_INSTANCE_ID ?? 'simulated-instance',
+    contactFlowId: CONNECT_CONTACT_FLOW_ID ?? 'simulated-contact-flow',
     allowedOrigins: origins.exact,
     /** `https://*.example.com` entries: any subdomain of example.com on that scheme and port. */
     allowedOriginWildcards: origins.wildcards,
+    /** ALLOWED_ORIGINS=none: no browser may call, said on purpose (not merely left unset). */
+    originsNone: origins.none,
     /** Start-up warnings for the log: settings that work but are probably not what was meant. */
     warnings,
     // Production keeps the metrics and the OpenAPI document off the public port.
-    metricsPort: env.METRICS_PORT ?? (production ? 9464 : undefined),
-    allowedAttributes: new Set(list(env.ALLOWED_ATTRIBUTES)),
-    trustProxy: parseTrustProxy(env.TRUST_PROXY),
-    rateLimitWindowMs: parseDurationMs('RATE_LIMIT_WINDOW', env.RATE_LIMIT_WINDOW, 'ms', '60000, "30 seconds" or "1 minute"'),
+    metricsPort: METRICS_PORT ?? (production ? 9464 : undefined),
+    allowedAttributes: new Set(list(ALLOWED_ATTRIBUTES)),
+    trustProxy,
+    rateLimitWindowMs: parseDurationMs('RATE_LIMIT_WINDOW', RATE_LIMIT_WINDOW, 'ms', '60000, "30 seconds" or "1 minute"'),
     resumeSecrets,
-    customerJwtMaxAgeSeconds: parseDurationMs('CUSTOMER_JWT_MAX_AGE', env.CUSTOMER_JWT_MAX_AGE, 's', '300, "15 minutes" or "1 hour"') / 1000,
+    customerJwtMaxAgeSeconds: parseDurationMs('CUSTOMER_JWT_MAX_AGE', CUSTOMER_JWT_MAX_AGE, 's', '300, "15 minutes" or "1 hour"') / 1000,
     // Behind a balancer it holds the connections, so counting them per address would count the balancer.
-    maxConnectionsPerClient: env.MAX_CONNECTIONS_PER_CLIENT ?? (parseTrustProxy(env.TRUST_PROXY) === false ? 50 : 0),
+    maxConnectionsPerClient: MAX_CONNECTIONS_PER_CLIENT ?? (trustProxy === false ? 50 : 0),
     // The schema's pattern already limits the forms to seconds or s/m/h/d.
-    resumeTokenTtlSeconds: parseDurationMs('RESUME_TOKEN_TTL', env.RESUME_TOKEN_TTL, 's', '3600, 12h or 30d') / 1000,
-    connectBurst: env.CONNECT_BURST ?? Math.max(1, Math.ceil(env.CONNECT_RATE_LIMIT ?? 1))
+    resumeTokenTtlSeconds: parseDurationMs('RESUME_TOKEN_TTL', RESUME_TOKEN_TTL, 's', '3600, 12h or 30d') / 1000,
+    connectBurst: CONNECT_BURST ?? Math.max(1, Math.ceil(env.CONNECT_RATE_LIMIT ?? 1))
   }
 }
 
 export type Config = ReturnType<typeof loadConfig>
 
 /** Settings whose value is a secret (REDIS_URL may hold a password): shown only as set or unset. */
-const SECRET_SETTINGS = new Set<string>(['RESUME_TOKEN_SECRET', 'CUSTOMER_JWT_SECRET', 'REDIS_URL'])
+const SECRET_SETTINGS = new Set<string>(['CUSTOMER_JWT_SECRET', 'REDIS_URL'])
+
+const setOrUnset = (isSet: boolean) => isSet ? 'set' : 'unset'
+
+/** How the summary shows each setting the config holds only in its derived form. */
+const DERIVED: { [K in Exclude<keyof Env, keyof Config>]: (config: Config) => unknown } = {
+  CONNECT_INSTANCE_ID: (c) => c.instanceId,
+  CONNECT_CONTACT_FLOW_ID: (c) => c.contactFlowId,
+  ALLOWED_ORIGINS: (c) => c.originsNone ? 'none' : [...c.allowedOrigins, ...c.allowedOriginWildcards].join(','),
+  ALLOWED_ATTRIBUTES: (c) => [...c.allowedAttributes].join(','),
+  TRUST_PROXY: (c) => Array.isArray(c.trustProxy) ? c.trustProxy.join(',') : c.trustProxy,
+  RATE_LIMIT_WINDOW: (c) => `${c.rateLimitWindowMs} ms`,
+  RESUME_TOKEN_SECRET: (c) => setOrUnset(c.resumeSecrets.length > 0),
+  RESUME_TOKEN_TTL: (c) => `${c.resumeTokenTtlSeconds} s`,
+  CUSTOMER_JWT_MAX_AGE: (c) => `${c.customerJwtMaxAgeSeconds} s`,
+  MAX_CONNECTIONS_PER_CLIENT: (c) => c.maxConnectionsPerClient,
+  METRICS_PORT: (c) => c.metricsPort,
+  CONNECT_BURST: (c) => c.CONNECT_RATE_LIMIT === undefined ? undefined : c.connectBurst
+}
 
 /**
  * The start-up log line's fields: every effective setting, secrets as set/unset, and what an
@@ -248,13 +274,17 @@ const SECRET_SETTINGS = new Set<string>(['RESUME_TOKEN_SECRET', 'CUSTOMER_JWT_SE
 export function startupSummary (config: Config) {
   const settings: Record<string, unknown> = {}
   for (const key of Object.keys(EnvSchema.properties) as Array<keyof Env>) {
-    settings[key] = SECRET_SETTINGS.has(key) ? (config[key] === undefined ? 'unset' : 'set') : config[key]
+    if (key in DERIVED) settings[key] = DERIVED[key as keyof typeof DERIVED](config)
+    else {
+      const value = config[key as Exclude<keyof Env, keyof typeof DERIVED>]
+      settings[key] = SECRET_SETTINGS.has(key) ? setOrUnset(value !== undefined) : value
+    }
   }
   return {
     mode: config.NODE_ENV === 'production' ? 'production' : 'development',
     connect: config.CONNECT_SIMULATOR ? 'simulator' : 'aws',
     region: config.AWS_REGION ?? '(SDK default)',
-    allowedOrigins: config.ALLOWED_ORIGINS.trim().toLowerCase() === 'none' ? 'none' : [...config.allowedOrigins, ...config.allowedOriginWildcards],
+    allowedOrigins: config.originsNone ? 'none' : [...config.allowedOrigins, ...config.allowedOriginWildcards],
     metricsPort: config.metricsPort ?? '(public port)',
     maxConnectionsPerClient: config.maxConnectionsPerClient,
     settings
