@@ -49,7 +49,8 @@ export const EnvSchema = Type.Object({
   REQUIRE_CUSTOMER_TOKEN: Bool(false, 'refuse chat starts without a customer token'),
   CUSTOMER_JWT_MAX_AGE: Type.String({ default: '1 hour', minLength: 1, description: 'longest lifetime (exp - iat) a customer token may have' }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'serve /metrics (and in production the OpenAPI document) on this port only; 9464 in production' })),
-  SHUTDOWN_GRACE_MS: Int(15_000, 100, 600_000, 'time in-flight starts get to finish on SIGTERM')
+  SHUTDOWN_GRACE_MS: Int(15_000, 100, 600_000, 'time in-flight starts get to finish on SIGTERM'),
+  WIDGETS_FILE: OptionalString('JSON file of widget profiles served at /chat/start/:widget (re-read on SIGHUP); the environment describes the default profile')
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -82,6 +83,8 @@ function parseTrustProxy (raw: string): boolean | string[] {
   return list(raw).map(trustedProxy)
 }
 
+export interface OriginList { exact: string[]; wildcards: string[]; none: boolean }
+
 const ORIGIN_EXAMPLES = 'such as https://www.example.com, https://*.example.com (any subdomain) or none (no browser)'
 
 /**
@@ -89,10 +92,9 @@ const ORIGIN_EXAMPLES = 'such as https://www.example.com, https://*.example.com 
  * and `https://*.example.com` for any subdomain (one or more labels; the apex is listed on its own).
  * `none` says that no browser may call (a mobile-only deployment). Anything else stops start-up.
  */
-function parseOrigins (raw: string): { exact: string[]; wildcards: string[]; none: boolean } {
-  const entries = list(raw)
+export function parseOrigins (entries: string[], name = 'ALLOWED_ORIGINS'): OriginList {
   if (entries.some((e) => e.toLowerCase() === 'none')) {
-    if (entries.length > 1) throw new ConfigError('ALLOWED_ORIGINS: none cannot be combined with origins')
+    if (entries.length > 1) throw new ConfigError(`${name}: none cannot be combined with origins`)
     return { exact: [], wildcards: [], none: true }
   }
   const exact: string[] = []
@@ -100,11 +102,11 @@ function parseOrigins (raw: string): { exact: string[]; wildcards: string[]; non
   for (const entry of entries) {
     const wildcard = /^([a-z][a-z0-9+.-]*:\/\/)\*\.(.+)$/i.exec(entry)
     // The rest of a wildcard must be an origin of its own, with at least two labels (not *.com).
-    const origin = exactOrigin(wildcard ? `${wildcard[1]}${wildcard[2]}` : entry, entry)
+    const origin = exactOrigin(wildcard ? `${wildcard[1]}${wildcard[2]}` : entry, entry, name)
     if (!wildcard) { exact.push(origin); continue }
     const { hostname } = new URL(origin)
     if (!hostname.includes('.') || hostname.startsWith('[') || isIP(hostname) !== 0) {
-      throw new ConfigError(`ALLOWED_ORIGINS: "${entry}" would match too much; name a domain, such as https://*.example.com`)
+      throw new ConfigError(`${name}: "${entry}" would match too much; name a domain, such as https://*.example.com`)
     }
     wildcards.push(origin.replace('://', '://*.'))
   }
@@ -112,9 +114,9 @@ function parseOrigins (raw: string): { exact: string[]; wildcards: string[]; non
 }
 
 /** One origin, as a browser would send it in the Origin header. */
-function exactOrigin (text: string, entry: string): string {
+function exactOrigin (text: string, entry: string, name: string): string {
   const refuse = (why: string): never => {
-    throw new ConfigError(`ALLOWED_ORIGINS: "${entry.slice(0, 100)}" ${why}; use origins ${ORIGIN_EXAMPLES}`)
+    throw new ConfigError(`${name}: "${entry.slice(0, 100)}" ${why}; use origins ${ORIGIN_EXAMPLES}`)
   }
   if (text.includes('*')) refuse('is not a pattern we accept (a * only as the first label after the scheme)')
   if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#@\\]+\/?$/i.test(text)) refuse('has more than scheme://host[:port] (no path, query or credentials)')
@@ -148,7 +150,7 @@ const UNIT_MS: Record<string, number> = {
  * A duration setting to milliseconds: a whole number with an optional unit, `defaultUnit` without
  * one. A typo must stop start-up: an unparsed rate-limit window, say, would never reset.
  */
-function parseDurationMs (name: string, raw: string, defaultUnit: 'ms' | 's', examples: string): number {
+export function parseDurationMs (name: string, raw: string, defaultUnit: 'ms' | 's', examples: string): number {
   const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(raw)
   const unit = m ? UNIT_MS[(m[2] || defaultUnit).toLowerCase()] : undefined
   const ms = m && unit ? Number(m[1]) * unit : NaN
@@ -183,7 +185,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
   }
   if (env.AWS_REGION !== undefined) checkRegion(env.AWS_REGION)
   const production = env.NODE_ENV === 'production'
-  const origins = parseOrigins(env.ALLOWED_ORIGINS)
+  const origins = parseOrigins(list(env.ALLOWED_ORIGINS))
   const warnings: string[] = []
   if (!origins.none && origins.exact.length === 0 && origins.wildcards.length === 0) {
     warnings.push('ALLOWED_ORIGINS is not set: every browser request gets 403 (set it to the sites that embed the widget, or to none)')
@@ -271,7 +273,7 @@ const DERIVED: { [K in Exclude<keyof Env, keyof Config>]: (config: Config) => un
  * The start-up log line's fields: every effective setting, secrets as set/unset, and what an
  * operator checks first (mode, simulator or AWS, region).
  */
-export function startupSummary (config: Config) {
+export function startupSummary (config: Config, widgets?: { ids (): string[] }) {
   const settings: Record<string, unknown> = {}
   for (const key of Object.keys(EnvSchema.properties) as Array<keyof Env>) {
     if (key in DERIVED) settings[key] = DERIVED[key as keyof typeof DERIVED](config)
@@ -287,6 +289,8 @@ export function startupSummary (config: Config) {
     allowedOrigins: config.originsNone ? 'none' : [...config.allowedOrigins, ...config.allowedOriginWildcards],
     metricsPort: config.metricsPort ?? '(public port)',
     maxConnectionsPerClient: config.maxConnectionsPerClient,
+    // The profiles in use; SIGHUP re-reads the file (each reload is logged and counted).
+    ...(config.WIDGETS_FILE !== undefined ? { widgets: { file: config.WIDGETS_FILE, profiles: ['default', ...(widgets?.ids() ?? [])], reload: 'SIGHUP' } } : {}),
     settings
   }
 }
