@@ -62,6 +62,16 @@ function publicServer (handler: (req: IncomingMessage, res: ServerResponse) => v
   return server
 }
 
+/** A bad WIDGETS_FILE stops start-up (ConfigError) before anything else holds a connection or a timer. */
+function createOrDisconnect<T> (redis: { disconnect (): void } | undefined, create: () => T): T {
+  try {
+    return create()
+  } catch (err) {
+    redis?.disconnect()
+    throw err
+  }
+}
+
 /** Builds the whole service; reading this function tells the request path in order. */
 export async function buildApp (config: Config, deps: AppDeps = {}) {
   const fastifyOptions: FastifyServerOptions = {
@@ -106,6 +116,24 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   const redis = config.REDIS_URL ? createRedis({ url: config.REDIS_URL }) : undefined
   redis?.on('error', (err) => backgroundError('redis', err))
 
+  // The default profile from the environment, the others from WIDGETS_FILE (re-read by reload()).
+  const widgets = createOrDisconnect(redis, () => createWidgets(config, {
+    env: deps.env,
+    defaultTrust: deps.trust,
+    trust: { log: app.log, redis, onRedisFailed: () => metrics.redisFailOpen.inc({ use: 'resume_tokens' }) },
+    onReload: (result) => {
+      metrics.widgetReloads.inc({ result: result.ok ? 'applied' : 'refused' })
+      if (result.ok) {
+        metrics.widgetProfiles.set(result.widgets.length + 1)
+        app.log.info({ file: config.WIDGETS_FILE, widgets: result.widgets }, 'widget profiles reloaded: new requests use them')
+      } else {
+        app.log.error({ file: config.WIDGETS_FILE, reason: result.error }, 'widget profiles NOT reloaded: the file is not valid; the previous profiles stay in use')
+      }
+    }
+  }))
+  metrics.widgetProfiles.set(widgets.ids().length + 1)
+  app.decorate('widgets', widgets)
+
   // --- Amazon Connect: one client, one starter, for the life of the app --------------------------
   // Pacing into Connect's account-wide API quota, one schedule for all replicas through Redis.
   const pacer: Pacer | undefined = deps.pacer ?? (config.CONNECT_RATE_LIMIT === undefined ? undefined : createPacer({
@@ -136,23 +164,6 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
       failed: (info) => app.log.error(info, 'no AWS credentials: readiness answers 503 until they resolve')
     }
   })
-  // The default profile from the environment, the others from WIDGETS_FILE (re-read by reload()).
-  const widgets = createWidgets(config, {
-    env: deps.env,
-    defaultTrust: deps.trust,
-    trust: { log: app.log, redis, onRedisFailed: () => metrics.redisFailOpen.inc({ use: 'resume_tokens' }) },
-    onReload: (result) => {
-      metrics.widgetReloads.inc({ result: result.ok ? 'applied' : 'refused' })
-      if (result.ok) {
-        metrics.widgetProfiles.set(result.widgets.length + 1)
-        app.log.info({ file: config.WIDGETS_FILE, widgets: result.widgets }, 'widget profiles reloaded: new requests use them')
-      } else {
-        app.log.error({ file: config.WIDGETS_FILE, reason: result.error }, 'widget profiles NOT reloaded: the file is not valid; the previous profiles stay in use')
-      }
-    }
-  })
-  metrics.widgetProfiles.set(widgets.ids().length + 1)
-  app.decorate('widgets', widgets)
   const starter = new ChatStarter({
     client,
     timeoutMs: config.CHAT_START_TIMEOUT_MS,
