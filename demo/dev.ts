@@ -2,7 +2,8 @@
 // page on a second origin (DEMO_PORT, default PORT+1) that the dev ALLOWED_ORIGINS lets in.
 // Development only: run with tsx, never built into dist/. Its defaults are listed in the README.
 import closeWithGrace from 'close-with-grace'
-import { buildApp } from '../src/app.js'
+import { fileURLToPath } from 'node:url'
+import { buildApp, type App } from '../src/app.js'
 import { ConfigError, loadConfig, startupSummary, type Config } from '../src/config.js'
 import { startSimulator } from '../src/simulator/connect.js'
 import { startDemoServer, type DemoServer } from './server.js'
@@ -36,6 +37,7 @@ let gatewayPort = ports.PORT
 // developer inject faults while trying a widget (docs/simulator.md).
 const simulator = await startSimulator({ chatDurationMs: 30 * 60_000, controlApi: true })
 let demo: DemoServer
+let app: App | undefined
 try {
   demo = await startDemoServer({
     port: demoPort(process.env.DEMO_PORT, ports.PORT),
@@ -43,7 +45,8 @@ try {
     // Only these two hostnames are allowed origins; anything else (a LAN address) gets localhost.
     gatewayUrl: (pageHostname) => `http://${pageHostname === '127.0.0.1' ? '127.0.0.1' : 'localhost'}:${gatewayPort}`,
     // The page's chatjs talks to the simulated Participant Service, on the simulator's own port.
-    participantUrl: () => simulator.url
+    participantUrl: () => simulator.url,
+    widgets: () => ['default', ...(app?.widgets.ids() ?? [])]
   })
 } catch (err) {
   fail(`the demo page could not listen (${(err as Error).message}); set DEMO_PORT to a free port`)
@@ -52,15 +55,25 @@ try {
 const config = readConfig({
   ALLOWED_ORIGINS: `http://localhost:${demo.port},http://127.0.0.1:${demo.port}`,
   ALLOWED_ATTRIBUTES: 'topic,language',
+  // Two sample widgets for the demo page on its default port (docs/widgets.md).
+  WIDGETS_FILE: fileURLToPath(new URL('widgets.json', import.meta.url)),
   ...process.env
 })
-const app = await buildApp(config, {
-  connectOverrides: {
-    endpoint: simulator.url,
-    credentials: { accessKeyId: 'SIMULATED', secretAccessKey: 'simulated-secret' }
-  }
-})
-app.log.info(startupSummary(config), 'connect-chat-gateway starting')
+try {
+  app = await buildApp(config, {
+    connectOverrides: {
+      endpoint: simulator.url,
+      credentials: { accessKeyId: 'SIMULATED', secretAccessKey: 'simulated-secret' }
+    }
+  })
+} catch (err) {
+  if (err instanceof ConfigError) fail(err.message)
+  throw err
+}
+const gateway = app
+// The same as `npm start`: SIGHUP re-reads WIDGETS_FILE.
+process.on('SIGHUP', () => { gateway.widgets.reload() })
+app.log.info(startupSummary(config, app.widgets), 'connect-chat-gateway starting')
 for (const warning of config.warnings) app.log.warn(warning)
 app.log.warn({ simulator: simulator.url }, 'CONNECT_SIMULATOR=true: chats are SIMULATED, nothing reaches Amazon Connect')
 app.addHook('onClose', async () => {
@@ -87,5 +100,6 @@ process.stdout.write([
   `    demo page  http://${host}:${demo.port}/`,
   `    simulator  ${simulator.url} (Participant Service and control API: docs/simulator.md)`,
   `  Allowed origins: ${config.allowedOrigins.join(', ') || '(none)'}`,
+  `  Widgets: ${['default', ...app.widgets.ids()].join(', ')}${config.WIDGETS_FILE ? ` (${config.WIDGETS_FILE}; SIGHUP reloads it)` : ''}`,
   ''
 ].join('\n') + '\n')
