@@ -92,7 +92,7 @@ export async function startDemoServer (options: DemoServerOptions): Promise<Demo
     allowedPath: (pathName) => CHATJS_SERVED.has(pathName)
   })
 
-  app.get('/config.json', async (request) => ({ gatewayUrl: gatewayFor(request.raw), participantUrl: participantUrl(), widgets: options.widgets?.() ?? ['default'] }))
+  app.get('/config.json', async (request) => ({ gatewayUrl: gatewayFor(request.raw), participantUrl: participantUrl(), ...(options.widgets ? { widgets: options.widgets() } : {}) }))
 
   // A browser hides why a cross-origin call failed. The page asks here, and this server asks the
   // gateway the same preflight question from outside the browser: unreachable, or origin refused?

@@ -14,10 +14,10 @@ if (browser) {
   t.test('the page lists the profiles; a chat started on one reaches Connect with its flow and attributes', async (t) => {
     let gatewayUrl = ''
     let participantUrl = ''
-    let app: App | undefined
+    const gateway: { app?: App } = {}
     const demo = await startDemoServer({
       port: 0, host: '127.0.0.1', gatewayUrl: () => gatewayUrl, participantUrl: () => participantUrl,
-      widgets: () => ['default', ...(app?.widgets.ids() ?? [])]
+      widgets: () => ['default', ...(gateway.app?.widgets.ids() ?? [])]
     })
     t.teardown(() => demo.close())
     const path = `${t.testdir()}/widgets.json`
@@ -28,7 +28,7 @@ if (browser) {
       ]
     }))
     const h = await build(t, { ALLOWED_ORIGINS: demo.url, WIDGETS_FILE: path })
-    app = h.app
+    gateway.app = h.app
     participantUrl = h.sim.url
     await h.app.listen({ port: 0, host: '127.0.0.1' })
     gatewayUrl = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`
@@ -41,7 +41,7 @@ if (browser) {
     await page.goto(`${demo.url}/`)
     await page.locator('body[data-ready="true"]').waitFor()
     t.ok(await page.locator('#widget-field').isVisible(), 'the picker is shown')
-    t.same(await page.locator('#widget option').evaluateAll((options) => options.map((o) => (o as HTMLOptionElement).value)), ['default', 'sales', 'support'])
+    t.same(await page.locator('#widget option').evaluateAll((options) => options.map((o) => (o as unknown as { value: string }).value)), ['default', 'sales', 'support'])
     await page.selectOption('#widget', 'support')
     await page.fill('#name', 'Ann Example')
     await page.click('#start')
