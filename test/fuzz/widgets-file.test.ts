@@ -53,7 +53,7 @@ t.test('any file text: profiles or a ConfigError, never another exception, never
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
       refused++
-      if (!/^(WIDGETS_FILE|widgets\[\d+\])/.test(err.message)) throw new Error(`a refusal that names no path: ${err.message}`)
+      if (!/^(WIDGETS_FILE|widgets\[\d+\])/.test(err.message)) throw new Error(`a refusal that names no path: ${err.message}`, { cause: err })
     }
     if (({} as Record<string, unknown>).id !== undefined) throw new Error('Object.prototype polluted')
   }), { numRuns: runs(600), ...seedOptions() })
