@@ -15,7 +15,7 @@ const ui = {
   status: $('status'), error: $('error'), result: $('result'), resultTitle: $('result-title'),
   contactId: $('contact-id'), continuedFrom: $('continued-from'), chatjs: $('chatjs'), gateway: $('gateway-url'),
   transcript: $('transcript'), typing: $('typing'), composer: $('composer'), compose: $('compose'), send: $('send'),
-  endChat: $('end-chat')
+  endChat: $('end-chat'), widget: $('widget'), widgetField: $('widget-field')
 }
 
 let gatewayUrl = ''
@@ -50,6 +50,15 @@ function idempotencyKeyFor (body) {
   return attempt.key
 }
 
+/** The widget profile picked on the page; `default` is the gateway's own configuration. */
+function chosenWidget () {
+  return ui.widget.value || 'default'
+}
+
+function startPath (widget) {
+  return widget === 'default' ? '/chat/start' : `/chat/start/${encodeURIComponent(widget)}`
+}
+
 function previousChat () {
   try {
     return JSON.parse(localStorage.getItem(STORAGE_KEY) ?? 'null')
@@ -61,7 +70,8 @@ function previousChat () {
 /** Every start, resumes included, brings a fresh resume token: the newest one is what resumes next time. */
 function rememberChat (data) {
   if (data.resumeToken) {
-    localStorage.setItem(STORAGE_KEY, JSON.stringify({ resumeToken: data.resumeToken, contactId: data.startChatResult.ContactId }))
+    // A resume token works only on the widget that issued it, so the widget is remembered with it.
+    localStorage.setItem(STORAGE_KEY, JSON.stringify({ resumeToken: data.resumeToken, contactId: data.startChatResult.ContactId, widget: chosenWidget() }))
   }
   refreshResumeButton()
 }
@@ -143,6 +153,7 @@ async function startChat ({ resume }) {
   if (message) request.InitialMessage = { ContentType: 'text/plain', Content: message }
   if (resume) request.PersistentChat = { RehydrationType: 'ENTIRE_PAST_SESSION', ResumeToken: previousChat()?.resumeToken }
   const body = JSON.stringify(request)
+  const widget = resume ? previousChat()?.widget ?? 'default' : chosenWidget()
 
   clearError()
   inFlight += 1
@@ -152,7 +163,7 @@ async function startChat ({ resume }) {
   try {
     let res
     try {
-      res = await fetch(`${gatewayUrl}/chat/start`, {
+      res = await fetch(`${gatewayUrl}${startPath(widget)}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKeyFor(body) },
         body
@@ -443,6 +454,9 @@ try {
   const config = await (await fetch('config.json')).json()
   gatewayUrl = config.gatewayUrl
   ui.gateway.textContent = gatewayUrl
+  // With WIDGETS_FILE the gateway serves several widget profiles; the page can start on any of them.
+  for (const id of config.widgets ?? []) ui.widget.append(Object.assign(document.createElement('option'), { value: id, textContent: id === 'default' ? 'default (the environment\'s settings)' : id }))
+  ui.widgetField.hidden = (config.widgets ?? []).length < 2
   // A real page sets the region of its Connect instance and no endpoint; `npm run dev` points chatjs
   // at the simulated Participant Service.
   const globalConfig = { region: 'us-east-1' }

@@ -2,7 +2,8 @@
 // page on a second origin (DEMO_PORT, default PORT+1) that the dev ALLOWED_ORIGINS lets in.
 // Development only: run with tsx, never built into dist/. Its defaults are listed in the README.
 import closeWithGrace from 'close-with-grace'
-import { buildApp } from '../src/app.js'
+import { fileURLToPath } from 'node:url'
+import { buildApp, type App } from '../src/app.js'
 import { ConfigError, loadConfig, startupSummary, type Config } from '../src/config.js'
 import { startSimulator } from '../src/simulator/connect.js'
 import { startDemoServer, type DemoServer } from './server.js'
@@ -22,21 +23,30 @@ function readConfig (source: Record<string, string | undefined>): Config {
   }
 }
 
-// The first read only validates PORT, HOST and DEMO_PORT; the allowed origins depend on the demo's port.
+/** DEMO_PORT is a development setting: the production configuration never sees it. */
+function demoPort (raw: string | undefined, gatewayPort: number): number {
+  if (raw === undefined || raw === '') return gatewayPort === 0 ? 0 : gatewayPort + 1
+  if (!/^\d{1,5}$/.test(raw.trim()) || Number(raw) > 65535) fail(`DEMO_PORT: "${raw.slice(0, 20)}" is not a port (0..65535; 0 picks a free one)`)
+  return Number(raw)
+}
+
+// The first read only validates PORT and HOST; the allowed origins depend on the demo's port.
 const ports = readConfig(process.env)
 let gatewayPort = ports.PORT
 // Chats end from the page, from the agent ("bye") or after 30 minutes. The control API lets a
 // developer inject faults while trying a widget (docs/simulator.md).
 const simulator = await startSimulator({ chatDurationMs: 30 * 60_000, controlApi: true })
 let demo: DemoServer
+let app: App | undefined
 try {
   demo = await startDemoServer({
-    port: ports.DEMO_PORT ?? (ports.PORT === 0 ? 0 : ports.PORT + 1),
+    port: demoPort(process.env.DEMO_PORT, ports.PORT),
     host: ports.HOST,
     // Only these two hostnames are allowed origins; anything else (a LAN address) gets localhost.
     gatewayUrl: (pageHostname) => `http://${pageHostname === '127.0.0.1' ? '127.0.0.1' : 'localhost'}:${gatewayPort}`,
     // The page's chatjs talks to the simulated Participant Service, on the simulator's own port.
-    participantUrl: () => simulator.url
+    participantUrl: () => simulator.url,
+    widgets: () => ['default', ...(app?.widgets.ids() ?? [])]
   })
 } catch (err) {
   fail(`the demo page could not listen (${(err as Error).message}); set DEMO_PORT to a free port`)
@@ -45,15 +55,25 @@ try {
 const config = readConfig({
   ALLOWED_ORIGINS: `http://localhost:${demo.port},http://127.0.0.1:${demo.port}`,
   ALLOWED_ATTRIBUTES: 'topic,language',
+  // Two sample widgets for the demo page on its default port (docs/widgets.md).
+  WIDGETS_FILE: fileURLToPath(new URL('widgets.json', import.meta.url)),
   ...process.env
 })
-const app = await buildApp(config, {
-  connectOverrides: {
-    endpoint: simulator.url,
-    credentials: { accessKeyId: 'SIMULATED', secretAccessKey: 'simulated-secret' }
-  }
-})
-app.log.info(startupSummary(config), 'connect-chat-gateway starting')
+try {
+  app = await buildApp(config, {
+    connectOverrides: {
+      endpoint: simulator.url,
+      credentials: { accessKeyId: 'SIMULATED', secretAccessKey: 'simulated-secret' }
+    }
+  })
+} catch (err) {
+  if (err instanceof ConfigError) fail(err.message)
+  throw err
+}
+const gateway = app
+// The same as `npm start`: SIGHUP re-reads WIDGETS_FILE.
+process.on('SIGHUP', () => { gateway.widgets.reload() })
+app.log.info(startupSummary(config, app.widgets), 'connect-chat-gateway starting')
 for (const warning of config.warnings) app.log.warn(warning)
 app.log.warn({ simulator: simulator.url }, 'CONNECT_SIMULATOR=true: chats are SIMULATED, nothing reaches Amazon Connect')
 app.addHook('onClose', async () => {
@@ -80,5 +100,6 @@ process.stdout.write([
   `    demo page  http://${host}:${demo.port}/`,
   `    simulator  ${simulator.url} (Participant Service and control API: docs/simulator.md)`,
   `  Allowed origins: ${config.allowedOrigins.join(', ') || '(none)'}`,
+  `  Widgets: ${['default', ...app.widgets.ids()].join(', ')}${config.WIDGETS_FILE ? ` (${config.WIDGETS_FILE}; SIGHUP reloads it)` : ''}`,
   ''
 ].join('\n') + '\n')

@@ -25,6 +25,8 @@ export interface DemoServerOptions {
    * for Amazon's own endpoint of the region. Read on every request, like gatewayUrl.
    */
   participantUrl?: () => string | undefined
+  /** The gateway's widget profiles (`default` first), offered on the page; read on every request, so a reload shows. */
+  widgets?: () => string[]
   logger?: FastifyServerOptions['logger']
 }
 
@@ -90,7 +92,7 @@ export async function startDemoServer (options: DemoServerOptions): Promise<Demo
     allowedPath: (pathName) => CHATJS_SERVED.has(pathName)
   })
 
-  app.get('/config.json', async (request) => ({ gatewayUrl: gatewayFor(request.raw), participantUrl: participantUrl() }))
+  app.get('/config.json', async (request) => ({ gatewayUrl: gatewayFor(request.raw), participantUrl: participantUrl(), ...(options.widgets ? { widgets: options.widgets() } : {}) }))
 
   // A browser hides why a cross-origin call failed. The page asks here, and this server asks the
   // gateway the same preflight question from outside the browser: unreachable, or origin refused?

@@ -21,13 +21,16 @@ import requestLog, { genReqId } from './plugins/request-log.js'
 import originPolicy from './plugins/origin.js'
 import rateLimit from './plugins/rate-limit.js'
 import securityHeaders from './plugins/security-headers.js'
+import widgetPlugin from './plugins/widget.js'
 import chatStartRoute from './routes/chat-start.js'
-import { createTrustPolicy, type TrustPolicy } from './trust/index.js'
+import type { TrustPolicy } from './trust/index.js'
 import { createRedis } from './redis.js'
+import { createWidgets, type Widgets } from './widgets/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     metrics: Metrics
+    widgets: Widgets
     /** Errors of work no request waits on: counted, logged once per source, survived. */
     backgroundError: BackgroundErrorReporter
   }
@@ -38,7 +41,10 @@ export interface AppDeps {
   connectOverrides?: Partial<ConnectClientConfig>
   /** Where logs go; tests capture them. Defaults to stdout. */
   logStream?: NodeJS.WritableStream
+  /** The default profile's trust policy. */
   trust?: TrustPolicy
+  /** Where WIDGETS_FILE's `secretEnv` names are looked up; the process environment by default. */
+  env?: Record<string, string | undefined>
   pacer?: Pacer
   /** Longest wait for the first credentials attempt before the app is returned (default 5 s). */
   credentialsWaitMs?: number
@@ -59,6 +65,16 @@ function publicServer (handler: (req: IncomingMessage, res: ServerResponse) => v
   }, handler)
   server.keepAliveTimeout = 72_000
   return server
+}
+
+/** A bad WIDGETS_FILE stops start-up (ConfigError) before anything else holds a connection or a timer. */
+function createOrDisconnect<T> (redis: { disconnect (): void } | undefined, create: () => T): T {
+  try {
+    return create()
+  } catch (err) {
+    redis?.disconnect()
+    throw err
+  }
 }
 
 /** Builds the whole service; reading this function tells the request path in order. */
@@ -106,6 +122,24 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   const redis = config.REDIS_URL ? createRedis({ url: config.REDIS_URL }) : undefined
   redis?.on('error', (err) => backgroundError('redis', err))
 
+  // The default profile from the environment, the others from WIDGETS_FILE (re-read by reload()).
+  const widgets = createOrDisconnect(redis, () => createWidgets(config, {
+    env: deps.env,
+    defaultTrust: deps.trust,
+    trust: { log: app.log, redis, onRedisFailed: () => metrics.redisFailOpen.inc({ use: 'resume_tokens' }) },
+    onReload: (result) => {
+      metrics.widgetReloads.inc({ result: result.ok ? 'applied' : 'refused' })
+      if (result.ok) {
+        metrics.widgetProfiles.set(result.widgets.length + 1)
+        app.log.info({ file: config.WIDGETS_FILE, widgets: result.widgets }, 'widget profiles reloaded: new requests use them')
+      } else {
+        app.log.error({ file: config.WIDGETS_FILE, reason: result.error }, 'widget profiles NOT reloaded: the file is not valid; the previous profiles stay in use')
+      }
+    }
+  }))
+  metrics.widgetProfiles.set(widgets.ids().length + 1)
+  app.decorate('widgets', widgets)
+
   // --- Amazon Connect: one client, one starter, for the life of the app --------------------------
   // Pacing into Connect's account-wide API quota, one schedule for all replicas through Redis.
   const pacer: Pacer | undefined = deps.pacer ?? (config.CONNECT_RATE_LIMIT === undefined ? undefined : createPacer({
@@ -136,14 +170,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
       failed: (info) => app.log.error(info, 'no AWS credentials: readiness answers 503 until they resolve')
     }
   })
-  const trust = deps.trust ?? createTrustPolicy(config, {
-    log: app.log,
-    redis,
-    onRedisFailed: () => metrics.redisFailOpen.inc({ use: 'resume_tokens' })
-  })
   const starter = new ChatStarter({
     client,
-    target: { instanceId: config.instanceId, contactFlowId: config.contactFlowId },
     timeoutMs: config.CHAT_START_TIMEOUT_MS,
     maxConcurrency: config.CONNECT_MAX_CONCURRENCY,
     pacer,
@@ -152,7 +180,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   app.addHook('onClose', async () => {
     credentials.close()
     await pacer?.close?.()
-    await trust.close()
+    await widgets.close()
     client.destroy()
     if (redis) await redis.quit().catch(() => redis.disconnect())
   })
@@ -170,11 +198,13 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   // Root-level onRequest hooks, so every answer (404s and errors included) gets these headers, and
   // an unlisted Origin is refused before the body is read. The limit hooks onto the routes it names.
   await app.register(securityHeaders)
+  // Which widget profile: before the origin policy, which answers per profile.
+  await app.register(widgetPlugin, { widgets })
   await app.register(originPolicy, { config })
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
   await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason })
   await app.register(rateLimit, { config, redis })
-  await app.register(chatStartRoute, { config, starter, trust })
+  await app.register(chatStartRoute, { config, starter })
 
   await credentials.firstAttempt
 

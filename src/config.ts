@@ -53,7 +53,7 @@ export const EnvSchema = Type.Object({
   CUSTOMER_JWT_MAX_AGE: Type.String({ default: '1 hour', minLength: 1, description: 'longest lifetime (exp - iat) a customer token may have' }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'serve /metrics (and in production the OpenAPI document) on this port only; 9464 in production' })),
   SHUTDOWN_GRACE_MS: Int(15_000, 100, 600_000, 'time in-flight starts get to finish on SIGTERM'),
-  DEMO_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'port of the demo page in npm run dev (default PORT+1)' }))
+  WIDGETS_FILE: OptionalString('JSON file of widget profiles served at /chat/start/:widget (re-read on SIGHUP); the environment describes the default profile')
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -86,6 +86,8 @@ function parseTrustProxy (raw: string): boolean | string[] {
   return list(raw).map(trustedProxy)
 }
 
+export interface OriginList { exact: string[]; wildcards: string[]; none: boolean }
+
 const ORIGIN_EXAMPLES = 'such as https://www.example.com, https://*.example.com (any subdomain) or none (no browser)'
 
 /**
@@ -93,10 +95,9 @@ const ORIGIN_EXAMPLES = 'such as https://www.example.com, https://*.example.com 
  * and `https://*.example.com` for any subdomain (one or more labels; the apex is listed on its own).
  * `none` says that no browser may call (a mobile-only deployment). Anything else stops start-up.
  */
-function parseOrigins (raw: string): { exact: string[]; wildcards: string[]; none: boolean } {
-  const entries = list(raw)
+export function parseOrigins (entries: string[], name = 'ALLOWED_ORIGINS'): OriginList {
   if (entries.some((e) => e.toLowerCase() === 'none')) {
-    if (entries.length > 1) throw new ConfigError('ALLOWED_ORIGINS: none cannot be combined with origins')
+    if (entries.length > 1) throw new ConfigError(`${name}: none cannot be combined with origins`)
     return { exact: [], wildcards: [], none: true }
   }
   const exact: string[] = []
@@ -104,11 +105,11 @@ function parseOrigins (raw: string): { exact: string[]; wildcards: string[]; non
   for (const entry of entries) {
     const wildcard = /^([a-z][a-z0-9+.-]*:\/\/)\*\.(.+)$/i.exec(entry)
     // The rest of a wildcard must be an origin of its own, with at least two labels (not *.com).
-    const origin = exactOrigin(wildcard ? `${wildcard[1]}${wildcard[2]}` : entry, entry)
+    const origin = exactOrigin(wildcard ? `${wildcard[1]}${wildcard[2]}` : entry, entry, name)
     if (!wildcard) { exact.push(origin); continue }
     const { hostname } = new URL(origin)
     if (!hostname.includes('.') || hostname.startsWith('[') || isIP(hostname) !== 0) {
-      throw new ConfigError(`ALLOWED_ORIGINS: "${entry}" would match too much; name a domain, such as https://*.example.com`)
+      throw new ConfigError(`${name}: "${entry}" would match too much; name a domain, such as https://*.example.com`)
     }
     wildcards.push(origin.replace('://', '://*.'))
   }
@@ -116,9 +117,9 @@ function parseOrigins (raw: string): { exact: string[]; wildcards: string[]; non
 }
 
 /** One origin, as a browser would send it in the Origin header. */
-function exactOrigin (text: string, entry: string): string {
+function exactOrigin (text: string, entry: string, name: string): string {
   const refuse = (why: string): never => {
-    throw new ConfigError(`ALLOWED_ORIGINS: "${entry.slice(0, 100)}" ${why}; use origins ${ORIGIN_EXAMPLES}`)
+    throw new ConfigError(`${name}: "${entry.slice(0, 100)}" ${why}; use origins ${ORIGIN_EXAMPLES}`)
   }
   if (text.includes('*')) refuse('is not a pattern we accept (a * only as the first label after the scheme)')
   if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#@\\]+\/?$/i.test(text)) refuse('has more than scheme://host[:port] (no path, query or credentials)')
@@ -152,7 +153,7 @@ const UNIT_MS: Record<string, number> = {
  * A duration setting to milliseconds: a whole number with an optional unit, `defaultUnit` without
  * one. A typo must stop start-up: an unparsed rate-limit window, say, would never reset.
  */
-function parseDurationMs (name: string, raw: string, defaultUnit: 'ms' | 's', examples: string): number {
+export function parseDurationMs (name: string, raw: string, defaultUnit: 'ms' | 's', examples: string): number {
   const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(raw)
   const unit = m ? UNIT_MS[(m[2] || defaultUnit).toLowerCase()] : undefined
   const ms = m && unit ? Number(m[1]) * unit : NaN
@@ -187,7 +188,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
   }
   if (env.AWS_REGION !== undefined) checkRegion(env.AWS_REGION)
   const production = env.NODE_ENV === 'production'
-  const origins = parseOrigins(env.ALLOWED_ORIGINS)
+  const origins = parseOrigins(list(env.ALLOWED_ORIGINS))
   const warnings: string[] = []
   if (!origins.none && origins.exact.length === 0 && origins.wildcards.length === 0) {
     warnings.push('ALLOWED_ORIGINS is not set: every browser request gets 403 (set it to the sites that embed the widget, or to none)')
@@ -215,51 +216,84 @@ export function loadConfig (source: Record<string, string | undefined> = process
     try { new URL(env.CUSTOMER_JWKS_URL) } catch { throw new ConfigError('CUSTOMER_JWKS_URL: not a URL') }
   }
 
+  // Each setting once, in the form the service uses; a raw copy beside it would invite reading the wrong one.
+  const {
+    CONNECT_INSTANCE_ID, CONNECT_CONTACT_FLOW_ID, ALLOWED_ORIGINS: _origins, ALLOWED_ATTRIBUTES, TRUST_PROXY, RATE_LIMIT_WINDOW,
+    RESUME_TOKEN_SECRET: _secrets, RESUME_TOKEN_TTL, CUSTOMER_JWT_MAX_AGE, MAX_CONNECTIONS_PER_CLIENT, METRICS_PORT, CONNECT_BURST,
+    ...settings
+  } = env
+  const trustProxy = parseTrustProxy(TRUST_PROXY)
   return {
-    ...env,
-    instanceId: env.CONNECT_INSTANCE_ID ?? 'simulated-instance',
-    contactFlowId: env.CONNECT_CONTACT_FLOW_ID ?? 'simulated-contact-flow',
+    ...settings,
+    instanceId: CONNECT_INSTANCE_ID ?? 'simulated-instance',
+    contactFlowId: CONNECT_CONTACT_FLOW_ID ?? 'simulated-contact-flow',
     allowedOrigins: origins.exact,
     /** `https://*.example.com` entries: any subdomain of example.com on that scheme and port. */
     allowedOriginWildcards: origins.wildcards,
+    /** ALLOWED_ORIGINS=none: no browser may call, said on purpose (not merely left unset). */
+    originsNone: origins.none,
     /** Start-up warnings for the log: settings that work but are probably not what was meant. */
     warnings,
     // Production keeps the metrics and the OpenAPI document off the public port.
-    metricsPort: env.METRICS_PORT ?? (production ? 9464 : undefined),
-    allowedAttributes: new Set(list(env.ALLOWED_ATTRIBUTES)),
-    trustProxy: parseTrustProxy(env.TRUST_PROXY),
-    rateLimitWindowMs: parseDurationMs('RATE_LIMIT_WINDOW', env.RATE_LIMIT_WINDOW, 'ms', '60000, "30 seconds" or "1 minute"'),
+    metricsPort: METRICS_PORT ?? (production ? 9464 : undefined),
+    allowedAttributes: new Set(list(ALLOWED_ATTRIBUTES)),
+    trustProxy,
+    rateLimitWindowMs: parseDurationMs('RATE_LIMIT_WINDOW', RATE_LIMIT_WINDOW, 'ms', '60000, "30 seconds" or "1 minute"'),
     resumeSecrets,
-    customerJwtMaxAgeSeconds: parseDurationMs('CUSTOMER_JWT_MAX_AGE', env.CUSTOMER_JWT_MAX_AGE, 's', '300, "15 minutes" or "1 hour"') / 1000,
+    customerJwtMaxAgeSeconds: parseDurationMs('CUSTOMER_JWT_MAX_AGE', CUSTOMER_JWT_MAX_AGE, 's', '300, "15 minutes" or "1 hour"') / 1000,
     // Behind a balancer it holds the connections, so counting them per address would count the balancer.
-    maxConnectionsPerClient: env.MAX_CONNECTIONS_PER_CLIENT ?? (parseTrustProxy(env.TRUST_PROXY) === false ? 50 : 0),
+    maxConnectionsPerClient: MAX_CONNECTIONS_PER_CLIENT ?? (trustProxy === false ? 50 : 0),
     // The schema's pattern already limits the forms to seconds or s/m/h/d.
-    resumeTokenTtlSeconds: parseDurationMs('RESUME_TOKEN_TTL', env.RESUME_TOKEN_TTL, 's', '3600, 12h or 30d') / 1000,
-    connectBurst: env.CONNECT_BURST ?? Math.max(1, Math.ceil(env.CONNECT_RATE_LIMIT ?? 1))
+    resumeTokenTtlSeconds: parseDurationMs('RESUME_TOKEN_TTL', RESUME_TOKEN_TTL, 's', '3600, 12h or 30d') / 1000,
+    connectBurst: CONNECT_BURST ?? Math.max(1, Math.ceil(env.CONNECT_RATE_LIMIT ?? 1))
   }
 }
 
 export type Config = ReturnType<typeof loadConfig>
 
 /** Settings whose value is a secret (REDIS_URL may hold a password): shown only as set or unset. */
-const SECRET_SETTINGS = new Set<string>(['RESUME_TOKEN_SECRET', 'CUSTOMER_JWT_SECRET', 'REDIS_URL'])
+const SECRET_SETTINGS = new Set<string>(['CUSTOMER_JWT_SECRET', 'REDIS_URL'])
+
+const setOrUnset = (isSet: boolean) => isSet ? 'set' : 'unset'
+
+/** How the summary shows each setting the config holds only in its derived form. */
+const DERIVED: { [K in Exclude<keyof Env, keyof Config>]: (config: Config) => unknown } = {
+  CONNECT_INSTANCE_ID: (c) => c.instanceId,
+  CONNECT_CONTACT_FLOW_ID: (c) => c.contactFlowId,
+  ALLOWED_ORIGINS: (c) => c.originsNone ? 'none' : [...c.allowedOrigins, ...c.allowedOriginWildcards].join(','),
+  ALLOWED_ATTRIBUTES: (c) => [...c.allowedAttributes].join(','),
+  TRUST_PROXY: (c) => Array.isArray(c.trustProxy) ? c.trustProxy.join(',') : c.trustProxy,
+  RATE_LIMIT_WINDOW: (c) => `${c.rateLimitWindowMs} ms`,
+  RESUME_TOKEN_SECRET: (c) => setOrUnset(c.resumeSecrets.length > 0),
+  RESUME_TOKEN_TTL: (c) => `${c.resumeTokenTtlSeconds} s`,
+  CUSTOMER_JWT_MAX_AGE: (c) => `${c.customerJwtMaxAgeSeconds} s`,
+  MAX_CONNECTIONS_PER_CLIENT: (c) => c.maxConnectionsPerClient,
+  METRICS_PORT: (c) => c.metricsPort,
+  CONNECT_BURST: (c) => c.CONNECT_RATE_LIMIT === undefined ? undefined : c.connectBurst
+}
 
 /**
  * The start-up log line's fields: every effective setting, secrets as set/unset, and what an
  * operator checks first (mode, simulator or AWS, region).
  */
-export function startupSummary (config: Config) {
+export function startupSummary (config: Config, widgets?: { ids (): string[] }) {
   const settings: Record<string, unknown> = {}
   for (const key of Object.keys(EnvSchema.properties) as Array<keyof Env>) {
-    settings[key] = SECRET_SETTINGS.has(key) ? (config[key] === undefined ? 'unset' : 'set') : config[key]
+    if (key in DERIVED) settings[key] = DERIVED[key as keyof typeof DERIVED](config)
+    else {
+      const value = config[key as Exclude<keyof Env, keyof typeof DERIVED>]
+      settings[key] = SECRET_SETTINGS.has(key) ? setOrUnset(value !== undefined) : value
+    }
   }
   return {
     mode: config.NODE_ENV === 'production' ? 'production' : 'development',
     connect: config.CONNECT_SIMULATOR ? 'simulator' : 'aws',
     region: config.AWS_REGION ?? '(SDK default)',
-    allowedOrigins: config.ALLOWED_ORIGINS.trim().toLowerCase() === 'none' ? 'none' : [...config.allowedOrigins, ...config.allowedOriginWildcards],
+    allowedOrigins: config.originsNone ? 'none' : [...config.allowedOrigins, ...config.allowedOriginWildcards],
     metricsPort: config.metricsPort ?? '(public port)',
     maxConnectionsPerClient: config.maxConnectionsPerClient,
+    // The profiles in use; SIGHUP re-reads the file (each reload is logged and counted).
+    ...(config.WIDGETS_FILE !== undefined ? { widgets: { file: config.WIDGETS_FILE, profiles: ['default', ...(widgets?.ids() ?? [])], reload: 'SIGHUP' } } : {}),
     settings
   }
 }

@@ -70,6 +70,12 @@ export class RouteNotFound extends GatewayError {
   readonly code = 'NOT_FOUND'
 }
 
+/** POST /chat/start/:widget for an id no profile has. */
+export class WidgetNotFound extends GatewayError {
+  readonly statusCode = 404
+  readonly code = 'WIDGET_NOT_FOUND'
+}
+
 export class OriginNotAllowed extends GatewayError {
   readonly statusCode = 403
   readonly code = 'ORIGIN_NOT_ALLOWED'

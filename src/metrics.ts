@@ -14,11 +14,12 @@ export function createMetrics (sources: MetricSources = {}) {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
-  return {
+  const metrics = {
     registry,
-    chatStarts: new Counter({ name: 'ccg_chat_starts_total', help: 'Chat starts by outcome (started, or the error code)', labelNames: ['outcome'] as const, registers }),
+    // `widget`: a profile id from WIDGETS_FILE, never what a client sent; absent for the default profile.
+    chatStarts: new Counter({ name: 'ccg_chat_starts_total', help: 'Chat starts by outcome (started, or the error code) and widget', labelNames: ['outcome', 'widget'] as const, registers }),
     chatStartDuration: new Histogram({
-      name: 'ccg_chat_start_duration_seconds', help: 'Time to start a chat, pacing and retries included', labelNames: ['outcome'] as const,
+      name: 'ccg_chat_start_duration_seconds', help: 'Time to start a chat, pacing and retries included', labelNames: ['outcome', 'widget'] as const,
       buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20], registers
     }),
     upstreamAttempts: new Counter({ name: 'ccg_upstream_attempts_total', help: 'HTTP attempts of StartChatContact, retries included', registers }),
@@ -32,8 +33,11 @@ export function createMetrics (sources: MetricSources = {}) {
       name: 'ccg_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['method', 'route', 'status_code'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers
     }),
-    rateLimited: new Counter({ name: 'ccg_rate_limited_total', help: 'Requests refused by the per-client rate limit', registers }),
-    originRefused: new Counter({ name: 'ccg_origin_refused_total', help: 'Requests refused because their Origin is not allowed', registers }),
+    rateLimited: new Counter({ name: 'ccg_rate_limited_total', help: 'Requests refused by the per-client rate limit', labelNames: ['widget'] as const, registers }),
+    originRefused: new Counter({ name: 'ccg_origin_refused_total', help: 'Requests refused because their Origin is not allowed', labelNames: ['widget'] as const, registers }),
+    widgetNotFound: new Counter({ name: 'ccg_widget_not_found_total', help: 'Chat starts for a widget id no profile has (404)', registers }),
+    widgetReloads: new Counter({ name: 'ccg_widget_reloads_total', help: 'WIDGETS_FILE reloads (SIGHUP) by result: applied, or refused (old profiles kept)', labelNames: ['result'] as const, registers }),
+    widgetProfiles: new Gauge({ name: 'ccg_widget_profiles', help: 'Widget profiles in use, the default one included', registers }),
     redisFailOpen: new Counter({ name: 'ccg_redis_fail_open_total', help: 'Decisions taken without Redis because it was unreachable', labelNames: ['use'] as const, registers }),
     pacingWait: new Histogram({
       name: 'ccg_pacing_wait_seconds', help: 'Time a chat start waited for an upstream pacing token',
@@ -51,6 +55,10 @@ export function createMetrics (sources: MetricSources = {}) {
     pacingSlowdowns: new Counter({ name: 'ccg_pacing_slowdowns_total', help: 'Times pacing slowed down because Connect throttled anyway', registers }),
     pacingRate: new Gauge({ name: 'ccg_pacing_rate', help: 'StartChatContact calls per second pacing aims at for the whole deployment, as learned from throttling', registers })
   }
+  // The default profile's refusal counters read 0 from the start, as they did before they had a label.
+  metrics.rateLimited.inc(0)
+  metrics.originRefused.inc(0)
+  return metrics
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
@@ -84,6 +92,14 @@ export function pacerObserver (metrics: Metrics, log: Log): PacerEvents {
   }
 }
 
+/**
+ * The `widget` label of a named profile. The default profile's series carry none, so a deployment
+ * without WIDGETS_FILE exports exactly the series it always did.
+ */
+export function widgetLabel (widget: string | undefined): { widget?: string } {
+  return widget === undefined ? {} : { widget }
+}
+
 /** Every HTTP attempt and retry toward Connect. */
 export function retryObserver (metrics: Metrics): RetryObserver {
   return {
@@ -97,9 +113,9 @@ export function starterObserver (metrics: Metrics): Pick<ChatStarterOptions, 'on
   return {
     onAbandoned: (stage) => metrics.chatStartsAbandoned.inc({ stage }),
     onOutcome: (outcome) => {
-      const label = outcome.ok ? 'started' : outcome.error.code.toLowerCase()
-      metrics.chatStarts.inc({ outcome: label })
-      metrics.chatStartDuration.observe({ outcome: label }, outcome.durationMs / 1000)
+      const labels = { outcome: outcome.ok ? 'started' : outcome.error.code.toLowerCase(), ...widgetLabel(outcome.widget) }
+      metrics.chatStarts.inc(labels)
+      metrics.chatStartDuration.observe(labels, outcome.durationMs / 1000)
       if (!outcome.ok && outcome.error.upstream) metrics.upstreamErrors.inc({ type: outcome.error.upstream.errorName })
     }
   }

@@ -30,9 +30,22 @@ async function simulation (config: Config): Promise<{ overrides: AppDeps['connec
   return { overrides: { endpoint: simulator.url, credentials }, simulator }
 }
 
+/** buildApp reads WIDGETS_FILE: a bad file stops start-up like any other bad setting. */
+async function build (config: Config, deps: AppDeps) {
+  try {
+    return await buildApp(config, deps)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`connect-chat-gateway: ${err.message}\n`)
+      process.exit(1)
+    }
+    throw err
+  }
+}
+
 const config = readConfig()
 const simulated = config.CONNECT_SIMULATOR ? await simulation(config) : undefined
-const app = await buildApp(config, { connectOverrides: simulated?.overrides })
+const app = await build(config, { connectOverrides: simulated?.overrides })
 let metricsServer: MetricsServer | undefined
 
 closeWithGrace({
@@ -49,8 +62,11 @@ closeWithGrace({
   app.log.info('shut down cleanly')
 })
 
+// SIGHUP re-reads WIDGETS_FILE; an invalid file is logged and the profiles in use stay.
+process.on('SIGHUP', () => { app.widgets.reload() })
+
 try {
-  app.log.info(startupSummary(config), 'connect-chat-gateway starting')
+  app.log.info(startupSummary(config, app.widgets), 'connect-chat-gateway starting')
   for (const warning of config.warnings) app.log.warn(warning)
   if (simulated) {
     app.log.warn({ endpoint: simulated.simulator?.url ?? 'AWS_ENDPOINT_URL_CONNECT' },

@@ -9,7 +9,7 @@ t.test('documented defaults', async (t) => {
   t.equal(c.HOST, '0.0.0.0')
   t.equal(c.LOG_LEVEL, 'info')
   t.equal(c.RATE_LIMIT_MAX, 10)
-  t.equal(c.RATE_LIMIT_WINDOW, '1 minute')
+  t.equal(c.rateLimitWindowMs, 60_000)
   t.equal(c.CONNECT_MAX_ATTEMPTS, 3)
   t.equal(c.CHAT_START_TIMEOUT_MS, 10_000)
   t.equal(c.FEATURE_MARKDOWN, true)

@@ -30,13 +30,12 @@ export interface Pacer {
 
 export interface ChatStarterOptions {
   client: ConnectClient
-  target: ConnectTarget
   /** Overall deadline for one start: pacing wait, attempts and backoff together. */
   timeoutMs: number
   maxConcurrency: number
   pacer?: Pacer
   /** Called once per start with how it ended; metrics hang here. */
-  onOutcome?: (outcome: { ok: true; durationMs: number } | { ok: false; durationMs: number; error: GatewayError }) => void
+  onOutcome?: (outcome: ({ ok: true; durationMs: number } | { ok: false; durationMs: number; error: GatewayError }) & { widget?: string }) => void
   /** The caller left at `stage`: what their start was doing when they went. */
   onAbandoned?: (stage: AbandonStage) => void
 }
@@ -59,12 +58,16 @@ export class ChatStarter {
 
   get activeCalls (): number { return this.inFlight }
 
-  /** `caller` aborts when the caller goes away (their connection closed before the answer). */
-  async start (request: ChatStartRequest, startedAt = Date.now(), caller?: AbortSignal): Promise<StartedChat> {
+  /**
+   * Starts `request` on `target` (each widget has its own instance and flow; the cap, the deadline
+   * and pacing are shared). `caller` aborts when the caller goes away (their connection closed).
+   */
+  async start (request: ChatStartRequest, target: ConnectTarget, startedAt = Date.now(), caller?: AbortSignal): Promise<StartedChat> {
     const { options } = this
+    const { widget } = target
     if (this.inFlight >= options.maxConcurrency) {
       const error = new Overloaded('Too many chats are starting right now; please try again shortly', { retryAfterSeconds: 1 })
-      options.onOutcome?.({ ok: false, durationMs: 0, error })
+      options.onOutcome?.({ ok: false, durationMs: 0, error, widget })
       throw error
     }
     this.inFlight++
@@ -87,7 +90,7 @@ export class ChatStarter {
     else caller?.addEventListener('abort', leave, { once: true })
     try {
       await options.pacer?.acquire(deadline, controller.signal)
-      const command = new StartChatContactCommand(buildStartChatInput(request, options.target))
+      const command = new StartChatContactCommand(buildStartChatInput(request, target))
       const watch = watchAttempts<ServiceInputTypes, ServiceOutputTypes>({
         sending: () => { onTheWire = true },
         // A caller who left during a failed attempt gets no retry; a successful one is answered.
@@ -104,7 +107,7 @@ export class ChatStarter {
           upstream: { errorName: 'IncompleteResponse', requestId: output.$metadata.requestId }
         })
       }
-      options.onOutcome?.({ ok: true, durationMs: Date.now() - startedAt })
+      options.onOutcome?.({ ok: true, durationMs: Date.now() - startedAt, widget })
       return {
         contactId: output.ContactId,
         participantId: output.ParticipantId,
@@ -116,7 +119,7 @@ export class ChatStarter {
         ? new CallerLeft('The caller left before the chat started')
         : mapConnectError(raw, { deadlineExpired: controller.signal.aborted, persistentChat: request.persistentChat !== undefined })
       if (error.code === 'UPSTREAM_THROTTLED') options.pacer?.onThrottled?.()
-      options.onOutcome?.({ ok: false, durationMs: Date.now() - startedAt, error })
+      options.onOutcome?.({ ok: false, durationMs: Date.now() - startedAt, error, widget })
       throw error
     } finally {
       clearTimeout(timer)

@@ -15,7 +15,8 @@ export interface ChatStartRequest {
   caller?: string
 }
 
-export interface ConnectTarget { instanceId: string; contactFlowId: string }
+/** Where one chat goes; `widget` names the profile it came through (none for the default profile). */
+export interface ConnectTarget { instanceId: string; contactFlowId: string; widget?: string }
 
 /**
  * The ClientToken for an Idempotency-Key. Connect returns the existing contact (with its
@@ -26,8 +27,10 @@ export interface ConnectTarget { instanceId: string; contactFlowId: string }
 export function clientTokenFor (request: ChatStartRequest, target: ConnectTarget): string | undefined {
   if (request.idempotencyKey === undefined) return undefined
   const { idempotencyKey, ...rest } = request
+  // The widget too: the same key on two widgets with the same flow is two chats, never one.
+  const bound = target.widget === undefined ? [idempotencyKey, target.instanceId, target.contactFlowId, rest] : [idempotencyKey, target.instanceId, target.contactFlowId, target.widget, rest]
   return createHash('sha256')
-    .update(JSON.stringify([idempotencyKey, target.instanceId, target.contactFlowId, rest]))
+    .update(JSON.stringify(bound))
     .digest('hex')
 }
 

@@ -1,67 +1,66 @@
-import cors from '@fastify/cors'
+import cors, { type FastifyCorsOptions } from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
 import { OriginNotAllowed } from '../errors.js'
+import { widgetLabel } from '../metrics.js'
+import type { Widget } from '../widgets/index.js'
+
+export { wildcardMatcher } from '../widgets/index.js'
 
 export interface OriginPolicyOptions { config: Config }
 
 /** Chromium caps preflight caching at two hours; longer values buy nothing there. */
 const PREFLIGHT_MAX_AGE_SECONDS = 7200
 
-/** One or more DNS labels, as a browser writes them in an Origin header (lower case, no port). */
-const SUBDOMAIN = /^[a-z0-9-]+(\.[a-z0-9-]+)*$/
-
-/**
- * `https://*.example.com` as a test: the scheme, one or more labels, then `.example.com` and the
- * port exactly. The labels are checked one by one, so `https://evil.example/x.example.com` and
- * `https://a.example.com.evil.example` do not match.
- */
-export function wildcardMatcher (pattern: string): (origin: string) => boolean {
-  const star = pattern.indexOf('://*.') + 3
-  const head = pattern.slice(0, star)
-  const tail = pattern.slice(star + 1)
-  return (origin) => origin.length > head.length + tail.length && origin.startsWith(head) && origin.endsWith(tail) &&
-    SUBDOMAIN.test(origin.slice(head.length, origin.length - tail.length))
-}
-
 /**
  * CORS and the origin policy in one onRequest hook, at the root so it runs before body parsing and
  * for every answer, 404s included. CORS headers alone protect nothing (a text/plain POST skips the
- * preflight), so an unlisted Origin is refused with 403 here, before the body is read.
+ * preflight), so an unlisted Origin is refused with 403 here, before the body is read. Each widget
+ * profile has its own list (see plugins/widget.ts, which resolves the profile first).
  */
 async function originPolicy (app: FastifyInstance, { config }: OriginPolicyOptions) {
-  const allowed = new Set(config.allowedOrigins)
-  const wildcards = config.allowedOriginWildcards.map(wildcardMatcher)
-  const isAllowed = (origin: string) => allowed.has(origin) || wildcards.some((matches) => matches(origin))
-
-  await app.register(cors, {
-    origin (origin, callback) {
-      if (origin === undefined) {
-        // Not a browser asking cross-origin (mobile apps, curl, probes): no CORS headers needed.
-        callback(null, false)
-        return
-      }
-      if (isAllowed(origin)) {
-        callback(null, true)
-        return
-      }
-      app.metrics.originRefused.inc()
-      callback(new OriginNotAllowed('This origin may not call this service'), false)
-    },
+  // Built once per profile (and again for the new ones after a reload), not per request.
+  const perWidget = new WeakMap<Widget, FastifyCorsOptions>()
+  const optionsFor = (widget: Widget): FastifyCorsOptions => {
+    let options = perWidget.get(widget)
+    if (!options) {
+      options = { ...common, origin: originCheck(widget) }
+      perWidget.set(widget, options)
+    }
+    return options
+  }
+  const originCheck = (widget: Widget): FastifyCorsOptions['origin'] => (origin, callback) => {
+    if (origin === undefined) {
+      // Not a browser asking cross-origin (mobile apps, curl, probes): no CORS headers needed.
+      callback(null, false)
+      return
+    }
+    if (widget.isOriginAllowed(origin)) {
+      callback(null, true)
+      return
+    }
+    app.metrics.originRefused.inc(widgetLabel(widget.named))
+    callback(new OriginNotAllowed('This origin may not call this service'), false)
+  }
+  const common: FastifyCorsOptions = {
     methods: ['POST'],
     allowedHeaders: ['content-type', 'idempotency-key', 'authorization'],
     // Widgets may read these on a 429/503 to back off.
     exposedHeaders: ['retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'],
     maxAge: PREFLIGHT_MAX_AGE_SECONDS,
     credentials: false
+  }
+
+  await app.register(cors, {
+    delegator: (request, callback) => callback(null, optionsFor(request.widget))
   })
 
   if (config.REQUIRE_ORIGIN) {
     // Browsers send Origin on every POST, same-origin included; GETs stay open for probes and scrapers.
     app.addHook('onRequest', async (request) => {
       if (request.method === 'POST' && request.headers.origin === undefined) {
-        app.metrics.originRefused.inc()
+        app.metrics.originRefused.inc(widgetLabel(request.widget.named))
         throw new OriginNotAllowed('An Origin header is required')
       }
     })

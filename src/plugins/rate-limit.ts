@@ -6,6 +6,7 @@ import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Config } from '../config.js'
 import { RateLimited } from '../errors.js'
+import { widgetLabel } from '../metrics.js'
 
 /** An attacker with many addresses must not be able to evict other clients' counters quickly. */
 const LOCAL_CACHE_ENTRIES = 50_000
@@ -116,12 +117,16 @@ async function rateLimitPlugin (app: FastifyInstance, { config, redis }: RateLim
     max: config.RATE_LIMIT_MAX,
     timeWindow: config.rateLimitWindowMs,
     cache: LOCAL_CACHE_ENTRIES,
-    // One canonical key per client (see client-address.ts), known even when the socket is gone.
-    keyGenerator: (request) => request.clientKey || 'unknown',
+    // One canonical key per client (see client-address.ts), known even when the socket is gone; a
+    // widget with a limit of its own counts apart, the others share the default limit.
+    keyGenerator: (request) => {
+      const client = request.clientKey || 'unknown'
+      return request.widget?.rateLimit ? `widget:${request.widget.id}:${client}` : client
+    },
     // A store error must never refuse or fail a request.
     skipOnError: true,
     store: sharedStore(redis, `${config.REDIS_KEY_PREFIX}rate-limit:`, outage),
-    onExceeded: () => app.metrics.rateLimited.inc(),
+    onExceeded: (request) => app.metrics.rateLimited.inc(widgetLabel(request.widget?.named)),
     errorResponseBuilder: (_request, context) => new RateLimited(
       `Too many chat starts from this address; retry in ${context.after}`,
       { retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000)) }

@@ -54,6 +54,10 @@ export const IdempotencyKeyHeader = Type.Object({
   }))
 })
 
+export const WidgetParams = Type.Object({
+  widget: Type.String({ pattern: '^[a-z0-9-]{1,32}$', patternMessage: 'must be 1 to 32 of a-z, 0-9 and -', description: 'id of a widget profile from WIDGETS_FILE' })
+})
+
 export const ChatStartReply = Type.Object({
   data: Type.Object({
     startChatResult: Type.Object({

@@ -5,7 +5,7 @@ import type { StartedChat } from '../connect/chat-starter.js'
 import { CustomerTokenInvalid, PersistentChatDisabled, ResumeTokenRefused } from '../errors.js'
 import { createCustomerTokenVerifier, type CustomerClaims, type CustomerTokenOptions } from './customer-token.js'
 import { ResumeTokens } from './resume-token.js'
-import { createSpentResumes, type Hold } from './spent-resumes.js'
+import { createSpentResumes, type Hold, type SpentResumes } from './spent-resumes.js'
 
 export type { CustomerClaims }
 
@@ -58,6 +58,38 @@ export interface TrustPolicyOptions {
   /** Shared memory of spent resume tokens; in this process only without it. */
   redis?: Redis
   onRedisFailed?: (err: unknown) => void
+  /** Resume keys and the spent-token memory, shared by every widget and kept across reloads. */
+  shared?: TrustShared
+}
+
+/** What one widget profile decides about trust; the environment's settings are the default profile. */
+export interface TrustProfile {
+  /** The widget a resume token is bound to; undefined for the default profile. */
+  widget?: string
+  persistentChat: 'verified' | 'unverified' | 'off'
+  customerToken: { required: boolean; secret?: string; jwksUrl?: string; audience?: string; issuer?: string }
+}
+
+export function trustProfile (config: Config): TrustProfile {
+  return {
+    persistentChat: config.PERSISTENT_CHAT,
+    customerToken: {
+      required: config.REQUIRE_CUSTOMER_TOKEN,
+      secret: config.CUSTOMER_JWT_SECRET,
+      jwksUrl: config.CUSTOMER_JWKS_URL,
+      audience: config.CUSTOMER_JWT_AUDIENCE,
+      issuer: config.CUSTOMER_JWT_ISSUER
+    }
+  }
+}
+
+export interface TrustShared { resumeTokens: ResumeTokens; spent: SpentResumes }
+
+export function createTrustShared (config: Config, options: TrustPolicyOptions = {}): TrustShared {
+  return {
+    resumeTokens: new ResumeTokens({ keys: resumeKeys(config, options.log), ttlSeconds: config.resumeTokenTtlSeconds, now: options.now }),
+    spent: createSpentResumes({ redis: options.redis, keyPrefix: config.REDIS_KEY_PREFIX, onRedisFailed: options.onRedisFailed })
+  }
 }
 
 const BEARER = /^Bearer[ \t]+(.*)$/is
@@ -71,23 +103,23 @@ function resumeKeys (config: Config, log: TrustLog | undefined): Uint8Array[] {
   return [randomBytes(32)]
 }
 
-export function createTrustPolicy (config: Config, options: TrustPolicyOptions = {}): TrustPolicy {
-  const resumeTokens = new ResumeTokens({ keys: resumeKeys(config, options.log), ttlSeconds: config.resumeTokenTtlSeconds, now: options.now })
+export function createTrustPolicy (config: Config, options: TrustPolicyOptions = {}, profile: TrustProfile = trustProfile(config)): TrustPolicy {
+  const { resumeTokens, spent } = options.shared ?? createTrustShared(config, options)
+  const { customerToken: keys, widget } = profile
   const verifyCustomerToken = createCustomerTokenVerifier({
-    secret: config.CUSTOMER_JWT_SECRET,
-    jwksUrl: config.CUSTOMER_JWKS_URL,
-    audience: config.CUSTOMER_JWT_AUDIENCE,
-    issuer: config.CUSTOMER_JWT_ISSUER,
+    secret: keys.secret,
+    jwksUrl: keys.jwksUrl,
+    audience: keys.audience,
+    issuer: keys.issuer,
     maxLifetimeSeconds: config.customerJwtMaxAgeSeconds,
     ...options.jwks,
     onJwksUnavailable: (err) => options.log?.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } },
       'CUSTOMER_JWKS_URL could not be read; using the keys fetched before, if any')
   })
-  if (verifyCustomerToken && config.NODE_ENV === 'production' && !config.CUSTOMER_JWT_AUDIENCE && !config.CUSTOMER_JWT_ISSUER) {
-    options.log?.warn({ setting: 'CUSTOMER_JWT_AUDIENCE' },
+  if (verifyCustomerToken && config.NODE_ENV === 'production' && !keys.audience && !keys.issuer) {
+    options.log?.warn({ setting: 'CUSTOMER_JWT_AUDIENCE', ...(widget !== undefined ? { widget } : {}) },
       'neither CUSTOMER_JWT_AUDIENCE nor CUSTOMER_JWT_ISSUER is set: any token signed with this key is accepted, whatever it was issued for')
   }
-  const spent = createSpentResumes({ redis: options.redis, keyPrefix: config.REDIS_KEY_PREFIX, onRedisFailed: options.onRedisFailed })
   // A hold outlives the start it protects (pacing, retries), so a second use waits for the answer.
   const holdMs = config.CHAT_START_TIMEOUT_MS + 5_000
   // Every token issued for the contact expires by then, so remembering longer buys nothing.
@@ -100,7 +132,7 @@ export function createTrustPolicy (config: Config, options: TrustPolicyOptions =
       // Without verification configured a token means nothing to us: anonymous chats stay anonymous.
       if (!verifyCustomerToken) return undefined
       if (token === undefined) {
-        if (config.REQUIRE_CUSTOMER_TOKEN) throw new CustomerTokenInvalid('A customer token (Authorization: Bearer) is required')
+        if (keys.required) throw new CustomerTokenInvalid('A customer token (Authorization: Bearer) is required')
         return undefined
       }
       const claims = await verifyCustomerToken(token)
@@ -110,11 +142,15 @@ export function createTrustPolicy (config: Config, options: TrustPolicyOptions =
 
     async resolvePersistentChat (ask, customer) {
       if (ask === undefined) return undefined
-      if (config.PERSISTENT_CHAT === 'off') throw new PersistentChatDisabled('Persistent chat is turned off on this service')
+      if (profile.persistentChat === 'off') throw new PersistentChatDisabled('Persistent chat is turned off on this service')
       const rehydrationType = ask.RehydrationType
       if (ask.ResumeToken !== undefined) {
         const claims = await resumeTokens.verify(ask.ResumeToken)
-        if (claims.unverifiedSource && config.PERSISTENT_CHAT === 'verified') {
+        // A chat continues only on the widget that started it: its flow, origins and trust.
+        if (claims.widget !== widget) {
+          throw new ResumeTokenRefused('This resume token belongs to another chat widget; start a new chat instead')
+        }
+        if (claims.unverifiedSource && profile.persistentChat === 'verified') {
           throw new ResumeTokenRefused('This resume token was issued without verifying the chat it continues; start a new chat instead')
         }
         if (claims.customer !== undefined && claims.customer !== customer?.sub) {
@@ -126,7 +162,7 @@ export function createTrustPolicy (config: Config, options: TrustPolicyOptions =
         const sourceContactId = rehydrationType === 'ENTIRE_PAST_SESSION' ? claims.initialContactId : claims.contactId
         return resolved(rehydrationType, sourceContactId, claims.initialContactId, claims.unverifiedSource === true, hold)
       }
-      if (config.PERSISTENT_CHAT === 'unverified' && ask.SourceContactId !== undefined) {
+      if (profile.persistentChat === 'unverified' && ask.SourceContactId !== undefined) {
         // Legacy clients: the first contact of the chain is unknown, so the source stands in for it.
         return resolved(rehydrationType, ask.SourceContactId, ask.SourceContactId, true)
       }
@@ -134,11 +170,12 @@ export function createTrustPolicy (config: Config, options: TrustPolicyOptions =
     },
 
     async issueResumeToken (chat, resumed, customer) {
-      if (config.PERSISTENT_CHAT === 'off') return undefined
+      if (profile.persistentChat === 'off') return undefined
       return resumeTokens.issue({
         contactId: chat.contactId,
         initialContactId: resumed?.initialContactId ?? chat.contactId,
         ...(customer?.sub !== undefined ? { customer: customer.sub } : {}),
+        ...(widget !== undefined ? { widget } : {}),
         ...(resumed?.unverifiedSource ? { unverifiedSource: true } : {})
       })
     },

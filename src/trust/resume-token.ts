@@ -11,6 +11,8 @@ export interface ResumeClaims {
   customer?: string
   /** Its chain began at a source contact the service did not verify (PERSISTENT_CHAT=unverified). */
   unverifiedSource?: boolean
+  /** The widget profile it was issued on (none for the default profile): only that one accepts it. */
+  widget?: string
 }
 
 export interface ResumeTokensOptions {
@@ -52,6 +54,7 @@ export class ResumeTokens {
     const payload: Record<string, unknown> = claims.initialContactId === claims.contactId ? {} : { ini: claims.initialContactId }
     if (claims.customer !== undefined) payload.cus = claims.customer
     if (claims.unverifiedSource) payload.unv = true
+    if (claims.widget !== undefined) payload.wid = claims.widget
     payload.sub = claims.contactId
     payload.iat = iat
     payload.exp = iat + this.ttlSeconds
@@ -73,14 +76,16 @@ export class ResumeTokens {
           currentDate: new Date(this.now())
         })
         const contactId = payload.sub!
-        const { ini, cus, unv } = payload
+        const { ini, cus, unv, wid } = payload
         if (ini !== undefined && (typeof ini !== 'string' || ini === '')) break
         if (cus !== undefined && typeof cus !== 'string') break
+        if (wid !== undefined && typeof wid !== 'string') break
         return {
           contactId,
           initialContactId: ini ?? contactId,
           ...(cus !== undefined ? { customer: cus } : {}),
-          ...(unv === true ? { unverifiedSource: true } : {})
+          ...(unv === true ? { unverifiedSource: true } : {}),
+          ...(wid !== undefined ? { widget: wid } : {})
         }
       } catch (err) {
         // Another key may have signed it; anything else (expired, malformed) is final.

@@ -106,10 +106,10 @@ t.test('ChatStarter: sheds past the concurrency cap without calling Connect', as
   const client = clientFor(t, sim.url)
   const outcomes: string[] = []
   const starter = new ChatStarter({
-    client, target, timeoutMs: 5000, maxConcurrency: 2,
+    client, timeoutMs: 5000, maxConcurrency: 2,
     onOutcome: (o) => outcomes.push(o.ok ? 'ok' : o.error.code)
   })
-  const results = await Promise.allSettled([starter.start(base), starter.start(base), starter.start(base)])
+  const results = await Promise.allSettled([starter.start(base, target), starter.start(base, target), starter.start(base, target)])
   t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected'])
   const err = (results[2] as PromiseRejectedResult).reason
   t.ok(err instanceof GatewayError)
@@ -124,8 +124,8 @@ t.test('ChatStarter: the deadline counts from when the request arrived', async (
   const sim = await startSimulator({ latencyMs: 400 })
   t.teardown(() => sim.close())
   const client = clientFor(t, sim.url)
-  const starter = new ChatStarter({ client, target, timeoutMs: 1000, maxConcurrency: 5 })
-  await t.rejects(starter.start(base, Date.now() - 800), { code: 'DEADLINE_EXCEEDED' })
+  const starter = new ChatStarter({ client, timeoutMs: 1000, maxConcurrency: 5 })
+  await t.rejects(starter.start(base, target, Date.now() - 800), { code: 'DEADLINE_EXCEEDED' })
 })
 
 t.test('ChatStarter: a pacer that refuses stops the call before Connect', async (t) => {
@@ -134,10 +134,10 @@ t.test('ChatStarter: a pacer that refuses stops the call before Connect', async 
   const client = clientFor(t, sim.url)
   let throttled = 0
   const starter = new ChatStarter({
-    client, target, timeoutMs: 1000, maxConcurrency: 5,
+    client, timeoutMs: 1000, maxConcurrency: 5,
     pacer: { acquire: async () => { throw new Overloaded('no slot', { retryAfterSeconds: 4 }) }, onThrottled: () => throttled++ }
   })
-  await t.rejects(starter.start(base), { code: 'OVERLOADED', retryAfterSeconds: 4 })
+  await t.rejects(starter.start(base, target), { code: 'OVERLOADED', retryAfterSeconds: 4 })
   t.equal(sim.requests.length, 0)
   t.equal(throttled, 0)
 })

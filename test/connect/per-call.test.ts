@@ -22,14 +22,14 @@ t.test('the client resolves its middleware once, yet each call keeps its own dea
     overrides: { region: 'us-east-1', endpoint: sim.url, credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }
   })
   t.teardown(() => client.destroy())
-  const starter = new ChatStarter({ client, target, timeoutMs: 300, maxConcurrency: 5 })
-  await t.rejects(starter.start(request), { code: 'DEADLINE_EXCEEDED' })
+  const starter = new ChatStarter({ client, timeoutMs: 300, maxConcurrency: 5 })
+  await t.rejects(starter.start(request, target), { code: 'DEADLINE_EXCEEDED' })
   t.equal(sim.requests.length, 1, 'the attempt was sent')
   // Without the call's signal reaching the HTTP handler the socket would stay busy for 5 s.
   for (let i = 0; i < 100 && await busySockets(client) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
   t.equal(await busySockets(client), 0, 'its socket was let go at the deadline')
   sim.setLatency(0)
-  const chat = await starter.start(request)
+  const chat = await starter.start(request, target)
   t.ok(chat.contactId, 'the next call on the same cached middleware starts its chat')
   t.equal(sim.requests.length, 2)
 })

@@ -1,0 +1,51 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { WidgetNotFound } from '../errors.js'
+import type { Widget, Widgets } from '../widgets/index.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The widget profile this request is for: the default one unless the path names another. */
+    widget: Widget
+  }
+}
+
+export interface WidgetPluginOptions { widgets: Widgets }
+
+export const WIDGET_ROUTE = '/chat/start/:widget'
+// A preflight is routed to the CORS plugin's catch-all, so its widget is read from the path itself.
+const WIDGET_PATH = /^\/chat\/start\/([^/?#]+)(?:\?|$)/
+
+function widgetIdOf (request: FastifyRequest): string | undefined {
+  if (request.routeOptions.url === WIDGET_ROUTE) return (request.params as { widget: string }).widget
+  if (request.method !== 'OPTIONS') return undefined
+  const raw = WIDGET_PATH.exec(request.url)?.[1]
+  if (raw === undefined) return undefined
+  try { return decodeURIComponent(raw) } catch { return raw }
+}
+
+/**
+ * Resolves the widget profile once, in the first onRequest hook that needs it, so the origin policy
+ * (which answers before the body is read) and everything after it see the same profile, even if
+ * WIDGETS_FILE is reloaded meanwhile. An unknown widget is refused here, before CORS: no origin gets
+ * CORS headers for a widget that does not exist.
+ */
+async function widgetPlugin (app: FastifyInstance, { widgets }: WidgetPluginOptions) {
+  app.decorateRequest('widget', null as unknown as Widget)
+  app.addHook('onRequest', async (request) => {
+    const id = widgetIdOf(request)
+    if (id === undefined) {
+      request.widget = widgets.default
+      return
+    }
+    const widget = widgets.get(id)
+    if (!widget) {
+      app.metrics.widgetNotFound.inc()
+      throw new WidgetNotFound('There is no chat widget with this id here')
+    }
+    request.widget = widget
+    request.log = request.log.child({ widget: widget.id })
+  })
+}
+
+export default fp(widgetPlugin, { name: 'widget' })

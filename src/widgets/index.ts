@@ -1,0 +1,144 @@
+import type { Config, OriginList } from '../config.js'
+import { ConfigError } from '../config.js'
+import type { ConnectTarget } from '../connect/input.js'
+import { createTrustPolicy, createTrustShared, type TrustPolicy, type TrustPolicyOptions } from '../trust/index.js'
+import { DEFAULT_WIDGET, readWidgetFile, type EnvLookup, type WidgetSpec } from './file.js'
+
+export { DEFAULT_WIDGET, MAX_WIDGETS, WIDGET_ID } from './file.js'
+
+/**
+ * One widget profile, resolved once per request from the path and kept by that request to the end:
+ * a reload changes what later requests get, never a request already under way.
+ */
+export interface Widget {
+  /** `default` for the profile the environment describes. */
+  id: string
+  /** The id of a profile from WIDGETS_FILE; undefined for the default one (tokens, keys and labels stay as they were). */
+  named?: string
+  target: ConnectTarget
+  isOriginAllowed (origin: string): boolean
+  allowedAttributes: ReadonlySet<string>
+  /** Attributes the profile always sends; they win over the browser's and a customer token's. */
+  attributes: Readonly<Record<string, string>>
+  featurePermissions: { MESSAGING_MARKDOWN: boolean; ATTACHMENTS: boolean }
+  trust: TrustPolicy
+  /** A limit of its own, counted per client and widget; without it the default limit, shared. */
+  rateLimit?: { max: number; windowMs: number }
+  /** ChatDurationInMinutes when the request names none. */
+  chatDurationInMinutes?: number
+}
+
+/** One or more DNS labels, as a browser writes them in an Origin header (lower case, no port). */
+const SUBDOMAIN = /^[a-z0-9-]+(\.[a-z0-9-]+)*$/
+
+/**
+ * `https://*.example.com` as a test: the scheme, one or more labels, then `.example.com` and the
+ * port exactly. The labels are checked one by one, so `https://evil.example/x.example.com` and
+ * `https://a.example.com.evil.example` do not match.
+ */
+export function wildcardMatcher (pattern: string): (origin: string) => boolean {
+  const star = pattern.indexOf('://*.') + 3
+  const head = pattern.slice(0, star)
+  const tail = pattern.slice(star + 1)
+  return (origin) => origin.length > head.length + tail.length && origin.startsWith(head) && origin.endsWith(tail) &&
+    SUBDOMAIN.test(origin.slice(head.length, origin.length - tail.length))
+}
+
+function originMatcher ({ exact, wildcards }: Pick<OriginList, 'exact' | 'wildcards'>): (origin: string) => boolean {
+  const allowed = new Set(exact)
+  const matchers = wildcards.map(wildcardMatcher)
+  return (origin) => allowed.has(origin) || matchers.some((matches) => matches(origin))
+}
+
+export interface WidgetsOptions {
+  /** Where `secretEnv` names are looked up; the process environment by default. */
+  env?: EnvLookup
+  trust?: TrustPolicyOptions
+  /** Replaces the default profile's trust policy (tests). */
+  defaultTrust?: TrustPolicy
+  /** Told after each reload attempt; the error text names the file's problem, never a secret. */
+  onReload?: (result: ReloadResult) => void
+}
+
+export type ReloadResult = { ok: true; widgets: string[] } | { ok: false; error: string }
+
+export interface Widgets {
+  readonly default: Widget
+  /** The named profile, or undefined: the caller answers 404. */
+  get (id: string): Widget | undefined
+  /** Ids of the named profiles, in file order. */
+  ids (): string[]
+  /** WIDGETS_FILE, when set. */
+  readonly file?: string
+  /** Re-reads WIDGETS_FILE: applies a valid file to later requests; keeps the old profiles otherwise. */
+  reload (): ReloadResult
+  close (): Promise<void>
+}
+
+/** The default profile from the environment and the named ones from WIDGETS_FILE; throws ConfigError on a bad file. */
+export function createWidgets (config: Config, options: WidgetsOptions = {}): Widgets {
+  const env = options.env ?? process.env
+  const trustOptions = options.trust ?? {}
+  // One signing key set and one spent-token memory for all profiles, kept across reloads: a
+  // reload must neither void the tokens already handed out nor let a spent one be used again.
+  const shared = trustOptions.shared ?? createTrustShared(config, trustOptions)
+
+  const defaultWidget: Widget = {
+    id: DEFAULT_WIDGET,
+    target: { instanceId: config.instanceId, contactFlowId: config.contactFlowId },
+    isOriginAllowed: originMatcher({ exact: config.allowedOrigins, wildcards: config.allowedOriginWildcards }),
+    allowedAttributes: config.allowedAttributes,
+    attributes: {},
+    featurePermissions: { MESSAGING_MARKDOWN: config.FEATURE_MARKDOWN, ATTACHMENTS: config.FEATURE_ATTACHMENTS },
+    trust: options.defaultTrust ?? createTrustPolicy(config, { ...trustOptions, shared })
+  }
+
+  const build = (spec: WidgetSpec): Widget => ({
+    id: spec.id,
+    named: spec.id,
+    target: { instanceId: spec.instanceId ?? config.instanceId, contactFlowId: spec.contactFlowId, widget: spec.id },
+    isOriginAllowed: originMatcher(spec.origins),
+    allowedAttributes: new Set(spec.allowedAttributes),
+    attributes: spec.attributes,
+    featurePermissions: {
+      MESSAGING_MARKDOWN: spec.featurePermissions.MESSAGING_MARKDOWN ?? config.FEATURE_MARKDOWN,
+      ATTACHMENTS: spec.featurePermissions.ATTACHMENTS ?? config.FEATURE_ATTACHMENTS
+    },
+    trust: createTrustPolicy(config, { ...trustOptions, shared }, {
+      widget: spec.id,
+      persistentChat: spec.persistentChat ?? config.PERSISTENT_CHAT,
+      customerToken: spec.customerToken ?? { required: false }
+    }),
+    ...(spec.rateLimit ? { rateLimit: spec.rateLimit } : {}),
+    ...(spec.chatDurationInMinutes !== undefined ? { chatDurationInMinutes: spec.chatDurationInMinutes } : {})
+  })
+
+  const load = (): Map<string, Widget> => {
+    const specs = config.WIDGETS_FILE === undefined ? [] : readWidgetFile(config.WIDGETS_FILE, env)
+    return new Map(specs.map((spec) => [spec.id, build(spec)]))
+  }
+
+  let named = load()
+  return {
+    default: defaultWidget,
+    get: (id) => named.get(id),
+    ids: () => [...named.keys()],
+    ...(config.WIDGETS_FILE !== undefined ? { file: config.WIDGETS_FILE } : {}),
+    reload () {
+      let result: ReloadResult
+      try {
+        named = load()
+        result = { ok: true, widgets: [...named.keys()] }
+      } catch (err) {
+        // Anything but a file problem is a bug of ours, and must still not take the service down.
+        result = { ok: false, error: err instanceof ConfigError ? err.message : `unexpected ${(err as Error)?.name ?? 'error'} while loading` }
+      }
+      options.onReload?.(result)
+      return result
+    },
+    async close () {
+      await defaultWidget.trust.close()
+      for (const widget of named.values()) await widget.trust.close()
+    }
+  }
+}
