@@ -44,15 +44,16 @@ async function health (app: FastifyInstance, options: HealthOptions) {
 
   // Requests on a connection that was busy when the drain began still arrive: refuse them in our
   // error shape (Fastify's own closing answer has no `code`) and let the LB retry elsewhere.
-  app.addHook('onRequest', async (request) => {
-    if (!draining || request.routeOptions.url === LIVE || request.routeOptions.url === READY) return
-    throw unavailable('This replica is shutting down; please try again')
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (!draining || request.routeOptions.url === LIVE || request.routeOptions.url === READY) done()
+    else done(unavailable('This replica is shutting down; please try again'))
   })
 
   // server.close() only reaps connections idle at that moment; one that goes idle after its
   // in-flight answer would hold the drain open until keepAliveTimeout (72 s), past the grace period.
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (draining) reply.header('connection', 'close')
+    done(null, payload)
   })
 
   const pressure = pressureSampler(options)

@@ -15,13 +15,14 @@ export interface MetricsPluginOptions {
 async function metricsPlugin (app: FastifyInstance, { exposeRoute, onCollectError }: MetricsPluginOptions) {
   const { httpDuration, registry } = app.metrics
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     // The route pattern, never the raw URL: one series per route whatever clients send.
     httpDuration.observe({
       method: request.method,
       route: request.routeOptions.url ?? '(no route)',
       status_code: String(reply.statusCode)
     }, reply.elapsedTime / 1000)
+    done()
   })
 
   if (exposeRoute) {

@@ -58,11 +58,11 @@ async function originPolicy (app: FastifyInstance, { config }: OriginPolicyOptio
 
   if (config.REQUIRE_ORIGIN) {
     // Browsers send Origin on every POST, same-origin included; GETs stay open for probes and scrapers.
-    app.addHook('onRequest', async (request) => {
+    app.addHook('onRequest', (request, _reply, done) => {
       if (request.method === 'POST' && request.headers.origin === undefined) {
         app.metrics.originRefused.inc(widgetLabel(request.widget.named))
-        throw new OriginNotAllowed('An Origin header is required')
-      }
+        done(new OriginNotAllowed('An Origin header is required'))
+      } else done()
     })
   }
 }

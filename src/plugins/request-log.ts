@@ -28,11 +28,12 @@ const QUIET_ROUTES = new Set(['/health/live', '/health/ready', '/metrics'])
  * request, and nothing a customer typed (no headers, no body, no query string).
  */
 async function requestLog (app: FastifyInstance) {
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    done()
   })
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url
     const level = route !== undefined && QUIET_ROUTES.has(route) ? 'debug' : 'info'
     request.log[level]({
@@ -44,6 +45,7 @@ async function requestLog (app: FastifyInstance) {
       responseTime: Math.round(reply.elapsedTime * 10) / 10,
       remoteAddress: request.clientAddress
     }, 'request completed')
+    done()
   })
 }
 

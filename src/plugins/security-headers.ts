@@ -26,8 +26,9 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze(
 })
 
 async function securityHeaders (app: FastifyInstance) {
-  app.addHook('onRequest', async (_request, reply) => {
+  app.addHook('onRequest', (_request, reply, done) => {
     reply.headers(SECURITY_HEADERS)
+    done()
   })
 }
 
