@@ -82,30 +82,14 @@ function prettyTransport (config: Config) {
   return { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } }
 }
 
-let stdout: ReturnType<typeof pino.destination> | undefined
-
-/**
- * stdout, written synchronously but a few kilobytes at a time: one write per log line was a
- * syscall per line, two per chat start. Lines wait at most STDOUT_FLUSH_MS. Writes stay synchronous
- * (never one in flight), so the flush at exit is complete: close-with-grace's process.exit() after
- * the fatal line or "shut down cleanly" loses nothing. One destination per process, as fd 1 is.
- */
-const STDOUT_BUFFER_BYTES = 4096
-const STDOUT_FLUSH_MS = 250
-function stdoutDestination () {
-  if (stdout) return stdout
-  const destination = pino.destination({ dest: 1, sync: true, minLength: STDOUT_BUFFER_BYTES, periodicFlush: STDOUT_FLUSH_MS })
-  process.once('exit', () => { try { destination.flushSync() } catch { /* stdout already gone */ } })
-  stdout = destination
-  return destination
-}
-
 export function loggerOptions (config: Config, stream?: NodeJS.WritableStream): FastifyServerOptions['logger'] {
   const transport = stream ? undefined : prettyTransport(config)
   return {
     level: config.LOG_LEVEL,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     serializers: { err: (err: unknown) => serializeError(err), error: (err: unknown) => serializeError(err) },
-    ...(stream ? { stream } : transport ? { transport } : { stream: stdoutDestination() })
+    // Synchronous stdout: pino's default buffers, and close-with-grace's process.exit() then loses
+    // the last lines (the fatal one or "shut down cleanly"). A few chat starts per second cost nothing.
+    ...(stream ? { stream } : transport ? { transport } : { stream: pino.destination({ dest: 1, sync: true }) })
   }
 }
