@@ -12,6 +12,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import type { SimulatedContact } from './contact.js'
 import { ScriptedAgent, type AgentOptions } from './agent.js'
 import { pageTranscript, TranscriptQueryError, type ChatItem, type ParticipantRole, type TranscriptQuery } from './transcript.js'
+import { isObject, sendJson } from './start-chat-wire.js'
 import { SocketHub, type ChatSocket } from './websocket.js'
 
 export type { ChatItem } from './transcript.js'
@@ -133,7 +134,6 @@ interface Chat {
 interface Grant { contactId: string; participantId: string; expiresAt: number }
 
 type JsonObject = Record<string, unknown>
-const isObject = (value: unknown): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 const MAX_BODY_BYTES = 1024 * 1024
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -730,16 +730,4 @@ async function readJson (req: IncomingMessage): Promise<JsonObject> {
   }
   if (!isObject(value)) throw invalid('Request body must be a JSON object')
   return value
-}
-
-function sendJson (res: ServerResponse, requestId: string, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.destroyed || res.headersSent) return
-  const payload = JSON.stringify(body)
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(payload),
-    'x-amzn-requestid': requestId,
-    ...headers
-  })
-  res.end(payload)
 }
