@@ -1,7 +1,6 @@
 import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -10,6 +9,7 @@ import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { createRedis } from '../src/redis.js'
+import { freePort } from './helper.js'
 import { start } from './service-process.js'
 
 // ElastiCache with in-transit encryption is reached over rediss:// with an auth token. Here a local
@@ -18,14 +18,6 @@ import { start } from './service-process.js'
 
 const run = promisify(execFile)
 const TOKEN = 'an-auth-token-of-the-kind-elasticache-wants'
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** A TLS-only redis-server in a directory of its own, or the reason it cannot run here. */
 async function startTlsRedis () {

@@ -1,20 +1,14 @@
 import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { App } from '../../src/app.js'
-import { build } from '../helper.js'
+import { build, listenLocal as listen, until } from '../helper.js'
 
 // A caller who leaves is let go: no chat is started for a customer who is no longer there, and
 // their slot goes to someone who is. Counted at the simulator, over real sockets.
 
 const body = JSON.stringify({ ParticipantDetails: { DisplayName: 'Gone Soon' } })
 const request = `POST /chat/start HTTP/1.1\r\nHost: gw\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
-
-async function listen (app: App): Promise<number> {
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  return (app.server.address() as { port: number }).port
-}
 
 /** Sends a whole chat start from `from` and keeps the socket, so the test can walk away. */
 async function caller (port: number, from: string): Promise<{ socket: Socket; answer: Promise<string> }> {
@@ -26,13 +20,6 @@ async function caller (port: number, from: string): Promise<{ socket: Socket; an
   const answer = once(socket, 'close').then(() => text)
   socket.write(request)
   return { socket, answer }
-}
-
-async function until (what: string, check: () => boolean | Promise<boolean>, ms = 30_000) {
-  for (const end = Date.now() + ms; !(await check());) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(20)
-  }
 }
 
 async function counter (app: App, name: string, labels: Record<string, string>): Promise<number> {

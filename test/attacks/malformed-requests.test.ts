@@ -1,18 +1,12 @@
 import { connect } from 'node:net'
 import { once } from 'node:events'
 import t from 'tap'
-import type { App } from '../../src/app.js'
-import { build as buildApp, startChat, validBody } from '../helper.js'
+import { build as buildApp, listenLocal as listen, startChat, validBody } from '../helper.js'
 
 const build: typeof buildApp = (t, env = {}, options) => buildApp(t, { RESUME_TOKEN_SECRET: 'm'.repeat(40), ...env }, options)
 
 // Malformed HTTP is refused quietly: a 400 (or nothing once the socket is gone), no error-level
 // line and no stack in the log, and it still counts toward the client's rate limit.
-
-async function listen (app: App): Promise<number> {
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  return (app.server.address() as { port: number }).port
-}
 
 /** Writes raw bytes from `from` and returns whatever came back before the server closed. */
 async function raw (port: number, from: string, bytes: string): Promise<string> {

@@ -4,6 +4,7 @@ import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { until } from '../helper.js'
 import { start } from '../service-process.js'
 
 // One client must not take a replica down by holding connections: a service in its own process
@@ -42,13 +43,6 @@ async function slowAttack (port: number, from: string, count: number, head: stri
   }
 }
 
-async function until (what: string, check: () => boolean, ms = 60_000) {
-  for (const end = Date.now() + ms; !check();) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
-
 /** A request from a chosen source address, on a connection of its own. */
 function call (port: number, from: string, method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -73,17 +67,17 @@ t.test('1,100 slow connections from one address under ulimit -n 1024: the proces
 
   const attack = await slowAttack(port, ATTACKER, SOCKETS, SLOW_HEAD)
   t.teardown(attack.stop)
-  await until('the connections past the per-client cap to be closed', () => attack.closedByServer() >= SOCKETS - 50)
+  await until('the connections past the per-client cap to be closed', () => attack.closedByServer() >= SOCKETS - 50, 60_000)
   t.equal((await call(port, CUSTOMER, 'GET', '/health/live')).status, 200, 'the customer\'s address gets liveness 200')
   const started = await call(port, CUSTOMER, 'POST', '/chat/start', chat)
   t.equal(started.status, 200, 'and a chat start 200')
 
-  await until('the held connections to be closed by the server', () => attack.closedByServer() === SOCKETS)
+  await until('the held connections to be closed by the server', () => attack.closedByServer() === SOCKETS, 60_000)
   t.equal(attack.closedByServer(), SOCKETS, 'every slow connection was closed by the server, none by us')
   t.equal(server.child.exitCode, null, 'the process is still running')
   t.equal((await call(port, CUSTOMER, 'GET', '/health/ready')).status, 200)
 
-  await until('descriptors to return', () => openFiles(pid) <= before.files + 4)
+  await until('descriptors to return', () => openFiles(pid) <= before.files + 4, 60_000)
   t.ok(openFiles(pid) <= before.files + 4, `descriptors back to where they started (${before.files} -> ${openFiles(pid)})`)
   t.ok(rssBytes(pid) < before.rss + 64 * 1024 * 1024, `memory back near where it started (${before.rss} -> ${rssBytes(pid)} bytes RSS)`)
   const metrics = await call(port, CUSTOMER, 'GET', '/metrics')
@@ -96,7 +90,7 @@ t.test('behind a proxy (no per-client cap): the total cap keeps descriptors back
   const attack = await slowAttack(port, ATTACKER, SOCKETS, 'POST /chat/start HTTP/1.1\r\nHost: gw\r\nContent-')
   t.teardown(attack.stop)
   // Partial headers this time: the headers timeout closes them, and the total cap refuses the rest.
-  await until('every slow connection to be closed', () => attack.closedByServer() === SOCKETS)
+  await until('every slow connection to be closed', () => attack.closedByServer() === SOCKETS, 60_000)
   t.equal(server.child.exitCode, null, 'the process is still running')
   t.equal((await call(port, CUSTOMER, 'GET', '/health/live')).status, 200)
   t.equal((await call(port, CUSTOMER, 'POST', '/chat/start', chat)).status, 200)

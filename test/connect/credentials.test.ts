@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createConnectClient } from '../../src/connect/client.js'
 import { startSimulator } from '../../src/simulator/connect.js'
 import { watchCredentials, type CredentialsEvents } from '../../src/connect/credentials.js'
-import { build, startChat, validBody } from '../helper.js'
+import { build, startChat, until, validBody } from '../helper.js'
 
 // Readiness follows credentials. The providers here are the SDK's documented `credentials` option
 // (a function returning a promise of credentials): what a custom provider would be.
@@ -19,13 +19,6 @@ function switchable () {
     return KEYS
   }
   return { state, provider }
-}
-
-async function until (what: string, check: () => boolean, ms = 10_000) {
-  for (const end = Date.now() + ms; !check();) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
 }
 
 t.test('credentials resolve: ready at once, the provider named, the keys never', async (t) => {

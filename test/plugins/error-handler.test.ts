@@ -1,7 +1,7 @@
 import t from 'tap'
 import { connect } from 'node:net'
 import { once } from 'node:events'
-import { build, startChat, validBody } from '../helper.js'
+import { build, listenLocal, startChat, validBody } from '../helper.js'
 
 // One renderer for every error answer: our shape, our words, the headers every answer carries.
 
@@ -27,8 +27,7 @@ t.test('validator wording never reaches the caller: every detail is in our own w
 
 t.test('a URL Fastify cannot decode -> 400 BAD_URL in our shape with our headers', async (t) => {
   const { app } = await build(t)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const socket = connect((app.server.address() as { port: number }).port, '127.0.0.1')
+  const socket = connect(await listenLocal(app), '127.0.0.1')
   await once(socket, 'connect')
   let text = ''
   socket.setEncoding('utf8').on('data', (c: string) => { text += c })

@@ -43,6 +43,22 @@ async function warm (sim: ConnectSimulator, apps: App[]) {
   return { created: sim.stats().created }
 }
 
+/**
+ * Two replicas sharing Redis and one simulator with Connect's quota (5/s, burst 5), warmed, then 100
+ * simultaneous starts spread over them with a 10 s deadline.
+ */
+async function burstOnTwoReplicas (t: Test, pacing: Record<string, string>) {
+  const sim = await startSimulator(QUOTA)
+  t.teardown(() => sim.close())
+  const env = { ...PACING, ...pacing, REDIS_URL: redisTestUrl(), REDIS_KEY_PREFIX: redisKeyPrefix(t), CHAT_START_TIMEOUT_MS: '10000' }
+  const a = await build(t, env, { simulator: sim })
+  const b = await build(t, env, { simulator: sim })
+  await announced(t, env.REDIS_KEY_PREFIX, 2)
+  const before = await warm(sim, [a.app, b.app])
+  const outcomes = await fire([a.app, b.app], 100)
+  return { sim, a, b, before, outcomes }
+}
+
 async function metric (app: App, name: string, labels: Record<string, string> = {}): Promise<number> {
   const m = app.metrics.registry.getSingleMetric(name)
   if (!m) throw new Error(`no metric ${name}`)
@@ -148,15 +164,7 @@ t.test('a retry that cannot get a slot before the deadline is refused at once, n
 
 t.test('two replicas sharing Redis', { skip: await redisSkip() }, async (t) => {
   t.test('100 simultaneous starts into a 5/s quota: paced, the rest 503 at once, none past its deadline', async (t) => {
-    const sim = await startSimulator(QUOTA)
-    t.teardown(() => sim.close())
-    const env = { ...PACING, REDIS_URL: redisTestUrl(), REDIS_KEY_PREFIX: redisKeyPrefix(t), CHAT_START_TIMEOUT_MS: '10000' }
-    const a = await build(t, env, { simulator: sim })
-    const b = await build(t, env, { simulator: sim })
-    await announced(t, env.REDIS_KEY_PREFIX, 2)
-    const before = await warm(sim, [a.app, b.app])
-
-    const outcomes = await fire([a.app, b.app], 100)
+    const { sim, a, b, before, outcomes } = await burstOnTwoReplicas(t, {})
     const ok = outcomes.filter((o) => o.status === 200).length
     // rate x deadline + burst = 55 at most; pacing keeps one burst token and 500 ms for the call.
     t.ok(ok > 4 && ok <= 55, `${ok} started`)
@@ -204,15 +212,7 @@ t.test('two replicas sharing Redis', { skip: await redisSkip() }, async (t) => {
   })
 
   t.test('pacing set twice too high: the rate drops to the quota, waiting starts re-planned and refused at once', async (t) => {
-    const sim = await startSimulator(QUOTA)
-    t.teardown(() => sim.close())
-    const env = { ...PACING, CONNECT_RATE_LIMIT: '10', CONNECT_BURST: '10', REDIS_URL: redisTestUrl(), REDIS_KEY_PREFIX: redisKeyPrefix(t), CHAT_START_TIMEOUT_MS: '10000' }
-    const a = await build(t, env, { simulator: sim })
-    const b = await build(t, env, { simulator: sim })
-    await announced(t, env.REDIS_KEY_PREFIX, 2)
-    const before = await warm(sim, [a.app, b.app])
-
-    const outcomes = await fire([a.app, b.app], 100)
+    const { sim, a, b, before, outcomes } = await burstOnTwoReplicas(t, { CONNECT_RATE_LIMIT: '10', CONNECT_BURST: '10' })
     const ok = outcomes.filter((o) => o.status === 200).length
     t.equal(sim.stats().created - before.created, ok, 'one chat per start')
     const refused = outcomes.filter((o) => o.status !== 200)
