@@ -12,34 +12,49 @@ declare module 'fastify' {
   }
 }
 
+interface Client { address: string; key: string }
+const UNKNOWN: Client = { address: 'unknown', key: 'unknown' }
+const socketClients = new WeakMap<Socket, Client>()
+
+/**
+ * The peer of a connection, normalised once for its whole life: the connection budget counts it,
+ * and every request on it starts from it. Taken at connection time, it survives the socket being
+ * destroyed (a broken chunked body), when Node no longer reports the address.
+ */
+export function socketClient (socket: Socket): Client {
+  let client = socketClients.get(socket)
+  if (client === undefined) {
+    const address = normalizeAddress(socket.remoteAddress)
+    client = address === undefined ? UNKNOWN : { address, key: clientKey(address) }
+    socketClients.set(socket, client)
+  }
+  return client
+}
+
 /**
  * Settles who the caller is once, first thing, so every later hook keys on the same value: the rate
  * limit, the Idempotency-Key binding and the request log. The socket's address is taken when the
  * connection opens: a request whose socket is already destroyed (a broken chunked body) still has one.
  */
 async function clientAddressPlugin (app: FastifyInstance, { trustProxy }: { trustProxy: boolean | string[] }) {
-  const socketAddresses = new WeakMap<Socket, string>()
-  app.server.on('connection', (socket: Socket) => {
-    const address = normalizeAddress(socket.remoteAddress)
-    if (address) socketAddresses.set(socket, address)
-  })
+  app.server.on('connection', socketClient)
 
-  function resolve (request: FastifyRequest): string {
-    const socket = request.raw.socket
-    const own = socketAddresses.get(socket) ?? normalizeAddress(socket.remoteAddress)
-    if (trustProxy === false) return own ?? 'unknown'
+  function resolve (request: FastifyRequest): Client {
+    const own = socketClient(request.raw.socket)
+    if (trustProxy === false) return own
     let forwarded: string | undefined
     // proxy-addr needs the live socket; a destroyed one (or a header it cannot read) means no answer.
-    try { forwarded = request.ip } catch { forwarded = undefined }
-    return normalizeAddress(forwarded) ?? own ?? 'unknown'
+    try { forwarded = normalizeAddress(request.ip) } catch { forwarded = undefined }
+    return forwarded === undefined ? own : { address: forwarded, key: clientKey(forwarded) }
   }
 
   app.decorateRequest('clientAddress', '')
   app.decorateRequest('clientKey', '')
   // Callback-style hooks on the hot path: an async one costs a promise and a microtask per request.
   app.addHook('onRequest', (request, _reply, done) => {
-    request.clientAddress = resolve(request)
-    request.clientKey = request.clientAddress === 'unknown' ? 'unknown' : clientKey(request.clientAddress)
+    const { address, key } = resolve(request)
+    request.clientAddress = address
+    request.clientKey = key
     done()
   })
 }

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
-import { clientKey, normalizeAddress } from '../client-address.js'
+import { socketClient } from './client-address.js'
 
 export interface ConnectionBudgetOptions {
   /** Open connections one client address may hold; 0 turns the cap off. */
@@ -50,9 +50,8 @@ async function connectionBudget (app: FastifyInstance, options: ConnectionBudget
 
   const open = new Map<string, number>()
   app.server.on('connection', (socket: Socket) => {
-    const address = normalizeAddress(socket.remoteAddress)
-    if (address === undefined) return
-    const key = clientKey(address)
+    const { key } = socketClient(socket)
+    if (key === 'unknown') return
     const count = open.get(key) ?? 0
     if (count >= options.perClient) {
       app.metrics.connectionsRefused.inc({ reason: 'per_client' })
