@@ -10,7 +10,7 @@ import t from 'tap'
 import { startSimulator } from '../src/simulator/connect.js'
 import { heldRequest } from './held-request.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from './redis.js'
-import { ROOT, start } from './service-process.js'
+import { ROOT, start, typescriptArgs } from './service-process.js'
 
 // The real entry point in a process of its own: signals, exit codes, and the production build.
 
@@ -236,7 +236,7 @@ t.test('credentials from the environment: the provider is logged, never the keys
 })
 
 t.test('npm run dev listens on 127.0.0.1 unless HOST says otherwise', async (t) => {
-  const dev = start(t, { HOST: '', LOG_LEVEL: 'info' }, { args: ['--import', 'tsx', 'demo/dev.ts'] })
+  const dev = start(t, { HOST: '', LOG_LEVEL: 'info' }, { args: typescriptArgs('demo/dev.ts') })
   const base = await dev.listening()
   t.match(base, /^http:\/\/127\.0\.0\.1:\d+$/)
   t.match(dev.lines.find((l) => l.msg === 'connect-chat-gateway starting'), { settings: { HOST: '127.0.0.1', ALLOWED_ATTRIBUTES: 'topic,language' }, connect: 'simulator' })

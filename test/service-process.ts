@@ -22,15 +22,25 @@ export interface StartOptions {
 export function serviceEnv (env: Record<string, string>, keepCoverage = false): NodeJS.ProcessEnv {
   const clean: NodeJS.ProcessEnv = {}
   const ours = new Set(Object.keys(EnvSchema.properties))
-  // NODE_V8_COVERAGE stays out: coverage written by a child running the temporary build refers to
-  // files deleted at teardown, and tap's report then drops every other file's coverage.
-  // A child running src/ from this checkout keeps it, so src/server.ts is measured like the rest.
+  // NODE_V8_COVERAGE stays out of a child running the temporary build: its coverage would refer to
+  // files deleted at teardown. A child running src/ from this checkout keeps it.
   for (const [k, v] of Object.entries(process.env)) if (!ours.has(k) && !k.startsWith('AWS_') && (keepCoverage || k !== 'NODE_V8_COVERAGE')) clean[k] = v
   return { ...clean, AWS_EC2_METADATA_DISABLED: 'true', PORT: '0', HOST: '127.0.0.1', ...env }
 }
 
+/**
+ * Node's arguments to run one of this checkout's TypeScript files in a child, with the test runner's
+ * own loader. tap merges the coverage of every process by file and reads it through one source map
+ * per file, so a file compiled by two different loaders (the runner's and tsx) is measured against
+ * the wrong map, and whole files drop out of the report depending on the order it reads them in.
+ */
+export function typescriptArgs (entry: string): string[] {
+  const runnerLoader = process.execArgv.some((a) => /typescript|ts-node|tsx/.test(a))
+  return runnerLoader ? [...process.execArgv, entry] : ['--import', 'tsx', entry]
+}
+
 export function start (t: Test, env: Record<string, string>, options: StartOptions = {}) {
-  const { args = ['--import', 'tsx', 'src/server.ts'], cwd = ROOT, maxOpenFiles } = options
+  const { args = typescriptArgs('src/server.ts'), cwd = ROOT, maxOpenFiles } = options
   const child = maxOpenFiles === undefined
     ? spawn(process.execPath, args, { cwd, env: serviceEnv(env, cwd === ROOT), stdio: ['ignore', 'pipe', 'pipe'] })
     : spawn('bash', ['-c', `ulimit -n ${maxOpenFiles} && exec "$0" "$@"`, process.execPath, ...args], { cwd, env: serviceEnv(env, cwd === ROOT), stdio: ['ignore', 'pipe', 'pipe'] })

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { demoHarness, launchBrowser, screenshot, until } from './harness.js'
+import { typescriptArgs } from '../service-process.js'
 
 const STORAGE_KEY = 'connect-chat-gateway-demo:previous-chat'
 const env = { RATE_LIMIT_MAX: '1000' }
@@ -125,7 +126,7 @@ if (browser) {
 
   t.test('npm run dev prints both URLs; its demo page starts a chat; SIGTERM exits 0', async (t) => {
     const { ALLOWED_ORIGINS: _o, DEMO_PORT: _d, ...inherited } = process.env
-    const dev = spawn(process.execPath, ['--import', 'tsx', 'demo/dev.ts'], {
+    const dev = spawn(process.execPath, typescriptArgs('demo/dev.ts'), {
       cwd: fileURLToPath(new URL('../../', import.meta.url)),
       env: { ...inherited, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe']

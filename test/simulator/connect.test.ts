@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { typescriptArgs } from '../service-process.js'
 import {
   ConnectClient,
   ConnectServiceException,
@@ -512,7 +513,7 @@ t.test('log receives one line per answer without secrets', async (t) => {
 
 t.test('CLI prints its URL, serves the control API and exits on SIGTERM', async (t) => {
   const entry = fileURLToPath(new URL('../../src/simulator/main.ts', import.meta.url))
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+  const child = spawn(process.execPath, typescriptArgs(entry), {
     env: { ...process.env, SIM_RATE: '1', SIM_BURST: '1', SIM_MAX_ACTIVE_CHATS: '5', SIM_LATENCY_MS: '1' },
     stdio: ['ignore', 'pipe', 'pipe']
   })
