@@ -5,7 +5,8 @@
  *
  *   npm run bench                      # everything, about 4 minutes
  *   npm run bench -- --quick           # shorter runs, no soak (a smoke check, not figures)
- *   npm run bench -- --profile         # also CPU-profile the happy path (node --cpu-prof) and summarise it
+ *   npm run bench -- --profile         # also CPU-profile the happy path (node --cpu-prof) and summarise it;
+ *                                      # with --only, the refusal rows it names are profiled too
  *   npm run bench -- --only=happy,floor --set=LOG_LEVEL=warn   # what-if: extra service settings
  *   npm run bench -- --no-compile      # reuse node_modules/.cache/ccg-bench as it is
  *   npm run bench -- --only=soak --rate=600   # only the memory soak, at a chosen rate
@@ -446,10 +447,19 @@ async function main () {
     if (PROFILE) {
       const dir = join(OUT, 'profiles')
       mkdirSync(dir, { recursive: true })
-      for (const rate of [FIXED_RATE, undefined]) {
+      for (const rate of !ONLY || ONLY.includes('happy') ? [FIXED_RATE, undefined] : []) {
         process.stdout.write(`\nbench: profiling the happy path ${rate === undefined ? 'saturated' : `at ${rate} req/s`} (node --cpu-prof) ...\n`)
         const before = new Set(readdirSync(dir))
         await measure(byName('happy'), simUrl, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`], rate })
+        await sleep(500)
+        const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f)).sort().at(-1)
+        if (file) process.stdout.write(`${summarizeProfile(join(dir, file))}\n(profile: ${join(dir, file)})\n`)
+      }
+      // Refusal rows named in --only are profiled saturated too (bare Fastify as their yardstick).
+      for (const name of ['bare', '400', '403', '429', '429-redis'].filter((n) => ONLY?.includes(n))) {
+        process.stdout.write(`\nbench: profiling ${byName(name).label}, saturated (node --cpu-prof) ...\n`)
+        const before = new Set(readdirSync(dir))
+        await measure(byName(name), simUrl, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] })
         await sleep(500)
         const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f)).sort().at(-1)
         if (file) process.stdout.write(`${summarizeProfile(join(dir, file))}\n(profile: ${join(dir, file)})\n`)
