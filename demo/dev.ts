@@ -84,7 +84,9 @@ app.addHook('onClose', async () => {
 // The same shutdown as `npm start`: in-flight starts finish, then the demo page and the simulator close.
 closeWithGrace({
   delay: config.SHUTDOWN_GRACE_MS,
-  logger: { error: (msg: unknown) => app.log.error(msg) }
+  logger: { error: (msg: unknown) => app.log.error(msg) },
+  // close-with-grace shuts down on SIGHUP too; here SIGHUP reloads WIDGETS_FILE (below).
+  skip: ['SIGHUP']
 }, async ({ err }) => {
   if (err) app.log.error({ err }, 'closing after an unexpected error')
   await app.close()

@@ -50,7 +50,9 @@ let metricsServer: MetricsServer | undefined
 
 closeWithGrace({
   delay: config.SHUTDOWN_GRACE_MS,
-  logger: { error: (msg: unknown) => app.log.error(msg) }
+  logger: { error: (msg: unknown) => app.log.error(msg) },
+  // close-with-grace shuts down on SIGHUP too; here SIGHUP reloads WIDGETS_FILE (below).
+  skip: ['SIGHUP']
 }, async ({ signal, err }) => {
   if (err) app.log.error({ err }, 'closing after an unexpected error')
   else app.log.info({ signal, graceMs: config.SHUTDOWN_GRACE_MS }, 'shutting down')

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises'
+import { copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
@@ -77,6 +77,42 @@ t.test('SIGINT with Redis configured: closing Redis does not hold the shutdown; 
   server.child.kill('SIGINT')
   t.same(await server.exited, { code: 0, signal: null })
   t.ok(server.lines.some((l) => l.msg === 'shut down cleanly'))
+})
+
+t.test('SIGHUP re-reads WIDGETS_FILE: a new widget is served, a broken file is refused and logged, the process stays up', async (t) => {
+  const sim = await startSimulator()
+  t.teardown(() => sim.close())
+  const dir = await mkdtemp(join(tmpdir(), 'ccg-widgets-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const file = join(dir, 'widgets.json')
+  const origin = 'https://shop.example.com'
+  const widget = (id: string) => ({ id, contactFlowId: `flow-${id}`, allowedOrigins: [origin] })
+  await writeFile(file, JSON.stringify({ widgets: [widget('sales')] }))
+  const server = start(t, { CONNECT_SIMULATOR: 'true', AWS_ENDPOINT_URL_CONNECT: sim.url, ALLOWED_ORIGINS: origin, WIDGETS_FILE: file, LOG_LEVEL: 'info' })
+  const base = await server.listening()
+  const startOn = (id: string) => fetch(`${base}/chat/start/${id}`, {
+    method: 'POST', headers: { 'content-type': 'application/json', origin }, body: JSON.stringify({ ParticipantDetails: { DisplayName: 'Ann' } })
+  })
+  t.equal((await startOn('sales')).status, 200)
+  t.equal((await startOn('support')).status, 404, 'not in the file yet')
+
+  await writeFile(file, JSON.stringify({ widgets: [widget('sales'), widget('support')] }))
+  server.child.kill('SIGHUP')
+  const applied = await server.waitFor('reloaded', (l) => String(l.msg).startsWith('widget profiles reloaded'))
+  t.same(applied.widgets, ['sales', 'support'])
+  t.equal((await startOn('support')).status, 200, 'the new widget is served without a restart')
+  t.equal(sim.requests.at(-1)?.input.ContactFlowId, 'flow-support', 'with its own flow')
+
+  await writeFile(file, '{ "widgets": [ { "id": "sales" ')
+  server.child.kill('SIGHUP')
+  const refused = await server.waitFor('not reloaded', (l) => String(l.msg).startsWith('widget profiles NOT reloaded'))
+  t.equal(refused.level, 50)
+  t.equal((await startOn('support')).status, 200, 'the profiles in use stay')
+  t.equal((await fetch(`${base}/health/ready`)).status, 200, 'and the process is up and ready')
+  t.equal(server.child.exitCode, null)
+  t.match(await (await fetch(`${base}/metrics`)).text(), /ccg_widget_reloads_total\{result="applied"\} 1[\s\S]*ccg_widget_reloads_total\{result="refused"\} 1|ccg_widget_reloads_total\{result="refused"\} 1[\s\S]*ccg_widget_reloads_total\{result="applied"\} 1/)
+  server.child.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null })
 })
 
 t.test('a bad or missing setting stops the process with exit 1 and a message naming it', async (t) => {
