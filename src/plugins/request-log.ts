@@ -3,6 +3,13 @@ import fp from 'fastify-plugin'
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** What a route adds to its request's one log line (a started chat's contact id); null until then. */
+    logFields: Record<string, unknown> | null
+  }
+}
+
 /** UUIDs, nginx's $request_id, ALB and X-Ray style ids; nothing that could forge a log line. */
 const WELL_FORMED_ID = /^[A-Za-z0-9._:=+/-]{1,128}$/
 
@@ -25,9 +32,11 @@ const QUIET_ROUTES = new Set(['/health/live', '/health/ready', '/metrics'])
 
 /**
  * One line per request, written when the answer is sent: what an operator needs to find a
- * request, and nothing a customer typed (no headers, no body, no query string).
+ * request, and nothing a customer typed (no headers, no body, no query string). A route adds its
+ * outcome through `request.logFields` rather than a line of its own.
  */
 async function requestLog (app: FastifyInstance) {
+  app.decorateRequest('logFields', null)
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
     done()
@@ -43,7 +52,8 @@ async function requestLog (app: FastifyInstance) {
       ...(route === undefined ? { path: requestPath(request.url) } : {}),
       statusCode: reply.statusCode,
       responseTime: Math.round(reply.elapsedTime * 10) / 10,
-      remoteAddress: request.clientAddress
+      remoteAddress: request.clientAddress,
+      ...request.logFields
     }, 'request completed')
     done()
   })

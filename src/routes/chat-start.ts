@@ -98,7 +98,7 @@ const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (
     }
     await persistentChat?.spend()
     const resumeToken = await trust.issueResumeToken(chat, persistentChat, customer)
-    request.log.info({ contactId: chat.contactId, persistent: persistentChat !== undefined }, 'chat started')
+    request.logFields = { contactId: chat.contactId, persistent: persistentChat !== undefined }
     return {
       data: {
         startChatResult: {

@@ -35,7 +35,8 @@ t.test('without X-Request-Id every request gets its own UUID, in the answer and 
   t.match(b.headers['x-request-id'], UUID)
   t.not(a.headers['x-request-id'], b.headers['x-request-id'])
   const ofA = lines(logs()).filter((l) => l.reqId === a.headers['x-request-id'])
-  t.same(ofA.map((l) => l.msg), ['chat started', 'request completed'], 'every line of the request carries its id')
+  t.same(ofA.map((l) => l.msg), ['request completed'], 'one line per request, with its id')
+  t.match(ofA[0], { statusCode: 200, contactId: a.json().data.startChatResult.ContactId, persistent: false }, 'a started chat\'s contact id is on it')
 })
 
 t.test('error answers carry the request id too', async (t) => {
@@ -52,7 +53,7 @@ t.test('error answers carry the request id too', async (t) => {
   t.equal(upstream.headers['x-request-id'], 'req-502')
 })
 
-t.test('one line per request: method, route, status, time, address and id; no headers, body or query', async (t) => {
+t.test('one line per request: method, route, status, time, address, id and the chat started; no headers, body or query', async (t) => {
   const { app, logs } = await build(t)
   const res = await app.inject({
     method: 'POST',
@@ -71,7 +72,7 @@ t.test('one line per request: method, route, status, time, address and id; no he
   t.equal(mine.length, 1)
   const line = mine[0]!
   t.same(Object.keys(line).filter((k) => !['level', 'time', 'pid', 'hostname'].includes(k)).sort(),
-    ['method', 'msg', 'remoteAddress', 'reqId', 'responseTime', 'route', 'statusCode'])
+    ['contactId', 'method', 'msg', 'persistent', 'remoteAddress', 'reqId', 'responseTime', 'route', 'statusCode'])
   t.match(line, { level: 30, method: 'POST', route: '/chat/start', statusCode: 200, remoteAddress: '127.0.0.1' })
   t.type(line.responseTime, 'number')
   t.notMatch(logs(), /Query-Secret|Cookie-Secret|Auth-Secret|Agent-Secret/)

@@ -84,7 +84,7 @@ t.test('two profiles: each start reaches Connect with its own flow, instance and
   t.equal(await sample(h, 'ccg_chat_starts_total{outcome="started",widget="support"}'), 1)
   t.equal(await sample(h, 'ccg_chat_starts_total{outcome="started"}'), 1, 'the default profile\'s series as before')
   const lines = h.logs().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
-  t.ok(lines.some((l) => l.msg === 'chat started' && l.widget === 'sales'), 'log lines carry the widget')
+  t.ok(lines.some((l) => l.msg === 'request completed' && l.widget === 'sales' && typeof l.contactId === 'string'), 'log lines carry the widget')
   t.ok(lines.some((l) => l.msg === 'request completed' && l.widget === 'support'))
 })
 
