@@ -279,3 +279,21 @@ t.test('npm run dev listens on 127.0.0.1 unless HOST says otherwise', async (t) 
   dev.child.kill('SIGTERM')
   t.same(await dev.exited, { code: 0, signal: null }, 'close-with-grace: exit 0')
 })
+
+t.test('npm run dev: a DEMO_PORT that is not a port, or is taken, stops it with exit 1 and a message naming DEMO_PORT', async (t) => {
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => taken.close())
+  const port = String((taken.address() as { port: number }).port)
+  const cases: Array<[string, RegExp]> = [
+    ['abc', /DEMO_PORT: "abc" is not a port/],
+    ['70000', /DEMO_PORT: "70000" is not a port/],
+    [port, /the demo page could not listen \(.*EADDRINUSE.*\); set DEMO_PORT to a free port/]
+  ]
+  await Promise.all(cases.map(async ([value, message]) => {
+    const dev = start(t, { DEMO_PORT: value }, { args: typescriptArgs('demo/dev.ts') })
+    t.same(await dev.exited, { code: 1, signal: null }, `exit 1 for DEMO_PORT=${value}`)
+    t.match(dev.stderr(), message)
+    t.notMatch(dev.stderr(), /\n\s+at /, 'no stack')
+  }))
+})
