@@ -2,9 +2,9 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 
 /**
- * The headers every answer carries: the set the OWASP REST Security Cheat Sheet asks of a JSON API.
- * Nothing here is a page, so nothing may frame, sniff or cache it; a chat start answer carries a
- * participant token that no browser or proxy cache may keep. Headers that only steer a document
+ * The headers every answer carries, for a JSON API (docs/security.md lists them). Nothing here is a
+ * page, so nothing may frame, sniff or cache it; a chat start answer carries a participant token
+ * that no browser or proxy cache may keep. Headers that only steer a document
  * (opener and agent-cluster isolation, referrer, DNS prefetch) or long-gone browsers (the XSS
  * auditor, IE's download prompt, Flash's cross-domain policy) are left out: each costs bytes and
  * header handling on every answer, refusals included, and protects nothing on a JSON response.
