@@ -11,6 +11,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { DEFAULT_FAULT_MESSAGE, ERROR_STATUS, deferred, isFault, isRequestRate, TokenBucket, type Fault } from './faults.js'
 import type { SimulatedContact } from './contact.js'
+import { Delays } from './delays.js'
 import { ParticipantService, type ParticipantOptions, type ParticipantSimulator } from './participant.js'
 import {
   checkAuthorization, isObject, MAX_BODY_BYTES, OPERATION_METHOD, OPERATION_PATH, readBody, safeJsonParse, sendJson,
@@ -124,7 +125,7 @@ class Simulator implements ConnectSimulator {
 
   private readonly server: Server
   private readonly sockets = new Set<Socket>()
-  private readonly timers = new Set<NodeJS.Timeout>()
+  private readonly delays = new Delays()
   private readonly scripted: Fault[] = []
   private persistentFault: Fault | null = null
   private latencyMs: number
@@ -226,9 +227,8 @@ class Simulator implements ConnectSimulator {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    // Pending latency/slow timers would otherwise answer on destroyed sockets.
-    for (const timer of this.timers) clearTimeout(timer)
-    this.timers.clear()
+    // Pending latency/slow waits would otherwise answer on destroyed sockets.
+    this.delays.cancel()
     this.participantService?.close()
     const closing = new Promise<void>((resolve) => this.server.close(() => resolve()))
     // server.close() waits for open connections; hanging requests never end on their own.
@@ -336,7 +336,7 @@ class Simulator implements ConnectSimulator {
     const fault = this.nextFault()
     if (fault) {
       this.counters.faulted++
-      if (fault.type === 'slow') await this.sleep(fault.delayMs)
+      if (fault.type === 'slow') await this.delays.sleep(fault.delayMs)
       else return this.applyFault(ex, fault)
     }
 
@@ -361,7 +361,7 @@ class Simulator implements ConnectSimulator {
     if (valid.clientToken !== undefined) {
       this.idempotency.set(valid.clientToken, { expiresAt: Date.now() + IDEMPOTENCY_TTL_MS, response: created.promise })
     }
-    await this.sleep(this.latencyMs)
+    await this.delays.sleep(this.latencyMs)
     this.reserved--
     const response = this.createContact(input, valid)
     created.resolve(response)
@@ -508,19 +508,6 @@ class Simulator implements ConnectSimulator {
       record.errorType = 'InternalServiceException'
     }
     sendJson(res, requestId, 500, { Message: 'Simulator error' }, { 'x-amzn-errortype': 'InternalServiceException' })
-  }
-
-  /** A delay that never keeps the process alive and is cancelled by close(). */
-  private sleep (ms: number): Promise<void> {
-    if (ms <= 0) return Promise.resolve()
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer)
-        resolve()
-      }, ms)
-      timer.unref()
-      this.timers.add(timer)
-    })
   }
 }
 

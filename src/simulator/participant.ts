@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { SimulatedContact } from './contact.js'
+import { Delays } from './delays.js'
 import { ScriptedAgent, type AgentOptions } from './agent.js'
 import { pageTranscript, TranscriptQueryError, type ChatItem, type ParticipantRole, type TranscriptQuery } from './transcript.js'
 import { isObject, sendJson } from './start-chat-wire.js'
@@ -144,12 +145,11 @@ export class ParticipantService implements ParticipantSimulator {
   private readonly connectionTokens = new Map<string, Grant>()
   private readonly websocketTokens = new Map<string, Grant>()
   private readonly rejections: { contactId?: string; errorType: ParticipantErrorType; left: number }[] = []
-  private readonly timers = new Set<NodeJS.Timeout>()
+  private readonly delays = new Delays()
   private readonly hub: SocketHub
   private readonly agent: ScriptedAgent | undefined
   private wsBase = ''
   private counters = ParticipantService.zeroCounters()
-  private closed = false
 
   constructor (
     private readonly source: ContactSource,
@@ -168,7 +168,7 @@ export class ParticipantService implements ParticipantSimulator {
           say: (contactId, text) => this.agentSays(contactId, text),
           end: (contactId) => this.agentEnds(contactId),
           isActive: (contactId) => this.isActive(contactId),
-          sleep: (ms) => this.sleep(ms)
+          sleep: (ms) => this.delays.sleep(ms)
         }, options.agent)
   }
 
@@ -253,9 +253,7 @@ export class ParticipantService implements ParticipantSimulator {
   }
 
   close (): void {
-    this.closed = true
-    for (const timer of this.timers) clearTimeout(timer)
-    this.timers.clear()
+    this.delays.cancel()
     for (const chat of this.chats.values()) if (chat.endTimer) clearTimeout(chat.endTimer)
     this.hub.close()
   }
@@ -593,19 +591,6 @@ export class ParticipantService implements ParticipantSimulator {
       .filter((c) => c.initialContactId === contact.initialContactId && c.contactId !== contact.contactId && c.createdAt <= contact.createdAt)
       .sort((a, b) => a.createdAt - b.createdAt)
     return [...earlier.flatMap((c) => this.chatFor(c).items), ...own]
-  }
-
-  /** A delay that never keeps the process alive; close() cancels it (the promise then never settles). */
-  private sleep (ms: number): Promise<void> {
-    if (this.closed) return new Promise(() => {})
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer)
-        resolve()
-      }, ms)
-      timer.unref()
-      this.timers.add(timer)
-    })
   }
 }
 
