@@ -447,22 +447,21 @@ async function main () {
     if (PROFILE) {
       const dir = join(OUT, 'profiles')
       mkdirSync(dir, { recursive: true })
-      for (const rate of !ONLY || ONLY.includes('happy') ? [FIXED_RATE, undefined] : []) {
-        process.stdout.write(`\nbench: profiling the happy path ${rate === undefined ? 'saturated' : `at ${rate} req/s`} (node --cpu-prof) ...\n`)
+      /** One run of `name` under `node --cpu-prof`, then the summary of the profile it wrote. */
+      const profile = async (name: string, what: string, rate?: number) => {
+        process.stdout.write(`\nbench: profiling ${what} (node --cpu-prof) ...\n`)
         const before = new Set(readdirSync(dir))
-        await measure(byName('happy'), simUrl, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`], rate })
+        await measure(byName(name), simUrl, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`], rate })
         await sleep(500)
         const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f)).sort().at(-1)
         if (file) process.stdout.write(`${summarizeProfile(join(dir, file))}\n(profile: ${join(dir, file)})\n`)
       }
+      for (const rate of !ONLY || ONLY.includes('happy') ? [FIXED_RATE, undefined] : []) {
+        await profile('happy', `the happy path ${rate === undefined ? 'saturated' : `at ${rate} req/s`}`, rate)
+      }
       // Refusal rows named in --only are profiled saturated too (bare Fastify as their yardstick).
       for (const name of ['bare', '400', '403', '429', '429-redis'].filter((n) => ONLY?.includes(n))) {
-        process.stdout.write(`\nbench: profiling ${byName(name).label}, saturated (node --cpu-prof) ...\n`)
-        const before = new Set(readdirSync(dir))
-        await measure(byName(name), simUrl, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] })
-        await sleep(500)
-        const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile') && !before.has(f)).sort().at(-1)
-        if (file) process.stdout.write(`${summarizeProfile(join(dir, file))}\n(profile: ${join(dir, file)})\n`)
+        await profile(name, `${byName(name).label}, saturated`)
       }
     }
     process.stdout.write(`\nbench: done in ${fmt((Date.now() - began) / 1000)} s\n`)
