@@ -51,6 +51,12 @@ export function startChat (app: App, body: unknown, headers: Record<string, stri
   })
 }
 
+/** The value of one sample line of Prometheus text, e.g. `ccg_chat_starts_total{outcome="started"}`; undefined when absent. */
+export function metricSample (text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}
+
 /** Polls until `check` holds; fails naming `what` after `ms`. A bounded wait for an event, not a timing assertion. */
 export async function until (what: string, check: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
   for (const end = Date.now() + ms; !(await check());) {

@@ -1,12 +1,6 @@
 import t from 'tap'
 import { startMetricsServer } from '../../src/plugins/metrics.js'
-import { build, ORIGIN, startChat, validBody } from '../helper.js'
-
-/** The value of one sample line, e.g. `ccg_chat_starts_total{outcome="started"}`; undefined when absent. */
-function sample (text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
-  return line === undefined ? undefined : Number(line.slice(series.length + 1))
-}
+import { build, metricSample, ORIGIN, startChat, validBody } from '../helper.js'
 
 t.test('GET /metrics is Prometheus text that reflects the traffic', async (t) => {
   const { app, sim } = await build(t, { RATE_LIMIT_MAX: '100' })
@@ -23,17 +17,17 @@ t.test('GET /metrics is Prometheus text that reflects the traffic', async (t) =>
   t.equal(res.statusCode, 200)
   t.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/)
   const text = res.body
-  t.equal(sample(text, 'ccg_chat_starts_total{outcome="started"}'), 4)
-  t.equal(sample(text, 'ccg_chat_starts_total{outcome="upstream_misconfigured"}'), 1)
-  t.equal(sample(text, 'ccg_upstream_errors_total{type="ResourceNotFoundException"}'), 1)
-  t.equal(sample(text, 'ccg_upstream_attempts_total'), 6, 'five starts reached Connect, one of them twice')
-  t.equal(sample(text, 'ccg_upstream_retries_total{error="ThrottlingException"}'), 1)
-  t.equal(sample(text, 'ccg_origin_refused_total'), 1)
-  t.equal(sample(text, 'ccg_rate_limited_total'), 0)
-  t.equal(sample(text, 'ccg_chat_start_duration_seconds_count{outcome="started"}'), 4)
-  t.equal(sample(text, 'ccg_http_request_duration_seconds_count{method="POST",route="/chat/start",status_code="200"}'), 4)
-  t.equal(sample(text, 'ccg_http_request_duration_seconds_count{method="POST",route="/chat/start",status_code="502"}'), 1)
-  t.equal(sample(text, 'ccg_upstream_in_flight'), 0)
+  t.equal(metricSample(text, 'ccg_chat_starts_total{outcome="started"}'), 4)
+  t.equal(metricSample(text, 'ccg_chat_starts_total{outcome="upstream_misconfigured"}'), 1)
+  t.equal(metricSample(text, 'ccg_upstream_errors_total{type="ResourceNotFoundException"}'), 1)
+  t.equal(metricSample(text, 'ccg_upstream_attempts_total'), 6, 'five starts reached Connect, one of them twice')
+  t.equal(metricSample(text, 'ccg_upstream_retries_total{error="ThrottlingException"}'), 1)
+  t.equal(metricSample(text, 'ccg_origin_refused_total'), 1)
+  t.equal(metricSample(text, 'ccg_rate_limited_total'), 0)
+  t.equal(metricSample(text, 'ccg_chat_start_duration_seconds_count{outcome="started"}'), 4)
+  t.equal(metricSample(text, 'ccg_http_request_duration_seconds_count{method="POST",route="/chat/start",status_code="200"}'), 4)
+  t.equal(metricSample(text, 'ccg_http_request_duration_seconds_count{method="POST",route="/chat/start",status_code="502"}'), 1)
+  t.equal(metricSample(text, 'ccg_upstream_in_flight'), 0)
   for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
     t.match(text, new RegExp(`^${name} `, 'm'), `default process metric ${name}`)
   }
@@ -43,14 +37,14 @@ t.test('requests refused by the per-client rate limit are counted', async (t) =>
   const { app } = await build(t, { RATE_LIMIT_MAX: '1' })
   t.equal((await startChat(app, validBody())).statusCode, 200)
   t.equal((await startChat(app, validBody())).statusCode, 429)
-  t.equal(sample((await app.inject('/metrics')).body, 'ccg_rate_limited_total'), 1)
+  t.equal(metricSample((await app.inject('/metrics')).body, 'ccg_rate_limited_total'), 1)
 })
 
 t.test('unmatched URLs share one series, so clients cannot grow the label set', async (t) => {
   const { app } = await build(t)
   for (const url of ['/a', '/b', '/c?x=1']) await app.inject(url)
   const text = (await app.inject('/metrics')).body
-  t.equal(sample(text, 'ccg_http_request_duration_seconds_count{method="GET",route="(no route)",status_code="404"}'), 3)
+  t.equal(metricSample(text, 'ccg_http_request_duration_seconds_count{method="GET",route="(no route)",status_code="404"}'), 3)
   t.notMatch(text, /route="\/a"/)
 })
 
@@ -72,7 +66,7 @@ t.test('with METRICS_PORT the public port does not serve /metrics; the metrics p
   const res = await fetch(`${base}/metrics`)
   t.equal(res.status, 200)
   t.match(res.headers.get('content-type'), /^text\/plain/)
-  t.equal(sample(await res.text(), 'ccg_chat_starts_total{outcome="started"}'), 1, 'the app\'s own registry')
+  t.equal(metricSample(await res.text(), 'ccg_chat_starts_total{outcome="started"}'), 1, 'the app\'s own registry')
   t.equal((await fetch(`${base}/chat/start`, { method: 'POST' })).status, 404)
   t.equal((await fetch(`${base}/health/ready`)).status, 404)
   t.equal((await fetch(`${base}/docs/json`)).status, 404, 'no document unless asked for')

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { writeFileSync } from 'node:fs'
 import { startupSummary } from '../../src/config.js'
-import { build, ORIGIN, validBody } from '../helper.js'
+import { build, metricSample, ORIGIN, validBody } from '../helper.js'
 import { mint, secretBytes } from '../trust/tokens.js'
 
 const SALES_ORIGIN = 'https://shop.acme.example'
@@ -55,9 +55,7 @@ const preflight = (h: { app: Awaited<ReturnType<typeof build>>['app'] }, widget:
 
 /** The value of one sample line of /metrics; undefined when absent. */
 async function sample (h: { app: Awaited<ReturnType<typeof build>>['app'] }, series: string): Promise<number | undefined> {
-  const text = (await h.app.inject('/metrics')).body
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
-  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+  return metricSample((await h.app.inject('/metrics')).body, series)
 }
 
 t.test('two profiles: each start reaches Connect with its own flow, instance and fixed attributes', async (t) => {
