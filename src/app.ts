@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ConnectClientConfig } from '@aws-sdk/client-connect'
+import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Config } from './config.js'
 import { ChatStarter, type Pacer } from './connect/chat-starter.js'
@@ -8,7 +9,7 @@ import { createConnectClient } from './connect/client.js'
 import { watchCredentials } from './connect/credentials.js'
 import { createPacer } from './connect/pacer.js'
 import { loggerOptions } from './logger.js'
-import { createMetrics, pacerObserver, retryObserver, starterObserver, type Metrics } from './metrics.js'
+import { createMetrics, pacerObserver, quotaObserver, retryObserver, starterObserver, widgetLabel, type Metrics } from './metrics.js'
 import { errorWithoutStack } from './errors.js'
 import { backgroundErrorReporter, type BackgroundErrorReporter } from './background-errors.js'
 import clientAddress from './plugins/client-address.js'
@@ -23,7 +24,14 @@ import rateLimit from './plugins/rate-limit.js'
 import securityHeaders from './plugins/security-headers.js'
 import widgetPlugin from './plugins/widget.js'
 import chatStartRoute from './routes/chat-start.js'
-import type { TrustPolicy } from './trust/index.js'
+import chatEndRoute from './routes/chat-end.js'
+import chatChallengeRoute from './routes/chat-challenge.js'
+import { createLiveChats } from './chat/live-chats.js'
+import { ChatQuota } from './chat/quota.js'
+import { Contacts } from './connect/contacts.js'
+import { EndTokens } from './trust/end-token.js'
+import { createSpentProofs, HumanCheck, type HumanCheckOptions } from './trust/human-check.js'
+import { createTrustShared, type TrustPolicy } from './trust/index.js'
 import { createRedis } from './redis.js'
 import { createWidgets, type Widgets } from './widgets/index.js'
 
@@ -48,6 +56,10 @@ export interface AppDeps {
   pacer?: Pacer
   /** Longest wait for the first credentials attempt before the app is returned (default 5 s). */
   credentialsWaitMs?: number
+  /** The clock of live-chat counts and tokens; tests move it instead of waiting. */
+  now?: () => number
+  /** Proof-of-work difficulty and the provider's time to answer; tests make both small. */
+  humanCheck?: Pick<HumanCheckOptions, 'pow' | 'verifyTimeoutMs'>
 }
 
 /**
@@ -122,11 +134,27 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   const redis = config.REDIS_URL ? createRedis({ url: config.REDIS_URL }) : undefined
   redis?.on('error', (err) => backgroundError('redis', err))
 
+  // Resume-token keys and spent-token memory, shared by every widget profile; the keys sign end tokens too.
+  const trustOptions = { log: app.log, redis, now: deps.now, onRedisFailed: () => metrics.redisFailOpen.inc({ use: 'resume_tokens' }) }
+  const trustShared = createTrustShared(config, trustOptions)
+  const endTokens = new EndTokens(trustShared.keys, deps.now)
+  // The human check asked of anonymous callers (HUMAN_CHECK); each proof is spent for every replica.
+  const humanCheck = config.HUMAN_CHECK === 'off' ? undefined : new HumanCheck({
+    kind: config.HUMAN_CHECK,
+    when: config.HUMAN_CHECK_WHEN,
+    secret: config.HUMAN_CHECK_SECRET ?? config.resumeSecrets[0] ?? randomBytes(32).toString('hex'),
+    verifyUrl: config.HUMAN_CHECK_VERIFY_URL,
+    spent: createSpentProofs({ redis, keyPrefix: config.REDIS_KEY_PREFIX, now: deps.now }),
+    now: deps.now,
+    ...deps.humanCheck
+  })
+
   // The default profile from the environment, the others from WIDGETS_FILE (re-read by reload()).
   const widgets = createOrDisconnect(redis, () => createWidgets(config, {
     env: deps.env,
     defaultTrust: deps.trust,
-    trust: { log: app.log, redis, onRedisFailed: () => metrics.redisFailOpen.inc({ use: 'resume_tokens' }) },
+    humanCheck,
+    trust: { ...trustOptions, shared: trustShared },
     onReload: (result) => {
       metrics.widgetReloads.inc({ result: result.ok ? 'applied' : 'refused' })
       if (result.ok) {
@@ -177,6 +205,22 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     pacer,
     ...starterObserver(metrics)
   })
+  // Connect's concurrent-chat quota: live chats per caller, for anonymous callers, and in all.
+  const contacts = new Contacts(client, config.CONNECT_ATTEMPT_TIMEOUT_MS)
+  const quota = new ChatQuota({
+    liveChats: createLiveChats({ redis, keyPrefix: config.REDIS_KEY_PREFIX, now: deps.now }),
+    limits: {
+      perCaller: config.MAX_OPEN_CHATS_PER_CALLER,
+      total: config.CONNECT_MAX_ACTIVE_CHATS,
+      anonymous: Math.floor(config.CONNECT_MAX_ACTIVE_CHATS * config.ANONYMOUS_CHAT_SHARE)
+    },
+    hasEnded: (chat) => contacts.hasEnded(chat),
+    // A seat outlives the start it was taken for (pacing, retries), then frees itself.
+    pendingMs: config.CHAT_START_TIMEOUT_MS + 5_000,
+    now: deps.now,
+    events: quotaObserver(metrics, app.log)
+  })
+  metrics.liveChatsSource(() => quota.counts())
   app.addHook('onClose', async () => {
     credentials.close()
     await pacer?.close?.()
@@ -204,7 +248,18 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
   await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason })
   await app.register(rateLimit, { config, redis })
-  await app.register(chatStartRoute, { config, starter })
+  await app.register(chatStartRoute, {
+    config,
+    deps: {
+      starter,
+      quota,
+      endTokens,
+      maxDuration: { all: config.MAX_CHAT_DURATION_MINUTES, anonymous: config.ANONYMOUS_MAX_CHAT_DURATION_MINUTES },
+      onRefused: (error, widget) => metrics.chatStarts.inc({ outcome: error.code.toLowerCase(), ...widgetLabel(widget.named) })
+    }
+  })
+  await app.register(chatEndRoute, { deps: { contacts, quota, endTokens }, rateLimit: { max: 2 * config.RATE_LIMIT_MAX, timeWindow: config.rateLimitWindowMs } })
+  await app.register(chatChallengeRoute, { rateLimit: { max: 3 * config.RATE_LIMIT_MAX, timeWindow: config.rateLimitWindowMs } })
 
   await credentials.firstAttempt
 

@@ -53,7 +53,16 @@ export const EnvSchema = Type.Object({
   CUSTOMER_JWT_MAX_AGE: Type.String({ default: '1 hour', minLength: 1, description: 'longest lifetime (exp - iat) a customer token may have' }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'serve /metrics (and in production the OpenAPI document) on this port only; 9464 in production' })),
   SHUTDOWN_GRACE_MS: Int(15_000, 100, 600_000, 'time in-flight starts get to finish on SIGTERM'),
-  WIDGETS_FILE: OptionalString('JSON file of widget profiles served at /chat/start/:widget (re-read on SIGHUP); the environment describes the default profile')
+  WIDGETS_FILE: OptionalString('JSON file of widget profiles served at /chat/start/:widget (re-read on SIGHUP); the environment describes the default profile'),
+  MAX_OPEN_CHATS_PER_CALLER: Int(3, 1, 1_000, 'live chats one caller (verified subject, else client address) may hold; past it 429 TOO_MANY_OPEN_CHATS'),
+  CONNECT_MAX_ACTIVE_CHATS: Int(100, 1, 1_000_000, 'the instance\'s concurrent active chat quota (Connect\'s default is 100); the gateway keeps its live chats under it'),
+  ANONYMOUS_CHAT_SHARE: Type.Number({ default: 0.8, minimum: 0, maximum: 1, description: 'share of CONNECT_MAX_ACTIVE_CHATS anonymous callers may hold together; the rest is kept for verified customers' }),
+  MAX_CHAT_DURATION_MINUTES: Int(1500, 60, 10_080, 'longest chat the gateway opens; a larger ChatDurationInMinutes is lowered to it'),
+  ANONYMOUS_MAX_CHAT_DURATION_MINUTES: Int(180, 60, 10_080, 'longest chat an anonymous caller gets; every anonymous chat is sent with a duration within it'),
+  HUMAN_CHECK: Type.Enum(['off', 'pow', 'turnstile', 'hcaptcha', 'recaptcha'], { default: 'off', description: 'human check asked of anonymous callers: off, pow (self-hosted ALTCHA), turnstile, hcaptcha or recaptcha' }),
+  HUMAN_CHECK_WHEN: Type.Enum(['always', 'busy'], { default: 'busy', description: 'always, or busy: only while anonymous live chats are above half their share' }),
+  HUMAN_CHECK_SECRET: OptionalString('the provider\'s secret key (turnstile, hcaptcha, recaptcha); for pow, the challenge signing key (else RESUME_TOKEN_SECRET\'s first key)'),
+  HUMAN_CHECK_VERIFY_URL: OptionalString('where provider tokens are verified instead of the provider\'s own address (a proxy, or the simulator)')
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -215,6 +224,15 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (env.CUSTOMER_JWKS_URL !== undefined) {
     try { new URL(env.CUSTOMER_JWKS_URL) } catch { throw new ConfigError('CUSTOMER_JWKS_URL: not a URL') }
   }
+  if (env.HUMAN_CHECK !== 'off' && env.HUMAN_CHECK !== 'pow' && env.HUMAN_CHECK_SECRET === undefined) {
+    throw new ConfigError(`HUMAN_CHECK_SECRET: required with HUMAN_CHECK=${env.HUMAN_CHECK} (the provider's secret key)`)
+  }
+  if (env.HUMAN_CHECK_VERIFY_URL !== undefined && !URL.canParse(env.HUMAN_CHECK_VERIFY_URL)) {
+    throw new ConfigError('HUMAN_CHECK_VERIFY_URL: not a URL')
+  }
+  if (env.HUMAN_CHECK === 'pow' && env.HUMAN_CHECK_SECRET === undefined && resumeSecrets.length === 0 && production) {
+    throw new ConfigError('HUMAN_CHECK_SECRET: HUMAN_CHECK=pow needs a signing key shared by every replica (HUMAN_CHECK_SECRET, or RESUME_TOKEN_SECRET)')
+  }
 
   // Each setting once, in the form the service uses; a raw copy beside it would invite reading the wrong one.
   const {
@@ -252,7 +270,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
 export type Config = ReturnType<typeof loadConfig>
 
 /** Settings whose value is a secret (REDIS_URL may hold a password): shown only as set or unset. */
-const SECRET_SETTINGS = new Set<string>(['CUSTOMER_JWT_SECRET', 'REDIS_URL'])
+const SECRET_SETTINGS = new Set<string>(['CUSTOMER_JWT_SECRET', 'REDIS_URL', 'HUMAN_CHECK_SECRET'])
 
 const setOrUnset = (isSet: boolean) => isSet ? 'set' : 'unset'
 

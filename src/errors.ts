@@ -152,3 +152,44 @@ export class DeadlineExceeded extends GatewayError {
   readonly statusCode = 504
   readonly code = 'DEADLINE_EXCEEDED'
 }
+
+/** The caller already holds MAX_OPEN_CHATS_PER_CALLER live chats. */
+export class TooManyOpenChats extends GatewayError {
+  readonly statusCode = 429
+  readonly code = 'TOO_MANY_OPEN_CHATS'
+}
+
+/**
+ * Anonymous callers together hold their share of the instance's chats (or every chat is taken): the
+ * rest is kept for verified customers.
+ */
+export class ChatCapacityReserved extends GatewayError {
+  readonly statusCode = 503
+  readonly code = 'CHAT_CAPACITY_RESERVED'
+}
+
+/** An end token that is forged, expired, or for another widget. */
+export class EndTokenRefused extends GatewayError {
+  readonly statusCode = 403
+  readonly code = 'END_TOKEN_REFUSED'
+}
+
+/** An anonymous start without a valid, unused human-check proof while one is asked for. */
+export class HumanCheckRequired extends GatewayError {
+  readonly statusCode = 403
+  readonly code = 'HUMAN_CHECK_REQUIRED'
+  /** Which check the caller must pass: pow, turnstile, hcaptcha or recaptcha. */
+  humanCheck?: string
+}
+
+/** The human-check provider did not answer in time: the start is refused, not waved through. */
+export class HumanCheckUnavailable extends GatewayError {
+  readonly statusCode = 503
+  readonly code = 'HUMAN_CHECK_UNAVAILABLE'
+}
+
+/** A decision that must hold across replicas could not be confirmed in Redis: refused, not guessed. */
+export class StateUnavailable extends GatewayError {
+  readonly statusCode = 503
+  readonly code = 'STATE_UNAVAILABLE'
+}

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { ChatQuotaEvents } from './chat/quota.js'
 import type { ChatStarterOptions } from './connect/chat-starter.js'
 import type { RetryObserver } from './connect/client.js'
 import type { PacerEvents } from './connect/pacer.js'
@@ -11,6 +12,7 @@ import type { PacerEvents } from './connect/pacer.js'
 export interface MetricSources { upstreamInFlight?: () => number }
 
 export function createMetrics (sources: MetricSources = {}) {
+  let liveChats: (() => Promise<{ anonymous: number; verified: number }>) | undefined
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const registers = [registry]
@@ -53,7 +55,20 @@ export function createMetrics (sources: MetricSources = {}) {
     }),
     backgroundErrors: new Counter({ name: 'ccg_background_errors_total', help: 'Errors in timers and background work, survived', labelNames: ['source'] as const, registers }),
     pacingSlowdowns: new Counter({ name: 'ccg_pacing_slowdowns_total', help: 'Times pacing slowed down because Connect throttled anyway', registers }),
-    pacingRate: new Gauge({ name: 'ccg_pacing_rate', help: 'StartChatContact calls per second pacing aims at for the whole deployment, as learned from throttling', registers })
+    pacingRate: new Gauge({ name: 'ccg_pacing_rate', help: 'StartChatContact calls per second pacing aims at for the whole deployment, as learned from throttling', registers }),
+    liveChats: new Gauge({
+      name: 'ccg_live_chats', help: 'Chats the deployment counts as live on Connect (starting ones included), by caller: anonymous or verified', labelNames: ['caller'] as const, registers,
+      async collect () {
+        if (!liveChats) return
+        const counts = await liveChats()
+        this.set({ caller: 'anonymous' }, counts.anonymous)
+        this.set({ caller: 'verified' }, counts.verified)
+      }
+    }),
+    liveChatsFreed: new Counter({ name: 'ccg_live_chats_freed_total', help: 'Counted chats Connect said had ended (DescribeContact), freed before a refusal', registers }),
+    chatsEnded: new Counter({ name: 'ccg_chats_ended_total', help: 'POST /chat/end by outcome: stopped, or already_ended', labelNames: ['outcome'] as const, registers }),
+    /** Where ccg_live_chats reads its counts (the live-chat ledger, built after the metrics). */
+    liveChatsSource (source: () => Promise<{ anonymous: number; verified: number }>) { liveChats = source }
   }
   // The default profile's refusal counters read 0 from the start, as they did before they had a label.
   metrics.rateLimited.inc(0)
@@ -64,6 +79,19 @@ export function createMetrics (sources: MetricSources = {}) {
 export type Metrics = ReturnType<typeof createMetrics>
 
 // --- What the Connect side reports, turned into metrics and log lines ------------------------------
+
+/** The chat quota: chats Connect said had ended, and one log line per loss and return of shared state. */
+export function quotaObserver (metrics: Metrics, log: Pick<Logger, 'info' | 'warn'>): ChatQuotaEvents {
+  return {
+    freed: () => metrics.liveChatsFreed.inc(),
+    describeFailed: (err) => log.warn({ reason: (err as { code?: string })?.code ?? 'unknown' }, 'DescribeContact failed: the chat stays counted'),
+    stateLost: (err) => {
+      metrics.redisFailOpen.inc({ use: 'live_chats' })
+      log.warn({ reason: (err as Error)?.message }, 'Redis unreachable: anonymous chat starts are refused (503 STATE_UNAVAILABLE) and verified ones go on uncounted until it is back')
+    },
+    stateBack: () => log.info('Redis reachable again: live chats are counted for every replica again')
+  }
+}
 
 type Log = Pick<Logger, 'info' | 'warn'>
 

@@ -20,5 +20,6 @@ export const ErrorReply = Type.Object({
   error: Type.String(),
   code: Type.String(),
   message: Type.String(),
-  details: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() })))
+  details: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+  humanCheck: Type.Optional(Type.String({ description: 'with HUMAN_CHECK_REQUIRED: the check to pass (pow, turnstile, hcaptcha, recaptcha)' }))
 })

@@ -2,13 +2,13 @@ import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, Fa
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
-import { GatewayError, HeadersTooLarge, MalformedRequest, RequestTimedOut, RouteNotFound, ValidationFailed, type ProblemDetail } from '../errors.js'
+import { GatewayError, HeadersTooLarge, HumanCheckRequired, MalformedRequest, RequestTimedOut, RouteNotFound, ValidationFailed, type ProblemDetail } from '../errors.js'
 import { requestPath } from './request-log.js'
 import { SECURITY_HEADERS } from './security-headers.js'
 
 const MAX_DETAILS = 20
 
-interface ErrorBody { statusCode: number; error: string; code: string; message: string; details?: ProblemDetail[] }
+interface ErrorBody { statusCode: number; error: string; code: string; message: string; details?: ProblemDetail[]; humanCheck?: string }
 
 function body (statusCode: number, code: string, message: string, details?: ProblemDetail[]): ErrorBody {
   return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', code, message, ...(details ? { details } : {}) }
@@ -75,7 +75,10 @@ const FASTIFY_CODES: Record<string, [number, string, string]> = {
 /** The one renderer: every error answer's status, body and Retry-After, whoever raised it. */
 export function toErrorBody (error: FastifyError | GatewayError | Error): { body: ErrorBody; retryAfter?: number } {
   if (error instanceof GatewayError) {
-    return { body: body(error.statusCode, error.code, error.message, error.details?.slice(0, MAX_DETAILS)), retryAfter: error.retryAfterSeconds }
+    const rendered = body(error.statusCode, error.code, error.message, error.details?.slice(0, MAX_DETAILS))
+    // The widget needs to know which check to show; nothing else about the refusal is told.
+    if (error instanceof HumanCheckRequired && error.humanCheck !== undefined) rendered.humanCheck = error.humanCheck
+    return { body: rendered, retryAfter: error.retryAfterSeconds }
   }
   const fe = error as FastifyError
   if (fe.validation) {

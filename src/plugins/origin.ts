@@ -45,7 +45,7 @@ async function originPolicy (app: FastifyInstance, { config }: OriginPolicyOptio
   }
   const common: FastifyCorsOptions = {
     methods: ['POST'],
-    allowedHeaders: ['content-type', 'idempotency-key', 'authorization'],
+    allowedHeaders: ['content-type', 'idempotency-key', 'authorization', 'human-check'],
     // Widgets may read these on a 429/503 to back off.
     exposedHeaders: ['retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'],
     maxAge: PREFLIGHT_MAX_AGE_SECONDS,

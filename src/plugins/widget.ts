@@ -14,10 +14,12 @@ export interface WidgetPluginOptions { widgets: Widgets }
 
 export const WIDGET_ROUTE = '/chat/start/:widget'
 // A preflight is routed to the CORS plugin's catch-all, so its widget is read from the path itself.
-const WIDGET_PATH = /^\/chat\/start\/([^/?#]+)(?:\?|$)/
+const WIDGET_PATH = /^\/chat\/[a-z]+\/([^/?#]+)(?:\?|$)/
 
+/** The `:widget` of any /chat/…/:widget route (start, end, challenge), or of a preflight's path. */
 function widgetIdOf (request: FastifyRequest): string | undefined {
-  if (request.routeOptions.url === WIDGET_ROUTE) return (request.params as { widget: string }).widget
+  const params = request.params as { widget?: unknown } | undefined
+  if (typeof params?.widget === 'string') return params.widget
   if (request.method !== 'OPTIONS') return undefined
   const raw = WIDGET_PATH.exec(request.url)?.[1]
   if (raw === undefined) return undefined

@@ -46,13 +46,21 @@ export const ChatStartBody = Type.Object({
 
 export type ChatStartBody = Static<typeof ChatStartBody>
 
-export const IdempotencyKeyHeader = Type.Object({
+export const ChatStartHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({
     pattern: '^[A-Za-z0-9_-]{16,64}$',
     patternMessage: 'must be 16 to 64 characters of A-Z, a-z, 0-9, _ and - (a UUID fits)',
     description: '16..64 of A-Z a-z 0-9 _ - (a UUID fits): the same key from the same caller never opens two chats'
-  }))
+  })),
+  'human-check': Type.Optional(Type.String({
+    maxLength: 8192,
+    description: 'the proof of a human check when one is asked (HUMAN_CHECK_REQUIRED): an ALTCHA payload, or the provider\'s token'
+  })),
+  authorization: Type.Optional(Type.String()),
+  origin: Type.Optional(Type.String())
 })
+
+export type ChatStartHeaders = Static<typeof ChatStartHeaders>
 
 export const WidgetParams = Type.Object({
   widget: Type.String({ pattern: '^[a-z0-9-]{1,32}$', patternMessage: 'must be 1 to 32 of a-z, 0-9 and -', description: 'id of a widget profile from WIDGETS_FILE' })
@@ -67,7 +75,8 @@ export const ChatStartReply = Type.Object({
       ContinuedFromContactId: Type.Optional(Type.String())
     }),
     featurePermissions: Type.Object({ MESSAGING_MARKDOWN: Type.Boolean(), ATTACHMENTS: Type.Boolean() }),
-    resumeToken: Type.Optional(Type.String({ description: 'send back as PersistentChat.ResumeToken to continue this chat later' }))
+    resumeToken: Type.Optional(Type.String({ description: 'send back as PersistentChat.ResumeToken to continue this chat later' })),
+    endToken: Type.String({ description: 'send to POST /chat/end (as {"EndToken": …}) to end this chat, e.g. on pagehide with navigator.sendBeacon' })
   })
 })
 

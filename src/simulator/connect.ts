@@ -12,6 +12,8 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { DEFAULT_FAULT_MESSAGE, ERROR_STATUS, deferred, isFault, isRequestRate, TokenBucket, type Fault } from './faults.js'
 import type { SimulatedContact } from './contact.js'
 import { Delays } from './delays.js'
+import { handleContactOperation } from './contact-operations.js'
+import { VerifyStandIn } from './human-check-verify.js'
 import { ParticipantService, type ParticipantOptions, type ParticipantSimulator } from './participant.js'
 import {
   checkAuthorization, isObject, MAX_BODY_BYTES, OPERATION_METHOD, OPERATION_PATH, readBody, safeJsonParse, sendJson,
@@ -22,7 +24,7 @@ export { ERROR_FAULT_TYPES, type ErrorFaultType, type Fault } from './faults.js'
 export type { SimulatedContact } from './contact.js'
 
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
-const DEFAULT_CHAT_DURATION_MS = 300_000
+const DEFAULT_CHAT_DURATION_MS = 25 * 60 * 60_000
 
 export interface SimulatorOptions {
   port?: number
@@ -33,7 +35,7 @@ export interface SimulatorOptions {
   requestRate?: { perSecond: number; burst: number }
   /** Concurrent active chats; beyond it LimitExceededException (429). */
   maxActiveChats?: number
-  /** A chat is active for this long after creation, then ended; default 300_000. */
+  /** Every chat is active for this long after creation, then ended; default: its ChatDurationInMinutes, else 25 hours. */
   chatDurationMs?: number
   log?: (line: string) => void
   /**
@@ -62,6 +64,7 @@ export interface RecordedRequest {
 }
 
 export interface SimulatorStats {
+  /** StartChatContact requests. */
   received: number
   created: number
   replayed: number
@@ -70,6 +73,11 @@ export interface SimulatorStats {
   invalid: number
   faulted: number
   active: number
+  /** DescribeContact and StopContact requests. */
+  described: number
+  stopped: number
+  /** Human-check tokens verified at the providers' stand-ins. */
+  humanChecksVerified: number
 }
 
 export interface ConnectSimulator {
@@ -138,6 +146,7 @@ class Simulator implements ConnectSimulator {
   private counters = Simulator.zeroCounters()
   private closed = false
   private readonly participantService: ParticipantService | undefined
+  private readonly verifyStandIn = new VerifyStandIn()
 
   constructor (private readonly options: SimulatorOptions) {
     this.latencyMs = options.latencyMs ?? 0
@@ -156,8 +165,12 @@ class Simulator implements ConnectSimulator {
     })
   }
 
-  private static zeroCounters (): Omit<SimulatorStats, 'active'> {
-    return { received: 0, created: 0, replayed: 0, throttled: 0, limitExceeded: 0, invalid: 0, faulted: 0 }
+  private static zeroCounters (): Omit<SimulatorStats, 'active' | 'humanChecksVerified'> {
+    return { received: 0, created: 0, replayed: 0, throttled: 0, limitExceeded: 0, invalid: 0, faulted: 0, described: 0, stopped: 0 }
+  }
+
+  countOperation (name: 'described' | 'stopped'): void {
+    this.counters[name]++
   }
 
   async listen (): Promise<void> {
@@ -209,7 +222,7 @@ class Simulator implements ConnectSimulator {
   }
 
   stats (): SimulatorStats {
-    return { ...this.counters, active: this.activeCount() }
+    return { ...this.counters, active: this.activeCount(), humanChecksVerified: this.verifyStandIn.verified }
   }
 
   reset (): void {
@@ -221,6 +234,7 @@ class Simulator implements ConnectSimulator {
     this.idempotency.clear()
     this.bucket?.refill()
     this.counters = Simulator.zeroCounters()
+    this.verifyStandIn.reset()
     this.participantService?.reset()
   }
 
@@ -249,9 +263,7 @@ class Simulator implements ConnectSimulator {
       return
     }
     if (req.method !== OPERATION_METHOD || path !== OPERATION_PATH) {
-      sendJson(res, randomUUID(), 404, { Message: `Unknown operation ${req.method ?? ''} ${path ?? ''}` }, {
-        'x-amzn-errortype': 'UnknownOperationException'
-      })
+      this.routeOther(req, res, path ?? '/').catch((err: unknown) => this.internalError(res, err))
       return
     }
     const record: RecordedRequest = { at: Date.now(), input: {}, status: 0, requestId: randomUUID() }
@@ -261,6 +273,15 @@ class Simulator implements ConnectSimulator {
     this.counters.received++
     const exchange: Exchange = { req, res, record, startedAt: Date.now() }
     this.handleStartChat(exchange).catch((err: unknown) => this.internalError(res, err, record))
+  }
+
+  /** DescribeContact, StopContact and the human-check stand-ins; anything else is an unknown operation. */
+  private async routeOther (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    if (await handleContactOperation(this, req, res, path)) return
+    if (await this.verifyStandIn.handle(req, res, path)) return
+    sendJson(res, randomUUID(), 404, { Message: `Unknown operation ${req.method ?? ''} ${path}` }, {
+      'x-amzn-errortype': 'UnknownOperationException'
+    })
   }
 
   private async handleControl (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
@@ -450,7 +471,9 @@ class Simulator implements ConnectSimulator {
       participantToken: randomBytes(192).toString('base64url'),
       initialContactId: source?.initialContactId ?? contactId,
       createdAt: now,
-      endsAt: now + (this.options.chatDurationMs ?? DEFAULT_CHAT_DURATION_MS),
+      // Connect ends a chat after ChatDurationInMinutes (25 hours without one); chatDurationMs, when
+      // set, stands in for every duration so tests and the demo see chats end.
+      endsAt: now + (this.options.chatDurationMs ?? (typeof input.ChatDurationInMinutes === 'number' ? input.ChatDurationInMinutes * 60_000 : DEFAULT_CHAT_DURATION_MS)),
       input
     }
     if (source) contact.continuedFromContactId = source.contactId

@@ -83,11 +83,18 @@ export function trustProfile (config: Config): TrustProfile {
   }
 }
 
-export interface TrustShared { resumeTokens: ResumeTokens; spent: SpentResumes }
+export interface TrustShared {
+  resumeTokens: ResumeTokens
+  spent: SpentResumes
+  /** RESUME_TOKEN_SECRET's keys (a random one when unset): they sign end tokens too, under a type of their own. */
+  keys: Uint8Array[]
+}
 
 export function createTrustShared (config: Config, options: TrustPolicyOptions = {}): TrustShared {
+  const keys = resumeKeys(config, options.log)
   return {
-    resumeTokens: new ResumeTokens({ keys: resumeKeys(config, options.log), ttlSeconds: config.resumeTokenTtlSeconds, now: options.now }),
+    keys,
+    resumeTokens: new ResumeTokens({ keys, ttlSeconds: config.resumeTokenTtlSeconds, now: options.now }),
     spent: createSpentResumes({ redis: options.redis, keyPrefix: config.REDIS_KEY_PREFIX, onRedisFailed: options.onRedisFailed })
   }
 }

@@ -39,7 +39,7 @@ export const WidgetProfileSchema = Type.Object({
     max: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
     window: Text(50, 'milliseconds or a duration such as "1 minute"')
   }, { additionalProperties: false })),
-  chatDurationInMinutes: Type.Optional(Type.Integer({ minimum: 60, maximum: 10_080, description: 'ChatDurationInMinutes when the request names none' }))
+  chatDurationInMinutes: Type.Optional(Type.Integer({ minimum: 60, maximum: 10_080, description: 'the longest chat this widget opens: a larger ChatDurationInMinutes is lowered to it, and it is the duration when the request names none' }))
 }, { additionalProperties: false })
 
 export const WidgetFileSchema = Type.Object({

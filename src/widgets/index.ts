@@ -1,6 +1,7 @@
 import type { Config, OriginList } from '../config.js'
 import { ConfigError } from '../config.js'
 import type { ConnectTarget } from '../connect/input.js'
+import type { HumanCheck } from '../trust/human-check.js'
 import { createTrustPolicy, createTrustShared, type TrustPolicy, type TrustPolicyOptions } from '../trust/index.js'
 import { DEFAULT_WIDGET, readWidgetFile, type EnvLookup, type WidgetSpec } from './file.js'
 
@@ -24,8 +25,10 @@ export interface Widget {
   trust: TrustPolicy
   /** A limit of its own, counted per client and widget; without it the default limit, shared. */
   rateLimit?: { max: number; windowMs: number }
-  /** ChatDurationInMinutes when the request names none. */
+  /** The longest chat this widget opens, in minutes (a larger request is lowered to it). */
   chatDurationInMinutes?: number
+  /** The human check asked of this widget's anonymous callers; none when off. */
+  humanCheck?: HumanCheck
 }
 
 /** One or more DNS labels, as a browser writes them in an Origin header (lower case, no port). */
@@ -58,6 +61,8 @@ export interface WidgetsOptions {
   defaultTrust?: TrustPolicy
   /** Told after each reload attempt; the error text names the file's problem, never a secret. */
   onReload?: (result: ReloadResult) => void
+  /** The deployment's human check (HUMAN_CHECK), asked on every profile. */
+  humanCheck?: HumanCheck
 }
 
 export type ReloadResult = { ok: true; widgets: string[] } | { ok: false; error: string }
@@ -90,7 +95,8 @@ export function createWidgets (config: Config, options: WidgetsOptions = {}): Wi
     allowedAttributes: config.allowedAttributes,
     attributes: {},
     featurePermissions: { MESSAGING_MARKDOWN: config.FEATURE_MARKDOWN, ATTACHMENTS: config.FEATURE_ATTACHMENTS },
-    trust: options.defaultTrust ?? createTrustPolicy(config, { ...trustOptions, shared })
+    trust: options.defaultTrust ?? createTrustPolicy(config, { ...trustOptions, shared }),
+    ...(options.humanCheck ? { humanCheck: options.humanCheck } : {})
   }
 
   const build = (spec: WidgetSpec): Widget => ({
@@ -110,7 +116,8 @@ export function createWidgets (config: Config, options: WidgetsOptions = {}): Wi
       customerToken: spec.customerToken ?? { required: false }
     }),
     ...(spec.rateLimit ? { rateLimit: spec.rateLimit } : {}),
-    ...(spec.chatDurationInMinutes !== undefined ? { chatDurationInMinutes: spec.chatDurationInMinutes } : {})
+    ...(spec.chatDurationInMinutes !== undefined ? { chatDurationInMinutes: spec.chatDurationInMinutes } : {}),
+    ...(options.humanCheck ? { humanCheck: options.humanCheck } : {})
   })
 
   const load = (): Map<string, Widget> => {

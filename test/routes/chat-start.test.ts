@@ -7,7 +7,7 @@ t.test('valid start -> 200 with exactly the sample-client shape', async (t) => {
   t.equal(res.statusCode, 200)
   const json = res.json()
   t.same(Object.keys(json), ['data'])
-  t.same(Object.keys(json.data).sort(), ['featurePermissions', 'resumeToken', 'startChatResult'])
+  t.same(Object.keys(json.data).sort(), ['endToken', 'featurePermissions', 'resumeToken', 'startChatResult'])
   t.same(Object.keys(json.data.startChatResult).sort(), ['ContactId', 'ParticipantId', 'ParticipantToken'])
   t.same(json.data.featurePermissions, { MESSAGING_MARKDOWN: true, ATTACHMENTS: false })
   const contact = sim.contacts.get(json.data.startChatResult.ContactId)

@@ -122,7 +122,7 @@ t.test('StartChatContact succeeds through the real SDK and is recorded', async (
   const contact = sim.contacts.get(out.ContactId ?? '')
   t.equal(contact?.participantToken, out.ParticipantToken)
   t.equal(contact?.initialContactId, out.ContactId)
-  t.ok((contact?.endsAt ?? 0) - (contact?.createdAt ?? 0) === 300_000, 'default chat duration')
+  t.equal((contact?.endsAt ?? 0) - (contact?.createdAt ?? 0), 25 * 60 * 60_000, 'Connect\'s default chat duration: 25 hours')
   t.match(sim.stats(), { received: 1, created: 1, replayed: 0, active: 1, faulted: 0 })
 })
 
@@ -496,7 +496,7 @@ t.test('reset() clears requests, contacts, faults, idempotency and buckets', asy
   sim.reset()
   t.same(sim.requests, [])
   t.equal(sim.contacts.size, 0)
-  t.same(sim.stats(), { received: 0, created: 0, replayed: 0, throttled: 0, limitExceeded: 0, invalid: 0, faulted: 0, active: 0 })
+  t.same(sim.stats(), { received: 0, created: 0, replayed: 0, throttled: 0, limitExceeded: 0, invalid: 0, faulted: 0, active: 0, described: 0, stopped: 0, humanChecksVerified: 0 })
   const again = await start(client, { ClientToken: 'tok' })
   t.not(again.ContactId, first.ContactId, 'the idempotency cache was cleared')
   t.equal(sim.stats().created, 1, 'no fault applied and the bucket was refilled')

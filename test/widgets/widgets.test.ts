@@ -74,7 +74,7 @@ t.test('two profiles: each start reaches Connect with its own flow, instance and
   t.equal(h.sim.requests.length, 3)
   t.match(h.sim.requests[0]!.input, { ContactFlowId: 'flow-sales', InstanceId: 'simulated-instance', Attributes: { topic: 'shoes', brand: 'acme' }, ChatDurationInMinutes: 120 })
   t.match(h.sim.requests[1]!.input, { ContactFlowId: 'flow-support', InstanceId: 'instance-globex', Attributes: { language: 'de', brand: 'globex' } })
-  t.notOk('ChatDurationInMinutes' in h.sim.requests[1]!.input)
+  t.equal(h.sim.requests[1]!.input.ChatDurationInMinutes, 180, 'no profile cap: an anonymous chat gets ANONYMOUS_MAX_CHAT_DURATION_MINUTES')
   t.same(h.sim.requests[2]!.input.Attributes, { topic: 'x', language: 'fr' })
   t.equal(h.sim.requests[2]!.input.ContactFlowId, 'simulated-contact-flow')
 
@@ -86,12 +86,12 @@ t.test('two profiles: each start reaches Connect with its own flow, instance and
   t.ok(lines.some((l) => l.msg === 'request completed' && l.widget === 'support'))
 })
 
-t.test('a fixed attribute wins over a customer token\'s; the browser\'s chat duration over the profile\'s', async (t) => {
+t.test('a fixed attribute wins over a customer token\'s; the profile\'s chat duration caps the browser\'s', async (t) => {
   const h = await withWidgets(t, [sales])
   const token = await mint({ sub: 'c-1', attributes: { brand: 'other', tier: 'gold' } }, secretBytes(SALES_SECRET))
   const res = await start(h, 'sales', validBody({ ChatDurationInMinutes: 600 }), { origin: SALES_ORIGIN, authorization: `Bearer ${token}` })
   t.equal(res.statusCode, 200)
-  t.match(h.sim.requests[0]!.input, { Attributes: { brand: 'acme', tier: 'gold' }, ChatDurationInMinutes: 600 })
+  t.match(h.sim.requests[0]!.input, { Attributes: { brand: 'acme', tier: 'gold' }, ChatDurationInMinutes: 120 })
 })
 
 t.test('an origin allowed for one widget is refused on another, preflight included, before Connect', async (t) => {
