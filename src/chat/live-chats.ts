@@ -53,55 +53,81 @@ const callerId = (caller: Caller) => createHash('sha256').update(caller.key).dig
 
 // --- In this process ---------------------------------------------------------------------------
 
+interface LocalSeat { caller: string; anonymous: boolean; until: number }
+
 class LocalLiveChats implements LiveChats {
-  /** member -> its caller and expiry. Bounded by the total limit, which every take() enforces. */
-  private readonly seats = new Map<string, { caller: string; anonymous: boolean; until: number }>()
+  /** member -> its seat. Bounded by the total limit, which every take() enforces. */
+  private readonly seats = new Map<string, LocalSeat>()
+  /** Each caller's members, and the anonymous count, kept with every change so a take is O(1). */
+  private readonly byCaller = new Map<string, Set<string>>()
+  private anonymous = 0
+  private purgedAt = -Infinity
   private readonly described = new Map<string, number>()
   private describeWindow = { second: 0, asked: 0 }
 
   constructor (private readonly now: () => number) {}
 
-  private purge (): void {
+  private add (m: string, seat: LocalSeat): void {
+    this.remove(m)
+    this.seats.set(m, seat)
+    let mine = this.byCaller.get(seat.caller)
+    if (!mine) this.byCaller.set(seat.caller, mine = new Set())
+    mine.add(m)
+    if (seat.anonymous) this.anonymous++
+  }
+
+  private remove (m: string): void {
+    const seat = this.seats.get(m)
+    if (!seat) return
+    this.seats.delete(m)
+    const mine = this.byCaller.get(seat.caller)
+    mine?.delete(m)
+    if (mine?.size === 0) this.byCaller.delete(seat.caller)
+    if (seat.anonymous) this.anonymous--
+  }
+
+  /** Seats whose time has passed go, at most once a second: a full sweep is O(live chats). */
+  private purge (force = false): void {
     const now = this.now()
-    for (const [m, seat] of this.seats) if (seat.until <= now) this.seats.delete(m)
+    if (!force && now - this.purgedAt < 1_000) return
+    this.purgedAt = now
+    for (const [m, seat] of this.seats) if (seat.until <= now) this.remove(m)
     for (const [m, until] of this.described) if (until <= now) this.described.delete(m)
   }
 
-  private oldest (filter: (seat: { caller: string; anonymous: boolean }) => boolean): LiveChat[] {
-    return chatsOf([...this.seats].filter(([, seat]) => filter(seat)).sort((a, b) => a[1].until - b[1].until).map(([m]) => m)).slice(0, CHECK_OLDEST)
+  private oldest (members: Iterable<string>): LiveChat[] {
+    return chatsOf([...members].sort((a, b) => this.seats.get(a)!.until - this.seats.get(b)!.until)).slice(0, CHECK_OLDEST)
   }
 
   async take (caller: Caller, limits: SeatLimits, untilMs: number): Promise<TakeResult> {
     this.purge()
     const id = callerId(caller)
-    let mine = 0
-    let anonymous = 0
-    for (const seat of this.seats.values()) {
-      if (seat.caller === id) mine++
-      if (seat.anonymous) anonymous++
+    const mine = this.byCaller.get(id)
+    // A refusal is final only after a full sweep: a seat expired since the last one must not count.
+    const full = () => (mine?.size ?? 0) >= limits.perCaller || (caller.anonymous && this.anonymous >= limits.anonymous) || this.seats.size >= limits.total
+    if (full()) this.purge(true)
+    if ((this.byCaller.get(id)?.size ?? 0) >= limits.perCaller) return { ok: false, limit: 'caller', held: this.oldest(this.byCaller.get(id)!) }
+    if (caller.anonymous && this.anonymous >= limits.anonymous) {
+      return { ok: false, limit: 'anonymous', held: this.oldest([...this.seats].filter(([, s]) => s.anonymous).map(([m]) => m)) }
     }
-    if (mine >= limits.perCaller) return { ok: false, limit: 'caller', held: this.oldest((s) => s.caller === id) }
-    if (caller.anonymous && anonymous >= limits.anonymous) return { ok: false, limit: 'anonymous', held: this.oldest((s) => s.anonymous) }
-    if (this.seats.size >= limits.total) return { ok: false, limit: 'total', held: this.oldest(() => true) }
+    if (this.seats.size >= limits.total) return { ok: false, limit: 'total', held: this.oldest(this.seats.keys()) }
     const seat = PENDING + randomUUID()
-    this.seats.set(seat, { caller: id, anonymous: caller.anonymous, until: untilMs })
+    this.add(seat, { caller: id, anonymous: caller.anonymous, until: untilMs })
     return { ok: true, seat }
   }
 
   async confirm (seat: string, caller: Caller, chat: LiveChat, untilMs: number): Promise<void> {
-    this.seats.delete(seat)
-    this.seats.set(member(chat), { caller: callerId(caller), anonymous: caller.anonymous, until: untilMs })
+    this.remove(seat)
+    this.add(member(chat), { caller: callerId(caller), anonymous: caller.anonymous, until: untilMs })
   }
 
-  async release (seat: string): Promise<void> { this.seats.delete(seat) }
+  async release (seat: string): Promise<void> { this.remove(seat) }
 
-  async end (chat: LiveChat): Promise<void> { this.seats.delete(member(chat)) }
+  async end (chat: LiveChat): Promise<void> { this.remove(member(chat)) }
 
   async counts () {
-    this.purge()
-    let anonymous = 0
-    for (const seat of this.seats.values()) if (seat.anonymous) anonymous++
-    return { anonymous, verified: this.seats.size - anonymous }
+    this.purge(true)
+    return { anonymous: this.anonymous, verified: this.seats.size - this.anonymous }
   }
 
   async mayDescribe (chat: LiveChat, everyMs: number, perSecond: number): Promise<boolean> {
