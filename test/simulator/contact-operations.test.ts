@@ -1,0 +1,44 @@
+import t from 'tap'
+import { ConnectClient, ContactNotFoundException, DescribeContactCommand, ResourceNotFoundException, StartChatContactCommand, StopContactCommand } from '@aws-sdk/client-connect'
+import { startSimulator, type SimulatorOptions } from '../../src/simulator/connect.js'
+
+async function setup (t: Parameters<Parameters<typeof t.test>[1]>[0], options: SimulatorOptions = {}) {
+  const sim = await startSimulator(options)
+  const client = new ConnectClient({ region: 'us-east-1', endpoint: sim.url, credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'x' }, maxAttempts: 1 })
+  t.teardown(async () => { client.destroy(); await sim.close() })
+  const start = async (minutes?: number) => (await client.send(new StartChatContactCommand({
+    InstanceId: 'i-1', ContactFlowId: 'f-1', ParticipantDetails: { DisplayName: 'Ann' }, ...(minutes ? { ChatDurationInMinutes: minutes } : {})
+  }))).ContactId!
+  const describe = async (id: string) => (await client.send(new DescribeContactCommand({ InstanceId: 'i-1', ContactId: id }))).Contact
+  return { sim, client, start, describe }
+}
+
+t.test('DescribeContact: no DisconnectTimestamp while live; one after StopContact, and StopContact again is ContactNotFound', async (t) => {
+  const { sim, client, start, describe } = await setup(t)
+  const id = await start(90)
+  const live = await describe(id)
+  t.equal(live?.Id, id)
+  t.equal(live?.Channel, 'CHAT')
+  t.equal(live?.DisconnectTimestamp, undefined)
+  await client.send(new StopContactCommand({ InstanceId: 'i-1', ContactId: id }))
+  t.ok((await describe(id))?.DisconnectTimestamp instanceof Date, 'ended by StopContact')
+  await t.rejects(client.send(new StopContactCommand({ InstanceId: 'i-1', ContactId: id })), ContactNotFoundException)
+  t.match(sim.stats(), { described: 2, stopped: 2, active: 0 })
+})
+
+t.test('a chat ended by the other side, or by its duration, shows its DisconnectTimestamp', async (t) => {
+  const { sim, start, describe } = await setup(t)
+  const byAgent = await start()
+  sim.endChat(byAgent)
+  t.ok((await describe(byAgent))?.DisconnectTimestamp)
+  const contact = sim.contacts.get(await start(60))!
+  t.equal(contact.endsAt - contact.createdAt, 60 * 60_000, 'ChatDurationInMinutes sets how long it lives')
+  contact.endsAt = Date.now() - 1 // its hour has passed
+  t.ok((await describe(contact.contactId))?.DisconnectTimestamp)
+})
+
+t.test('unknown contacts: ResourceNotFound for DescribeContact, ContactNotFound for StopContact', async (t) => {
+  const { client, describe } = await setup(t)
+  await t.rejects(describe('nope'), ResourceNotFoundException)
+  await t.rejects(client.send(new StopContactCommand({ InstanceId: 'i-1', ContactId: 'nope' })), ContactNotFoundException)
+})
