@@ -142,6 +142,9 @@ const serviceEnv = (simUrl: string): Record<string, string> => ({
   CONNECT_INSTANCE_ID: 'bench-instance',
   CONNECT_CONTACT_FLOW_ID: 'bench-flow',
   ALLOWED_ORIGINS: ALLOWED_ORIGIN,
+  // One address starts every chat here: the chat quota's limits are replayed by bench:quota instead.
+  MAX_OPEN_CHATS_PER_CALLER: '1000000',
+  CONNECT_MAX_ACTIVE_CHATS: '1000000',
   ALLOWED_ATTRIBUTES: 'topic',
   RATE_LIMIT_MAX: '1000000',
   RESUME_TOKEN_SECRET: 'bench-resume-token-secret-0123456789abcdef',

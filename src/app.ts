@@ -209,6 +209,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   const contacts = new Contacts(client, config.CONNECT_ATTEMPT_TIMEOUT_MS)
   const quota = new ChatQuota({
     liveChats: createLiveChats({ redis, keyPrefix: config.REDIS_KEY_PREFIX, now: deps.now }),
+    ...(redis ? { fallback: createLiveChats({ now: deps.now }) } : {}),
     limits: {
       perCaller: config.MAX_OPEN_CHATS_PER_CALLER,
       total: config.CONNECT_MAX_ACTIVE_CHATS,

@@ -54,7 +54,7 @@ export const EnvSchema = Type.Object({
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'serve /metrics (and in production the OpenAPI document) on this port only; 9464 in production' })),
   SHUTDOWN_GRACE_MS: Int(15_000, 100, 600_000, 'time in-flight starts get to finish on SIGTERM'),
   WIDGETS_FILE: OptionalString('JSON file of widget profiles served at /chat/start/:widget (re-read on SIGHUP); the environment describes the default profile'),
-  MAX_OPEN_CHATS_PER_CALLER: Int(3, 1, 1_000, 'live chats one caller (verified subject, else client address) may hold; past it 429 TOO_MANY_OPEN_CHATS'),
+  MAX_OPEN_CHATS_PER_CALLER: Int(3, 1, 1_000_000, 'live chats one caller (verified subject, else client address) may hold; past it 429 TOO_MANY_OPEN_CHATS'),
   CONNECT_MAX_ACTIVE_CHATS: Int(100, 1, 1_000_000, 'the instance\'s concurrent active chat quota (Connect\'s default is 100); the gateway keeps its live chats under it'),
   ANONYMOUS_CHAT_SHARE: Type.Number({ default: 0.8, minimum: 0, maximum: 1, description: 'share of CONNECT_MAX_ACTIVE_CHATS anonymous callers may hold together; the rest is kept for verified customers' }),
   MAX_CHAT_DURATION_MINUTES: Int(1500, 60, 10_080, 'longest chat the gateway opens; a larger ChatDurationInMinutes is lowered to it'),

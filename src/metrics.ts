@@ -85,9 +85,9 @@ export function quotaObserver (metrics: Metrics, log: Pick<Logger, 'info' | 'war
   return {
     freed: () => metrics.liveChatsFreed.inc(),
     describeFailed: (err) => log.warn({ reason: (err as { code?: string })?.code ?? 'unknown' }, 'DescribeContact failed: the chat stays counted'),
+    decidedAlone: () => metrics.redisFailOpen.inc({ use: 'live_chats' }),
     stateLost: (err) => {
-      metrics.redisFailOpen.inc({ use: 'live_chats' })
-      log.warn({ reason: (err as Error)?.message }, 'Redis unreachable: anonymous chat starts are refused (503 STATE_UNAVAILABLE) and verified ones go on uncounted until it is back')
+      log.warn({ reason: (err as Error)?.message }, 'Redis unreachable: live chats are counted by each replica alone (each limit per replica) until it is back')
     },
     stateBack: () => log.info('Redis reachable again: live chats are counted for every replica again')
   }

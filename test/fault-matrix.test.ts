@@ -37,7 +37,7 @@ interface Row {
 }
 
 // Enough room for 200 concurrent calls; the last row keeps the default cap to show shedding.
-const WIDE = { MAX_CONNECTIONS_PER_CLIENT: '0', CONNECT_MAX_CONCURRENCY: '250', CHAT_START_TIMEOUT_MS: '10000', CONNECT_ATTEMPT_TIMEOUT_MS: '5000' }
+const WIDE = { MAX_CONNECTIONS_PER_CLIENT: '0', MAX_OPEN_CHATS_PER_CALLER: '100000', CONNECT_MAX_CONCURRENCY: '250', CHAT_START_TIMEOUT_MS: '10000', CONNECT_ATTEMPT_TIMEOUT_MS: '5000' }
 const rows: Row[] = [
   { name: 'ThrottlingException', fault: { type: 'ThrottlingException' }, expect: [{ status: 503, code: 'UPSTREAM_THROTTLED' }], retryAfter: true },
   { name: 'TooManyRequestsException', fault: { type: 'TooManyRequestsException' }, expect: [{ status: 503, code: 'UPSTREAM_THROTTLED' }], retryAfter: true },

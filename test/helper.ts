@@ -24,7 +24,7 @@ export async function build (t: Test, env: Record<string, string> = {}, options:
     CONNECT_ATTEMPT_TIMEOUT_MS: '1000',
     // Tests of the per-client limit and the chat quota set their own; the rest must not trip over them.
     RATE_LIMIT_MAX: '100000',
-    MAX_OPEN_CHATS_PER_CALLER: '1000',
+    MAX_OPEN_CHATS_PER_CALLER: '1000000',
     CONNECT_MAX_ACTIVE_CHATS: '1000000',
     ...env
   })

@@ -41,6 +41,7 @@ t.test('SIGTERM: readiness 503 at once, new connections refused, 20 slow in-flig
     CONNECT_SIMULATOR: 'true',
     AWS_ENDPOINT_URL_CONNECT: sim.url,
     RATE_LIMIT_MAX: '1000',
+    MAX_OPEN_CHATS_PER_CALLER: '1000',
     CONNECT_ATTEMPT_TIMEOUT_MS: '20000',
     CHAT_START_TIMEOUT_MS: '30000',
     SHUTDOWN_GRACE_MS: '30000'

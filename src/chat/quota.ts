@@ -1,4 +1,4 @@
-import { ChatCapacityReserved, ChatQuotaReached, StateUnavailable, TooManyOpenChats } from '../errors.js'
+import { ChatCapacityReserved, ChatQuotaReached, GatewayError, TooManyOpenChats } from '../errors.js'
 import type { Caller, Limit, LiveChat, LiveChats, SeatLimits } from './live-chats.js'
 
 export interface ChatQuotaEvents {
@@ -6,8 +6,10 @@ export interface ChatQuotaEvents {
   refused? (limit: Limit, caller: Caller): void
   /** Connect said a counted chat had ended: its seat was freed. */
   freed? (chat: LiveChat): void
-  /** Shared state failed: anonymous starts are refused until it answers again (told once per outage). */
+  /** Shared state failed: each replica counts alone until it answers again (told once per outage). */
   stateLost? (err: unknown): void
+  /** One decision taken by this replica alone while shared state is gone. */
+  decidedAlone? (): void
   stateBack? (): void
   /** DescribeContact failed; the chat stays counted. */
   describeFailed? (err: unknown): void
@@ -15,6 +17,11 @@ export interface ChatQuotaEvents {
 
 export interface ChatQuotaOptions {
   liveChats: LiveChats
+  /**
+   * This replica's own ledger, used while `liveChats` (Redis) cannot answer: the same limits, applied
+   * to the chats this replica started. Without it (no Redis) `liveChats` is already local.
+   */
+  fallback?: LiveChats
   limits: SeatLimits
   /** Does Connect say this chat has ended? Throws when it cannot say. */
   hasEnded: (chat: LiveChat) => Promise<boolean>
@@ -34,10 +41,8 @@ export interface Seat {
   release (): Promise<void>
 }
 
-const NO_SEAT: Seat = { confirm: async () => {}, release: async () => {} }
-
 // What a refused caller is told to wait: long enough for a chat to end or a seat to be given back.
-const RETRY_AFTER = { caller: 60, anonymous: 30, total: 30, state: 5 } as const
+const RETRY_AFTER = { caller: 60, anonymous: 30, total: 30 } as const
 
 /**
  * Connect's concurrent-chat quota, guarded: each caller holds at most `perCaller` live chats,
@@ -56,21 +61,27 @@ export class ChatQuota {
 
   get limits (): SeatLimits { return this.options.limits }
 
-  /** A seat for `caller`, or the refusal: TooManyOpenChats, ChatCapacityReserved, ChatQuotaReached, StateUnavailable. */
+  /** A seat for `caller`, or the refusal: TooManyOpenChats, ChatCapacityReserved, ChatQuotaReached. */
   async take (caller: Caller): Promise<Seat> {
-    const { liveChats, limits } = this.options
-    let result
     try {
-      result = await liveChats.take(caller, limits, this.now() + this.options.pendingMs)
-      if (!result.ok && await this.freeEnded(result.held)) result = await liveChats.take(caller, limits, this.now() + this.options.pendingMs)
+      const seat = await this.takeFrom(this.options.liveChats, caller)
       this.up()
+      return seat
     } catch (err) {
+      if (err instanceof GatewayError || !this.options.fallback) throw err
       this.down(err)
-      // Bots must not get a free hand while the count is gone; a verified customer's start goes on
-      // uncounted (Connect's own quota still holds).
-      if (caller.anonymous) throw new StateUnavailable('Chat is briefly unavailable; please try again shortly', { retryAfterSeconds: RETRY_AFTER.state })
-      return NO_SEAT
+      this.options.events?.decidedAlone?.()
+      // Counting alone keeps every limit per replica (a caller holds at most perCaller chats on
+      // each), which Connect's own quota still bounds; refusing everyone would turn a Redis outage
+      // into a chat outage.
+      return this.takeFrom(this.options.fallback, caller)
     }
+  }
+
+  private async takeFrom (ledger: LiveChats, caller: Caller): Promise<Seat> {
+    const { limits } = this.options
+    let result = await ledger.take(caller, limits, this.now() + this.options.pendingMs)
+    if (!result.ok && await this.freeEnded(ledger, result.held)) result = await ledger.take(caller, limits, this.now() + this.options.pendingMs)
     if (!result.ok) {
       this.options.events?.refused?.(result.limit, caller)
       throw refusal(result.limit, caller)
@@ -78,19 +89,27 @@ export class ChatQuota {
     const { seat } = result
     return {
       confirm: async (chat, durationMinutes) => {
-        await this.quietly(() => liveChats.confirm(seat, caller, chat, this.now() + durationMinutes * 60_000))
+        await this.quietly(ledger, () => ledger.confirm(seat, caller, chat, this.now() + durationMinutes * 60_000))
       },
-      release: async () => { await this.quietly(() => liveChats.release(seat, caller)) }
+      release: async () => { await this.quietly(ledger, () => ledger.release(seat, caller)) }
     }
   }
 
-  /** The chat ended (the gateway stopped it): its seat is free. */
+  /** The chat ended (the gateway stopped it): its seat is free, wherever it was counted. */
   async ended (chat: LiveChat): Promise<void> {
-    await this.quietly(() => this.options.liveChats.end(chat))
+    await this.options.fallback?.end(chat)
+    await this.quietly(this.options.liveChats, () => this.options.liveChats.end(chat))
   }
 
-  /** Live chats now, anonymous and verified (for the gauge). */
-  counts (): Promise<{ anonymous: number; verified: number }> { return this.options.liveChats.counts() }
+  /** Live chats now, anonymous and verified (for the gauge); this replica's own while shared state is gone. */
+  async counts (): Promise<{ anonymous: number; verified: number }> {
+    try {
+      return await this.options.liveChats.counts()
+    } catch (err) {
+      if (!this.options.fallback) throw err
+      return this.options.fallback.counts()
+    }
+  }
 
   /** Anonymous live chats above half their share: the point where a human check is asked when busy. */
   async busy (): Promise<boolean> {
@@ -100,14 +119,14 @@ export class ChatQuota {
       return anonymous * 2 > this.options.limits.anonymous
     } catch (err) {
       this.down(err)
-      // Without a count, assume the worst: ask for the check.
+      // Without the deployment's count, assume the worst: ask for the check.
       return true
     }
   }
 
   /** Asks Connect about the chats a refusal named; true when any had ended (and was freed). */
-  private async freeEnded (held: LiveChat[]): Promise<boolean> {
-    const { liveChats, describeEveryMs = 30_000, describePerSecond = 5 } = this.options
+  private async freeEnded (liveChats: LiveChats, held: LiveChat[]): Promise<boolean> {
+    const { describeEveryMs = 30_000, describePerSecond = 5 } = this.options
     const asked: LiveChat[] = []
     for (const chat of held) if (await liveChats.mayDescribe(chat, describeEveryMs, describePerSecond)) asked.push(chat)
     const ended = await Promise.all(asked.map(async (chat) => {
@@ -129,7 +148,9 @@ export class ChatQuota {
   }
 
   /** Book-keeping after Connect answered: a lost write only makes a seat live until its bound. */
-  private async quietly (run: () => Promise<void>): Promise<void> {
+  private async quietly (ledger: LiveChats, run: () => Promise<void>): Promise<void> {
+    // This replica's own ledger cannot fail, and says nothing about whether Redis is back.
+    if (ledger === this.options.fallback) return run()
     try {
       await run()
       this.up()

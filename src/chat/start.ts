@@ -102,16 +102,15 @@ export function chatDuration (asked: number | undefined, widget: Widget, anonymo
  */
 export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartContext): Promise<{ answer: StartedChatAnswer; contactId: string; persistent: boolean }> {
   const { widget } = ctx
-  try {
-    return await start(deps, ask, ctx)
-  } catch (err) {
-    if (err instanceof GatewayError && !err.upstream && err.statusCode !== 400) deps.onRefused?.(err, widget)
-    throw err
+  /** The quota's and the human check's refusals are counted here; the starter counts its own outcomes. */
+  const guarded = async <T>(step: () => Promise<T>): Promise<T> => {
+    try {
+      return await step()
+    } catch (err) {
+      if (err instanceof GatewayError) deps.onRefused?.(err, widget)
+      throw err
+    }
   }
-}
-
-async function start (deps: ChatStartDeps, ask: ChatAsk, ctx: StartContext) {
-  const { widget } = ctx
   const { trust } = widget
   const customer = await trust.customer(ctx.authorization, ctx.log)
   const { displayName, attributes } = checkAsk(ask, widget, customer?.attributes ?? {})
@@ -120,12 +119,12 @@ async function start (deps: ChatStartDeps, ask: ChatAsk, ctx: StartContext) {
     : { key: `address:${ctx.clientKey}`, anonymous: true }
   const check = widget.humanCheck
   if (caller.anonymous && check && (check.when === 'always' || await deps.quota.busy())) {
-    await check.verify(ctx.humanCheckProof, { origin: ctx.origin, remoteIp: ctx.remoteIp, isOriginAllowed: widget.isOriginAllowed })
+    await guarded(() => check.verify(ctx.humanCheckProof, { origin: ctx.origin, remoteIp: ctx.remoteIp, isOriginAllowed: widget.isOriginAllowed }))
   }
   const persistentChat = await trust.resolvePersistentChat(ask.PersistentChat, customer)
   let seat
   try {
-    seat = await deps.quota.take(caller)
+    seat = await guarded(() => deps.quota.take(caller))
   } catch (err) {
     await persistentChat?.release()
     throw err

@@ -56,7 +56,7 @@ function call (port: number, from: string, method: string, path: string, body?: 
 }
 
 const chat = JSON.stringify({ ParticipantDetails: { DisplayName: 'Real Customer' } })
-const env = { CONNECT_SIMULATOR: 'true', REQUEST_TIMEOUT_MS: '3000', RATE_LIMIT_MAX: '100000' }
+const env = { CONNECT_SIMULATOR: 'true', REQUEST_TIMEOUT_MS: '3000', RATE_LIMIT_MAX: '100000', MAX_OPEN_CHATS_PER_CALLER: '100000' }
 
 t.test('1,100 slow connections from one address under ulimit -n 1024: the process stays up and serves another address', async (t) => {
   const server = start(t, env, { maxOpenFiles: 1024 })

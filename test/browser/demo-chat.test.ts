@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import type { SimulatorOptions } from '../../src/simulator/connect.js'
 import { demoHarness, launchBrowser, screenshot, until, type DemoHarness } from './harness.js'
 
-const env = { RATE_LIMIT_MAX: '1000' }
+const env = { RATE_LIMIT_MAX: '1000', MAX_OPEN_CHATS_PER_CALLER: '1000' }
 /** A quick agent; a test that needs to see typing makes it type for longer. */
 const sim = (agent: { joinDelayMs?: number; typingMs?: number } = {}): SimulatorOptions =>
   ({ participant: { agent: { joinDelayMs: 50, typingMs: 50, ...agent } } })

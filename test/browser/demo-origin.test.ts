@@ -6,7 +6,7 @@ import { get } from 'node:http'
 import { startDemoServer } from '../../demo/server.js'
 import { demoHarness, launchBrowser, screenshot } from './harness.js'
 
-const env = { RATE_LIMIT_MAX: '1000' }
+const env = { RATE_LIMIT_MAX: '1000', MAX_OPEN_CHATS_PER_CALLER: '1000' }
 const browser = await launchBrowser(t)
 
 interface Outcome { status?: number; body?: { data?: { startChatResult?: { ContactId?: string } } }; blocked?: string }

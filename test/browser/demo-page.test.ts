@@ -7,7 +7,7 @@ import { demoHarness, launchBrowser, screenshot, until } from './harness.js'
 import { typescriptArgs } from '../service-process.js'
 
 const STORAGE_KEY = 'connect-chat-gateway-demo:previous-chat'
-const env = { RATE_LIMIT_MAX: '1000' }
+const env = { RATE_LIMIT_MAX: '1000', MAX_OPEN_CHATS_PER_CALLER: '1000' }
 const browser = await launchBrowser(t)
 
 if (browser) {

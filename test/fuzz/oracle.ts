@@ -10,6 +10,8 @@ const CONTENT_TYPES = new Set([
   'application/vnd.amazonaws.connect.message.interactive.response'
 ])
 const IGNORED = ['InstanceId', 'ConnectInstanceId', 'ContactFlowId', 'Username']
+/** ANONYMOUS_MAX_CHAT_DURATION_MINUTES's default. */
+const ANONYMOUS_MAX_DURATION = 180
 const FIELDS = new Set(['ParticipantDetails', 'Attributes', 'InitialMessage', 'SupportedMessagingContentTypes', 'ChatDurationInMinutes', 'PersistentChat', ...IGNORED])
 // Control characters: C0, DEL, C1, and the line/paragraph separators (README: "control characters refused").
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
@@ -124,8 +126,9 @@ export function judge (body: unknown): Verdict {
   if (body.ChatDurationInMinutes !== undefined) {
     const d = body.ChatDurationInMinutes
     if (typeof d !== 'number' || !Number.isInteger(d) || d < 60 || d > 10_080) return refuse('ChatDurationInMinutes')
-    expected.ChatDurationInMinutes = d
   }
+  // The fuzzed callers are anonymous: every chat goes out with a duration, at most their cap.
+  expected.ChatDurationInMinutes = Math.min(typeof body.ChatDurationInMinutes === 'number' ? body.ChatDurationInMinutes : ANONYMOUS_MAX_DURATION, ANONYMOUS_MAX_DURATION)
   // Without a resume token this service issued, no persistent chat is started.
   if (body.PersistentChat !== undefined) return refuse('PersistentChat without a valid resume token')
   for (const key of IGNORED) {

@@ -22,7 +22,7 @@ t.test('preflight from a listed origin -> 204 allowing POST with content-type, i
   t.equal(res.statusCode, 204)
   t.equal(res.headers['access-control-allow-origin'], ORIGIN)
   t.equal(res.headers['access-control-allow-methods'], 'POST')
-  t.same(String(res.headers['access-control-allow-headers']).split(', ').sort(), ['authorization', 'content-type', 'idempotency-key'])
+  t.same(String(res.headers['access-control-allow-headers']).split(', ').sort(), ['authorization', 'content-type', 'human-check', 'idempotency-key'])
   t.ok(Number(res.headers['access-control-max-age']) > 0, 'max-age set')
   t.notOk(res.headers['access-control-allow-credentials'], 'no cookies are involved')
   t.ok(varies(res).includes('origin'))

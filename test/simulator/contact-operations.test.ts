@@ -1,8 +1,8 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { ConnectClient, ContactNotFoundException, DescribeContactCommand, ResourceNotFoundException, StartChatContactCommand, StopContactCommand } from '@aws-sdk/client-connect'
 import { startSimulator, type SimulatorOptions } from '../../src/simulator/connect.js'
 
-async function setup (t: Parameters<Parameters<typeof t.test>[1]>[0], options: SimulatorOptions = {}) {
+async function setup (t: Test, options: SimulatorOptions = {}) {
   const sim = await startSimulator(options)
   const client = new ConnectClient({ region: 'us-east-1', endpoint: sim.url, credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'x' }, maxAttempts: 1 })
   t.teardown(async () => { client.destroy(); await sim.close() })
