@@ -28,6 +28,10 @@ const REPEAT_WINDOW_MS = 10_000
 /** The open conversation: its chatjs session and every item seen, by Id. */
 let chat = null
 let typingTimer = null
+/** How the open chat is ended at the gateway: its end token and the widget path it came through. */
+let ending = null
+/** The solved human check, sent once with the next start (each proof opens one chat). */
+let humanCheckProof = null
 
 function randomKey () {
   if (typeof crypto.randomUUID === 'function') return crypto.randomUUID()
@@ -55,6 +59,14 @@ function chosenWidget () {
   return ui.widget.value || 'default'
 }
 
+function endPath (widget) {
+  return widget === 'default' ? '/chat/end' : `/chat/end/${encodeURIComponent(widget)}`
+}
+
+function challengePath (widget) {
+  return widget === 'default' ? '/chat/challenge' : `/chat/challenge/${encodeURIComponent(widget)}`
+}
+
 function startPath (widget) {
   return widget === 'default' ? '/chat/start' : `/chat/start/${encodeURIComponent(widget)}`
 }
@@ -68,10 +80,11 @@ function previousChat () {
 }
 
 /** Every start, resumes included, brings a fresh resume token: the newest one is what resumes next time. */
-function rememberChat (data) {
+function rememberChat (data, widget) {
+  ending = data.endToken ? { token: data.endToken, widget } : null
   if (data.resumeToken) {
     // A resume token works only on the widget that issued it, so the widget is remembered with it.
-    localStorage.setItem(STORAGE_KEY, JSON.stringify({ resumeToken: data.resumeToken, contactId: data.startChatResult.ContactId, widget: chosenWidget() }))
+    localStorage.setItem(STORAGE_KEY, JSON.stringify({ resumeToken: data.resumeToken, contactId: data.startChatResult.ContactId, widget }))
   }
   refreshResumeButton()
 }
@@ -163,11 +176,10 @@ async function startChat ({ resume }) {
   try {
     let res
     try {
-      res = await fetch(`${gatewayUrl}${startPath(widget)}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKeyFor(body) },
-        body
-      })
+      const headers = { 'content-type': 'application/json', 'idempotency-key': idempotencyKeyFor(body) }
+      if (humanCheckProof) headers['human-check'] = humanCheckProof
+      humanCheckProof = null
+      res = await fetch(`${gatewayUrl}${startPath(widget)}`, { method: 'POST', headers, body })
     } catch {
       // CORS refusals and network failures look the same from here (a TypeError).
       await explainUnreadableAnswer()
@@ -176,7 +188,10 @@ async function startChat ({ resume }) {
     const payload = await res.json().catch(() => null)
     if (res.ok && payload?.data?.startChatResult) {
       if (attempt?.body === body) attempt.succeededAt ??= Date.now()
-      showChat(payload.data)
+      hideHumanCheck()
+      showChat(payload.data, widget)
+    } else if (payload?.code === 'HUMAN_CHECK_REQUIRED') {
+      showHumanCheck(payload.humanCheck, widget, resume)
     } else {
       showFailure(res, payload, body)
     }
@@ -227,11 +242,53 @@ function showFailure (res, payload, body) {
   }
 }
 
-function showChat (data) {
+/**
+ * The gateway asks anonymous callers for a human check while it is busy (or always). The ALTCHA
+ * widget solves its proof-of-work challenge in the browser; the solved payload goes with the next
+ * start in the Human-Check header, which then follows at once.
+ */
+async function showHumanCheck (kind, widget, resume) {
+  if (kind !== 'pow') {
+    showError('human-check', `This chat asks for a human check (${kind}) that this demo page does not embed.`)
+    return
+  }
+  setStatus('One moment: checking that you are not a bot…')
+  await import('./vendor/altcha.js')
+  const box = $('human-check')
+  const check = document.createElement('altcha-widget')
+  check.setAttribute('challenge', `${gatewayUrl}${challengePath(widget)}`)
+  check.setAttribute('auto', 'onload')
+  check.addEventListener('statechange', (event) => {
+    if (event.detail?.state !== 'verified' || !event.detail.payload) return
+    humanCheckProof = event.detail.payload
+    void startChat({ resume })
+  })
+  box.replaceChildren(check)
+  box.hidden = false
+}
+
+function hideHumanCheck () {
+  const box = $('human-check')
+  box.hidden = true
+  box.replaceChildren()
+}
+
+/** Ends the chat at the gateway too, so it stops counting against this site's chat quota at once. */
+function endAtGateway (beacon) {
+  if (!ending) return
+  const url = `${gatewayUrl}${endPath(ending.widget)}`
+  // text/plain: no preflight, so it also works from pagehide, where a preflight would never finish.
+  const body = JSON.stringify({ EndToken: ending.token })
+  ending = null
+  if (beacon) navigator.sendBeacon(url, body)
+  else fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body, keepalive: true }).catch(() => {})
+}
+
+function showChat (data, widget) {
   const started = data.startChatResult
   // A double click brings the same chat back twice; show and hand it over once.
   if (ui.contactId.textContent === started.ContactId) return
-  rememberChat(data)
+  rememberChat(data, widget)
   setStatus('')
   ui.result.hidden = false
   ui.resultTitle.textContent = started.ContinuedFromContactId ? 'Previous chat resumed' : 'Chat started'
@@ -397,6 +454,8 @@ function setComposerEnabled (enabled) {
 function chatEnded () {
   if (!chat || chat.ended) return
   chat.ended = true
+  // Ended by either side in the chat: the gateway is told too, which costs nothing if it knew.
+  endAtGateway(false)
   hideTyping()
   setComposerEnabled(false)
   setChatState('ended', 'This chat has ended. You can resume it or start a new one above.')
@@ -442,8 +501,12 @@ ui.compose.addEventListener('input', () => {
   // chatjs sends at most one typing event every few seconds, however often this fires.
   if (chat && !chat.ended && ui.compose.value) chat.session.sendEvent({ contentType: CONTENT.typing }).catch(() => {})
 })
+// A customer who closes the tab or leaves the page ends the chat, instead of leaving an agent with
+// nobody for the rest of its duration.
+window.addEventListener('pagehide', () => { if (chat && !chat.ended) endAtGateway(true) })
 ui.endChat.addEventListener('click', () => {
   if (!chat || chat.ended) return
+  endAtGateway(false)
   ui.endChat.disabled = true
   chat.session.disconnectParticipant()
     .catch(() => showError('failed', 'The chat could not be ended. Please try again.'))

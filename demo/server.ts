@@ -40,6 +40,8 @@ export interface DemoServer {
 const PAGE_ROOT = fileURLToPath(new URL('./', import.meta.url))
 const CHATJS_FILE = createRequire(import.meta.url).resolve('amazon-connect-chatjs')
 const CHATJS_SERVED = new Set([`/${basename(CHATJS_FILE)}`, `/${basename(CHATJS_FILE)}.map`])
+// The ALTCHA widget (a web component), shown when the gateway asks for a proof-of-work check.
+const ALTCHA_FILE = createRequire(import.meta.url).resolve('altcha')
 
 function hostnameOf (hostHeader: string | undefined): string {
   try {
@@ -74,6 +76,10 @@ export async function startDemoServer (options: DemoServerOptions): Promise<Demo
         defaultSrc: ['\'self\''],
         connectSrc: ['\'self\'', (req) => new URL(gatewayFor(req)).origin, () => participantSources().join(' ')],
         imgSrc: ['\'self\'', 'data:'],
+        // The ALTCHA widget's one-file bundle starts its proof-of-work workers from blob: URLs and
+        // styles itself with a <style> element; its `altcha/external` build needs neither.
+        workerSrc: ['\'self\'', 'blob:'],
+        styleSrc: ['\'self\'', '\'unsafe-inline\''],
         objectSrc: ['\'none\''],
         baseUri: ['\'none\''],
         formAction: ['\'none\''],
@@ -91,6 +97,7 @@ export async function startDemoServer (options: DemoServerOptions): Promise<Demo
     decorateReply: false,
     allowedPath: (pathName) => CHATJS_SERVED.has(pathName)
   })
+  app.get('/vendor/altcha.js', (_request, reply) => reply.type('text/javascript').sendFile('altcha.js', dirname(ALTCHA_FILE)))
 
   app.get('/config.json', async (request) => ({ gatewayUrl: gatewayFor(request.raw), participantUrl: participantUrl(), ...(options.widgets ? { widgets: options.widgets() } : {}) }))
 

@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { startDemoServer, type DemoServer } from '../../demo/server.js'
 import type { SimulatorOptions } from '../../src/simulator/connect.js'
+import type { AppDeps } from '../../src/app.js'
 import { build, type Harness } from '../helper.js'
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -50,7 +51,7 @@ export interface DemoHarness extends Harness {
   open (demo?: DemoServer): Promise<{ page: Page; errors: string[] }>
 }
 
-export async function demoHarness (t: Test, browser: Browser, env: Record<string, string> = {}, sim?: SimulatorOptions): Promise<DemoHarness> {
+export async function demoHarness (t: Test, browser: Browser, env: Record<string, string> = {}, sim?: SimulatorOptions, deps?: AppDeps): Promise<DemoHarness> {
   let gatewayUrl = ''
   let participantUrl = ''
   const start = () => startDemoServer({ port: 0, host: '127.0.0.1', gatewayUrl: () => gatewayUrl, participantUrl: () => participantUrl })
@@ -58,7 +59,7 @@ export async function demoHarness (t: Test, browser: Browser, env: Record<string
   const unlisted = await start()
   t.teardown(() => Promise.all([listed.close(), unlisted.close()]))
 
-  const harness = await build(t, { ALLOWED_ORIGINS: listed.url, ...env }, { sim })
+  const harness = await build(t, { ALLOWED_ORIGINS: listed.url, ...env }, { sim, deps })
   participantUrl = harness.sim.url
   const seen: Seen[] = []
   harness.app.addHook('onResponse', async (request, reply) => {
