@@ -28,7 +28,7 @@ export default tseslint.config(
     files: ['demo/**/*.js'],
     languageOptions: {
       sourceType: 'module',
-      globals: Object.fromEntries(['window', 'document', 'fetch', 'crypto', 'localStorage', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout']
+      globals: Object.fromEntries(['window', 'document', 'fetch', 'crypto', 'localStorage', 'navigator', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout']
         .map((name) => [name, 'readonly']))
     }
   }
