@@ -34,6 +34,7 @@ import { createSpentProofs, HumanCheck, type HumanCheckOptions } from './trust/h
 import { createTrustShared, type TrustPolicy } from './trust/index.js'
 import { createRedis } from './redis.js'
 import { createWidgets, type Widgets } from './widgets/index.js'
+import type { HumanCheckSpec } from './widgets/file.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -138,22 +139,27 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   const trustOptions = { log: app.log, redis, now: deps.now, onRedisFailed: () => metrics.redisFailOpen.inc({ use: 'resume_tokens' }) }
   const trustShared = createTrustShared(config, trustOptions)
   const endTokens = new EndTokens(trustShared.keys, deps.now)
-  // The human check asked of anonymous callers (HUMAN_CHECK); each proof is spent for every replica.
-  const humanCheck = config.HUMAN_CHECK === 'off' ? undefined : new HumanCheck({
-    kind: config.HUMAN_CHECK,
-    when: config.HUMAN_CHECK_WHEN,
-    secret: config.HUMAN_CHECK_SECRET ?? config.resumeSecrets[0] ?? randomBytes(32).toString('hex'),
+  // The human check asked of anonymous callers (HUMAN_CHECK, or a widget's own); each proof is spent
+  // for every replica. A pow key must be the same on every replica: HUMAN_CHECK_SECRET, else the resume key.
+  const spentProofs = createSpentProofs({ redis, keyPrefix: config.REDIS_KEY_PREFIX, now: deps.now })
+  const powKey = config.HUMAN_CHECK_SECRET ?? config.resumeSecrets[0] ?? randomBytes(32).toString('hex')
+  const humanCheckFor = ({ kind, when, secret }: HumanCheckSpec) => kind === 'off' ? undefined : new HumanCheck({
+    kind,
+    when,
+    secret: secret ?? config.HUMAN_CHECK_SECRET ?? powKey,
     verifyUrl: config.HUMAN_CHECK_VERIFY_URL,
-    spent: createSpentProofs({ redis, keyPrefix: config.REDIS_KEY_PREFIX, now: deps.now }),
+    spent: spentProofs,
     now: deps.now,
     ...deps.humanCheck
   })
+  const humanCheck = humanCheckFor({ kind: config.HUMAN_CHECK, when: config.HUMAN_CHECK_WHEN })
 
   // The default profile from the environment, the others from WIDGETS_FILE (re-read by reload()).
   const widgets = createOrDisconnect(redis, () => createWidgets(config, {
     env: deps.env,
     defaultTrust: deps.trust,
     humanCheck,
+    humanCheckFor,
     trust: { ...trustOptions, shared: trustShared },
     onReload: (result) => {
       metrics.widgetReloads.inc({ result: result.ok ? 'applied' : 'refused' })

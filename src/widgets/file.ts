@@ -39,6 +39,11 @@ export const WidgetProfileSchema = Type.Object({
     max: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
     window: Text(50, 'milliseconds or a duration such as "1 minute"')
   }, { additionalProperties: false })),
+  humanCheck: Type.Optional(Type.Object({
+    type: Type.Enum(['off', 'pow', 'turnstile', 'hcaptcha', 'recaptcha'], { description: 'as HUMAN_CHECK, for this widget\'s anonymous callers' }),
+    when: Type.Optional(Type.Enum(['always', 'busy'], { description: 'as HUMAN_CHECK_WHEN (default busy)' })),
+    secretEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$', description: 'name of the environment variable holding the provider\'s secret (else HUMAN_CHECK_SECRET)' }))
+  }, { additionalProperties: false })),
   chatDurationInMinutes: Type.Optional(Type.Integer({ minimum: 60, maximum: 10_080, description: 'the longest chat this widget opens: a larger ChatDurationInMinutes is lowered to it, and it is the duration when the request names none' }))
 }, { additionalProperties: false })
 
@@ -61,7 +66,11 @@ export interface WidgetSpec {
   customerToken?: { required: boolean; secret?: string; jwksUrl?: string; audience?: string; issuer?: string }
   rateLimit?: { max: number; windowMs: number }
   chatDurationInMinutes?: number
+  humanCheck?: HumanCheckSpec
 }
+
+/** A widget's own human check; `secret` from its secretEnv (else the deployment's HUMAN_CHECK_SECRET applies). */
+export interface HumanCheckSpec { kind: 'off' | 'pow' | 'turnstile' | 'hcaptcha' | 'recaptcha'; when: 'always' | 'busy'; secret?: string }
 
 export type EnvLookup = Record<string, string | undefined>
 
@@ -117,6 +126,18 @@ function spec (entry: WidgetProfileEntry, at: string, env: EnvLookup): WidgetSpe
       ...(token.issuer !== undefined ? { issuer: token.issuer } : {})
     }
   }
+  let humanCheck: HumanCheckSpec | undefined
+  if (entry.humanCheck) {
+    const { type, when = 'busy', secretEnv } = entry.humanCheck
+    const secret = secretEnv === undefined ? undefined : env[secretEnv]
+    if (secretEnv !== undefined && (secret === undefined || secret === '')) {
+      throw new ConfigError(`${at}.humanCheck.secretEnv: the environment variable ${secretEnv} is not set`)
+    }
+    if (type !== 'off' && type !== 'pow' && secret === undefined && !env.HUMAN_CHECK_SECRET) {
+      throw new ConfigError(`${at}.humanCheck.secretEnv: ${type} needs the provider's secret (secretEnv, or HUMAN_CHECK_SECRET)`)
+    }
+    humanCheck = { kind: type, when, ...(secret !== undefined ? { secret } : {}) }
+  }
   return {
     id: entry.id,
     contactFlowId: entry.contactFlowId,
@@ -131,7 +152,8 @@ function spec (entry: WidgetProfileEntry, at: string, env: EnvLookup): WidgetSpe
     ...(entry.rateLimit
       ? { rateLimit: { max: entry.rateLimit.max, windowMs: parseDurationMs(`${at}.rateLimit.window`, entry.rateLimit.window, 'ms', '60000, "30 seconds" or "1 minute"') } }
       : {}),
-    ...(entry.chatDurationInMinutes !== undefined ? { chatDurationInMinutes: entry.chatDurationInMinutes } : {})
+    ...(entry.chatDurationInMinutes !== undefined ? { chatDurationInMinutes: entry.chatDurationInMinutes } : {}),
+    ...(humanCheck ? { humanCheck } : {})
   }
 }
 

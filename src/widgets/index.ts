@@ -3,7 +3,7 @@ import { ConfigError } from '../config.js'
 import type { ConnectTarget } from '../connect/input.js'
 import type { HumanCheck } from '../trust/human-check.js'
 import { createTrustPolicy, createTrustShared, type TrustPolicy, type TrustPolicyOptions } from '../trust/index.js'
-import { DEFAULT_WIDGET, readWidgetFile, type EnvLookup, type WidgetSpec } from './file.js'
+import { DEFAULT_WIDGET, readWidgetFile, type EnvLookup, type HumanCheckSpec, type WidgetSpec } from './file.js'
 
 export { DEFAULT_WIDGET, MAX_WIDGETS, WIDGET_ID } from './file.js'
 
@@ -61,8 +61,10 @@ export interface WidgetsOptions {
   defaultTrust?: TrustPolicy
   /** Told after each reload attempt; the error text names the file's problem, never a secret. */
   onReload?: (result: ReloadResult) => void
-  /** The deployment's human check (HUMAN_CHECK), asked on every profile. */
+  /** The deployment's human check (HUMAN_CHECK), asked on every profile that names none of its own. */
   humanCheck?: HumanCheck
+  /** Builds a profile's own human check (`humanCheck` in WIDGETS_FILE); undefined for `off`. */
+  humanCheckFor?: (spec: HumanCheckSpec) => HumanCheck | undefined
 }
 
 export type ReloadResult = { ok: true; widgets: string[] } | { ok: false; error: string }
@@ -117,8 +119,12 @@ export function createWidgets (config: Config, options: WidgetsOptions = {}): Wi
     }),
     ...(spec.rateLimit ? { rateLimit: spec.rateLimit } : {}),
     ...(spec.chatDurationInMinutes !== undefined ? { chatDurationInMinutes: spec.chatDurationInMinutes } : {}),
-    ...(options.humanCheck ? { humanCheck: options.humanCheck } : {})
+    ...humanCheckOf(spec)
   })
+  const humanCheckOf = (spec: WidgetSpec): { humanCheck?: HumanCheck } => {
+    const check = spec.humanCheck ? options.humanCheckFor?.(spec.humanCheck) : options.humanCheck
+    return check ? { humanCheck: check } : {}
+  }
 
   const load = (): Map<string, Widget> => {
     const specs = config.WIDGETS_FILE === undefined ? [] : readWidgetFile(config.WIDGETS_FILE, env)

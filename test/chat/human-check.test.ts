@@ -145,3 +145,30 @@ t.test('a provider check needs its secret', async (t) => {
   const { loadConfig } = await import('../../src/config.js')
   t.throws(() => loadConfig({ CONNECT_SIMULATOR: 'true', HUMAN_CHECK: 'hcaptcha' }), /HUMAN_CHECK_SECRET: required with HUMAN_CHECK=hcaptcha/)
 })
+
+t.test('a widget profile asks for its own check: pow on one widget, none on the default one', async (t) => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const file = join(mkdtempSync(join(tmpdir(), 'ccg-hc-')), 'widgets.json')
+  writeFileSync(file, JSON.stringify({ widgets: [{ id: 'sales', contactFlowId: 'flow-sales', allowedOrigins: [ORIGIN], humanCheck: { type: 'pow', when: 'always' } }] }))
+  const { app, sim } = await build(t, { WIDGETS_FILE: file, RESUME_TOKEN_SECRET: 'resume-and-pow-key-0123456789-0123456789' }, { deps: EASY })
+  const post = (url: string, headers: Record<string, string> = {}) => app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json', origin: ORIGIN, ...headers }, payload: JSON.stringify(validBody()) })
+  t.equal((await post('/chat/start')).statusCode, 200, 'the default profile asks nothing')
+  t.equal((await app.inject({ url: '/chat/challenge' })).statusCode, 404)
+  t.match((await post('/chat/start/sales')).json(), { code: 'HUMAN_CHECK_REQUIRED', humanCheck: 'pow' })
+  const res = await app.inject({ url: '/chat/challenge/sales' })
+  const challenge = res.json() as Challenge
+  const proof = Buffer.from(JSON.stringify({ challenge, solution: await solveChallenge({ challenge, deriveKey }) })).toString('base64')
+  t.equal((await post('/chat/start/sales', { 'human-check': proof })).statusCode, 200)
+  t.equal(sim.stats().received, 2)
+})
+
+t.test('a widget\'s provider check needs a secret: secretEnv or HUMAN_CHECK_SECRET', async (t) => {
+  const { parseWidgetFile } = await import('../../src/widgets/file.js')
+  const widget = (humanCheck: object) => JSON.stringify({ widgets: [{ id: 'w', contactFlowId: 'f', allowedOrigins: [ORIGIN], humanCheck }] })
+  t.throws(() => parseWidgetFile(widget({ type: 'turnstile' }), {}), /widgets\[0\]\.humanCheck\.secretEnv: turnstile needs/)
+  t.throws(() => parseWidgetFile(widget({ type: 'turnstile', secretEnv: 'W_SECRET' }), {}), /W_SECRET is not set/)
+  t.match(parseWidgetFile(widget({ type: 'turnstile', secretEnv: 'W_SECRET' }), { W_SECRET: 's' })[0]?.humanCheck, { kind: 'turnstile', when: 'busy', secret: 's' })
+  t.throws(() => parseWidgetFile(widget({ type: 'captcha' }), {}), /humanCheck\.type/)
+})
