@@ -140,13 +140,19 @@ export class GatewayStack extends Stack {
 
     const taskRole = new iam.Role(this, 'TaskRole', {
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
-      description: 'connect-chat-gateway tasks: StartChatContact on one Connect instance, nothing else'
+      description: 'connect-chat-gateway tasks: StartChatContact, StopContact and DescribeContact on one Connect instance, nothing else'
     })
     const instanceArn = `arn:${Aws.PARTITION}:connect:${config.region}:${Aws.ACCOUNT_ID}:instance/${config.instanceId}`
     taskRole.addToPolicy(new iam.PolicyStatement({
       sid: 'StartChatContactOnThisInstance',
       actions: ['connect:StartChatContact'],
       resources: [`${instanceArn}/contact/*`, `${instanceArn}/contact-flow/${config.contactFlowId}`]
+    }))
+    // Ending a chat (POST /chat/end) and asking whether a counted chat has ended (the chat quota).
+    taskRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'EndAndDescribeChatsOnThisInstance',
+      actions: ['connect:StopContact', 'connect:DescribeContact'],
+      resources: [`${instanceArn}/contact/*`]
     }))
 
     const taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
@@ -319,6 +325,14 @@ export class GatewayStack extends Stack {
         alarmDescription: 'Connect\'s concurrent-chat quota is full: customers are refused with 503 CHAT_QUOTA_REACHED. Raise the quota or add agents.',
         metric: codeMetric('ChatQuotaReachedFilter', 'CHAT_QUOTA_REACHED', 'ChatQuotaReached'),
         threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING
+      }),
+      new cloudwatch.Alarm(this, 'ChatCapacityReservedAlarm', {
+        alarmDescription: 'Anonymous callers hold their whole share of the chat quota: guests get 503 CHAT_CAPACITY_RESERVED. A bot flood (check WAF and HUMAN_CHECK) or real demand (raise the Connect quota and CONNECT_MAX_ACTIVE_CHATS).',
+        metric: codeMetric('ChatCapacityReservedFilter', 'CHAT_CAPACITY_RESERVED', 'ChatCapacityReserved'),
+        threshold: 10,
         evaluationPeriods: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING

@@ -39,8 +39,8 @@ describe('the stack with the sample configuration', () => {
       'AWS::WAFv2::WebACL': 1,
       'AWS::WAFv2::WebACLAssociation': 1,
       'AWS::Logs::LogGroup': 1,
-      'AWS::Logs::MetricFilter': 2,
-      'AWS::CloudWatch::Alarm': 4,
+      'AWS::Logs::MetricFilter': 3,
+      'AWS::CloudWatch::Alarm': 5,
       'AWS::SNS::Topic': 1,
       'AWS::ApplicationAutoScaling::ScalableTarget': 1,
       'AWS::ApplicationAutoScaling::ScalingPolicy': 2,
@@ -125,17 +125,18 @@ describe('the stack with the sample configuration', () => {
     }
   })
 
-  it('lets the task role call only connect:StartChatContact, on this instance\'s contacts and flow', () => {
+  it('lets the task role start chats on this instance\'s flow, and end and describe only its contacts', () => {
     const [, taskDefinition] = only(template, 'AWS::ECS::TaskDefinition')
     const roleId = (taskDefinition.Properties.TaskRoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]
     const statements = statementsOf(template, roleId)
-    assert.deepEqual(statements.flatMap(actionsOf), ['connect:StartChatContact'], 'the only action the tasks may take')
+    assert.deepEqual(statements.flatMap(actionsOf).sort(), ['connect:DescribeContact', 'connect:StartChatContact', 'connect:StopContact'], 'the only actions the tasks may take')
     assert.ok(statements.every((s) => s.Effect === 'Allow'))
-    const resources = statements.flatMap(resourcesOf).map(text).sort()
-    assert.deepEqual(resources, [
-      `arn:\${AWS::Partition}:connect:${SAMPLE.region}:\${AWS::AccountId}:instance/${SAMPLE.instanceId}/contact-flow/${SAMPLE.contactFlowId}`,
-      `arn:\${AWS::Partition}:connect:${SAMPLE.region}:\${AWS::AccountId}:instance/${SAMPLE.instanceId}/contact/*`
-    ])
+    const contacts = `arn:\${AWS::Partition}:connect:${SAMPLE.region}:\${AWS::AccountId}:instance/${SAMPLE.instanceId}/contact/*`
+    const flow = `arn:\${AWS::Partition}:connect:${SAMPLE.region}:\${AWS::AccountId}:instance/${SAMPLE.instanceId}/contact-flow/${SAMPLE.contactFlowId}`
+    const on = (action: string) => statements.filter((s) => actionsOf(s).includes(action)).flatMap(resourcesOf).map(text).sort()
+    assert.deepEqual(on('connect:StartChatContact'), [flow, contacts])
+    assert.deepEqual(on('connect:StopContact'), [contacts], 'StopContact on contacts only, never the flow')
+    assert.deepEqual(on('connect:DescribeContact'), [contacts])
     const [, role] = Object.entries(template.findResources('AWS::IAM::Role')).find(([id]) => id === roleId)!
     assert.equal(role.Properties.ManagedPolicyArns, undefined, 'no managed policy widens it')
   })
@@ -219,8 +220,8 @@ describe('the stack with the sample configuration', () => {
     assert.deepEqual(c.LogConfiguration.Options['awslogs-group'], { Ref: logGroupId })
   })
 
-  it('counts CHAT_QUOTA_REACHED and UPSTREAM_THROTTLED from the service\'s JSON log lines, and alarms on them', () => {
-    for (const [code, metricName] of [['CHAT_QUOTA_REACHED', 'ChatQuotaReached'], ['UPSTREAM_THROTTLED', 'UpstreamThrottled']]) {
+  it('counts CHAT_QUOTA_REACHED, CHAT_CAPACITY_RESERVED and UPSTREAM_THROTTLED from the service\'s JSON log lines, and alarms on them', () => {
+    for (const [code, metricName] of [['CHAT_QUOTA_REACHED', 'ChatQuotaReached'], ['CHAT_CAPACITY_RESERVED', 'ChatCapacityReserved'], ['UPSTREAM_THROTTLED', 'UpstreamThrottled']]) {
       template.hasResourceProperties('AWS::Logs::MetricFilter', {
         FilterPattern: `{ $.code = "${code}" }`,
         MetricTransformations: [Match.objectLike({ MetricName: metricName, MetricNamespace: 'ConnectChatGateway', MetricValue: '1' })]
