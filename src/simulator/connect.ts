@@ -12,6 +12,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { DEFAULT_FAULT_MESSAGE, ERROR_STATUS, deferred, isFault, isRequestRate, TokenBucket, type Fault } from './faults.js'
 import type { SimulatedContact } from './contact.js'
 import { Delays } from './delays.js'
+import { AvailabilityService, type AvailabilitySimulator, type QueueSettings } from './availability.js'
 import { ParticipantService, type ParticipantOptions, type ParticipantSimulator } from './participant.js'
 import {
   checkAuthorization, isObject, MAX_BODY_BYTES, OPERATION_METHOD, OPERATION_PATH, readBody, safeJsonParse, sendJson,
@@ -46,6 +47,8 @@ export interface SimulatorOptions {
    * contacts; on unless false.
    */
   participant?: ParticipantOptions | false
+  /** The default queue's hours and agents for DescribeQueue, GetEffectiveHoursOfOperations and GetCurrentMetricData. */
+  availability?: QueueSettings
 }
 
 export interface RecordedRequest {
@@ -80,6 +83,8 @@ export interface ConnectSimulator {
   readonly contacts: Map<string, SimulatedContact>
   /** The Participant Service side: faults, the agent's voice, transcripts. Undefined when turned off. */
   readonly participant: ParticipantSimulator | undefined
+  /** Queues, opening hours and agents for the availability APIs (see availability.ts). */
+  readonly availability: AvailabilitySimulator
   /** Queue: each incoming request consumes the next queued fault, then normal behaviour resumes. */
   script(...faults: Fault[]): void
   /** Persistent fault for every request until cleared (queued script faults take precedence). */
@@ -138,12 +143,14 @@ class Simulator implements ConnectSimulator {
   private counters = Simulator.zeroCounters()
   private closed = false
   private readonly participantService: ParticipantService | undefined
+  private readonly availabilityService: AvailabilityService
 
   constructor (private readonly options: SimulatorOptions) {
     this.latencyMs = options.latencyMs ?? 0
     this.bucket = options.requestRate
       ? new TokenBucket(options.requestRate.perSecond, options.requestRate.burst)
       : undefined
+    this.availabilityService = new AvailabilityService(options.availability, (ms) => this.delays.sleep(ms))
     this.server = createServer((req, res) => this.route(req, res))
     if (options.participant !== false) {
       const service = new ParticipantService(this, options.participant ?? {}, options.log)
@@ -178,6 +185,10 @@ class Simulator implements ConnectSimulator {
 
   get participant (): ParticipantSimulator | undefined {
     return this.participantService
+  }
+
+  get availability (): AvailabilitySimulator {
+    return this.availabilityService
   }
 
   // --- public API ----------------------------------------------------------------------------
@@ -222,6 +233,7 @@ class Simulator implements ConnectSimulator {
     this.bucket?.refill()
     this.counters = Simulator.zeroCounters()
     this.participantService?.reset()
+    this.availabilityService.reset()
   }
 
   async close (): Promise<void> {
@@ -248,6 +260,7 @@ class Simulator implements ConnectSimulator {
       this.participantService.handleRequest(req, res, path).catch((err: unknown) => this.internalError(res, err))
       return
     }
+    if (path && this.availabilityService.handles(req, res, path)) return
     if (req.method !== OPERATION_METHOD || path !== OPERATION_PATH) {
       sendJson(res, randomUUID(), 404, { Message: `Unknown operation ${req.method ?? ''} ${path ?? ''}` }, {
         'x-amzn-errortype': 'UnknownOperationException'
@@ -265,6 +278,7 @@ class Simulator implements ConnectSimulator {
 
   private async handleControl (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     if (this.participantService && (await this.participantService.handleControl(req, res, path))) return
+    if (await this.availabilityService.handleControl(req, res, path)) return
     const requestId = randomUUID()
     if (req.method === 'GET' && path === '/__sim/stats') {
       sendJson(res, requestId, 200, this.stats())
