@@ -22,6 +22,8 @@ import originPolicy from './plugins/origin.js'
 import rateLimit from './plugins/rate-limit.js'
 import securityHeaders from './plugins/security-headers.js'
 import widgetPlugin from './plugins/widget.js'
+import availability from './plugins/availability.js'
+import { closedCheck } from './routes/availability.js'
 import chatStartRoute from './routes/chat-start.js'
 import type { TrustPolicy } from './trust/index.js'
 import { createRedis } from './redis.js'
@@ -48,6 +50,8 @@ export interface AppDeps {
   pacer?: Pacer
   /** Longest wait for the first credentials attempt before the app is returned (default 5 s). */
   credentialsWaitMs?: number
+  /** The availability poller's clock (tests move it across opening hours). */
+  availabilityNow?: () => number
 }
 
 /**
@@ -204,7 +208,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
   await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason })
   await app.register(rateLimit, { config, redis })
-  await app.register(chatStartRoute, { config, starter })
+  // GET /chat/availability, answered from one poller per deployment; a closed queue can refuse starts.
+  await app.register(availability, { config, widgets, redis, credentials: client.config.credentials, overrides: deps.connectOverrides, now: deps.availabilityNow })
+  await app.register(chatStartRoute, { config, starter, whenClosed: closedCheck(app.availability) })
 
   await credentials.firstAttempt
 

@@ -20,5 +20,6 @@ export const ErrorReply = Type.Object({
   error: Type.String(),
   code: Type.String(),
   message: Type.String(),
-  details: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() })))
+  details: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+  nextOpen: Type.Optional(Type.String({ description: 'CHAT_CLOSED: when the queue opens again (ISO 8601)' }))
 })

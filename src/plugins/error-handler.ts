@@ -2,13 +2,13 @@ import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, Fa
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
-import { GatewayError, HeadersTooLarge, MalformedRequest, RequestTimedOut, RouteNotFound, ValidationFailed, type ProblemDetail } from '../errors.js'
+import { ChatClosed, GatewayError, HeadersTooLarge, MalformedRequest, RequestTimedOut, RouteNotFound, ValidationFailed, type ProblemDetail } from '../errors.js'
 import { requestPath } from './request-log.js'
 import { SECURITY_HEADERS } from './security-headers.js'
 
 const MAX_DETAILS = 20
 
-interface ErrorBody { statusCode: number; error: string; code: string; message: string; details?: ProblemDetail[] }
+interface ErrorBody { statusCode: number; error: string; code: string; message: string; details?: ProblemDetail[]; nextOpen?: string }
 
 function body (statusCode: number, code: string, message: string, details?: ProblemDetail[]): ErrorBody {
   return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', code, message, ...(details ? { details } : {}) }
@@ -75,7 +75,9 @@ const FASTIFY_CODES: Record<string, [number, string, string]> = {
 /** The one renderer: every error answer's status, body and Retry-After, whoever raised it. */
 export function toErrorBody (error: FastifyError | GatewayError | Error): { body: ErrorBody; retryAfter?: number } {
   if (error instanceof GatewayError) {
-    return { body: body(error.statusCode, error.code, error.message, error.details?.slice(0, MAX_DETAILS)), retryAfter: error.retryAfterSeconds }
+    const answer = body(error.statusCode, error.code, error.message, error.details?.slice(0, MAX_DETAILS))
+    if (error instanceof ChatClosed && error.nextOpen !== undefined) answer.nextOpen = error.nextOpen
+    return { body: answer, retryAfter: error.retryAfterSeconds }
   }
   const fe = error as FastifyError
   if (fe.validation) {

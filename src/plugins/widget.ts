@@ -13,11 +13,13 @@ declare module 'fastify' {
 export interface WidgetPluginOptions { widgets: Widgets }
 
 export const WIDGET_ROUTE = '/chat/start/:widget'
+/** Every route whose path names a widget profile. */
+const WIDGET_ROUTES = new Set([WIDGET_ROUTE, '/chat/availability/:widget'])
 // A preflight is routed to the CORS plugin's catch-all, so its widget is read from the path itself.
 const WIDGET_PATH = /^\/chat\/start\/([^/?#]+)(?:\?|$)/
 
 function widgetIdOf (request: FastifyRequest): string | undefined {
-  if (request.routeOptions.url === WIDGET_ROUTE) return (request.params as { widget: string }).widget
+  if (WIDGET_ROUTES.has(request.routeOptions.url ?? '')) return (request.params as { widget: string }).widget
   if (request.method !== 'OPTIONS') return undefined
   const raw = WIDGET_PATH.exec(request.url)?.[1]
   if (raw === undefined) return undefined

@@ -13,6 +13,8 @@ import { ChatStartBody, ChatStartReply, ErrorReply, IdempotencyKeyHeader, Widget
 export interface ChatStartRouteOptions {
   config: Config
   starter: ChatStarter
+  /** Throws ChatClosed when the widget refuses chats while its queue is closed (REFUSE_WHEN_CLOSED). */
+  whenClosed?: (widget: Widget) => void
 }
 
 const utf8 = (s: string) => Buffer.byteLength(s, 'utf8')
@@ -46,7 +48,7 @@ function checkBody (body: ChatStartBody, widget: Widget, trusted: Record<string,
   return { displayName, attributes: { ...attributes } }
 }
 
-const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (app, { config, starter }) => {
+const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (app, { config, starter, whenClosed }) => {
   // The sample clients post JSON as text/plain or form-urlencoded (jQuery's default) to avoid a
   // CORS preflight; all three are parsed as JSON. Any other type is answered 415 by Fastify.
   app.removeContentTypeParser(['text/plain'])
@@ -71,6 +73,7 @@ const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (
     // Resolved in onRequest: a reload meanwhile does not move this request to another profile.
     const { widget } = request
     const { trust } = widget
+    whenClosed?.(widget)
     // A caller whose connection closes before the answer is let go: see ChatStarter.start.
     const caller = new AbortController()
     reply.raw.once('close', () => { if (!reply.raw.writableFinished) caller.abort() })

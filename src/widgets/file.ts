@@ -39,7 +39,9 @@ export const WidgetProfileSchema = Type.Object({
     max: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
     window: Text(50, 'milliseconds or a duration such as "1 minute"')
   }, { additionalProperties: false })),
-  chatDurationInMinutes: Type.Optional(Type.Integer({ minimum: 60, maximum: 10_080, description: 'ChatDurationInMinutes when the request names none' }))
+  chatDurationInMinutes: Type.Optional(Type.Integer({ minimum: 60, maximum: 10_080, description: 'ChatDurationInMinutes when the request names none' })),
+  queueId: Type.Optional(Text(100, 'queue whose hours and agents GET /chat/availability/:widget reports; CONNECT_QUEUE_ID when left out and the instance is the default one')),
+  refuseWhenClosed: Type.Optional(Type.Boolean({ description: 'answer 503 CHAT_CLOSED while the queue is closed; REFUSE_WHEN_CLOSED when left out' }))
 }, { additionalProperties: false })
 
 export const WidgetFileSchema = Type.Object({
@@ -61,6 +63,8 @@ export interface WidgetSpec {
   customerToken?: { required: boolean; secret?: string; jwksUrl?: string; audience?: string; issuer?: string }
   rateLimit?: { max: number; windowMs: number }
   chatDurationInMinutes?: number
+  queueId?: string
+  refuseWhenClosed?: boolean
 }
 
 export type EnvLookup = Record<string, string | undefined>
@@ -131,7 +135,9 @@ function spec (entry: WidgetProfileEntry, at: string, env: EnvLookup): WidgetSpe
     ...(entry.rateLimit
       ? { rateLimit: { max: entry.rateLimit.max, windowMs: parseDurationMs(`${at}.rateLimit.window`, entry.rateLimit.window, 'ms', '60000, "30 seconds" or "1 minute"') } }
       : {}),
-    ...(entry.chatDurationInMinutes !== undefined ? { chatDurationInMinutes: entry.chatDurationInMinutes } : {})
+    ...(entry.chatDurationInMinutes !== undefined ? { chatDurationInMinutes: entry.chatDurationInMinutes } : {}),
+    ...(entry.queueId !== undefined ? { queueId: entry.queueId } : {}),
+    ...(entry.refuseWhenClosed !== undefined ? { refuseWhenClosed: entry.refuseWhenClosed } : {})
   }
 }
 
