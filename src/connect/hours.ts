@@ -34,15 +34,17 @@ export function zoneOffsetMs (epochMs: number, timeZone: string): number {
 }
 
 /**
- * The moment a wall clock in `timeZone` shows `minutes` after midnight of `date`. A time skipped by
- * a daylight-saving change counts from the offset before it (02:30 on a spring-forward night is 03:30).
+ * The moment a wall clock in `timeZone` shows `minutes` after midnight of `date`. A time that happens
+ * twice when the clocks go back is the first; one skipped when they go forward counts with the offset
+ * before the change (02:30 on a spring-forward night is 03:30), as calendars do.
  */
 export function zonedEpoch (date: string, minutes: number, timeZone: string): number {
   const [y, m, d] = date.split('-').map(Number) as [number, number, number]
   const naive = Date.UTC(y, m - 1, d, 0, minutes)
-  const first = naive - zoneOffsetMs(naive, timeZone)
-  const second = naive - zoneOffsetMs(first, timeZone)
-  return Math.min(first, second)
+  const before = naive - zoneOffsetMs(naive - 43_200_000, timeZone)
+  const after = naive - zoneOffsetMs(naive + 43_200_000, timeZone)
+  const valid = [before, after].filter((t) => t + zoneOffsetMs(t, timeZone) === naive)
+  return valid.length > 0 ? Math.min(...valid) : before
 }
 
 /** `epochMs` as ISO 8601 with the zone's offset: 2026-12-07T09:00:00+01:00 (the hour the business publishes). */
