@@ -55,6 +55,8 @@ try {
 const config = readConfig({
   ALLOWED_ORIGINS: `http://localhost:${demo.port},http://127.0.0.1:${demo.port}`,
   ALLOWED_ATTRIBUTES: 'topic,language',
+  // The simulator's queue: the demo page asks its availability (docs/simulator.md sets its hours and agents).
+  CONNECT_QUEUE_ID: 'simulated-queue',
   // Two sample widgets for the demo page on its default port (docs/widgets.md).
   WIDGETS_FILE: fileURLToPath(new URL('widgets.json', import.meta.url)),
   ...process.env

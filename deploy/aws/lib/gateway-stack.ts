@@ -140,13 +140,19 @@ export class GatewayStack extends Stack {
 
     const taskRole = new iam.Role(this, 'TaskRole', {
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
-      description: 'connect-chat-gateway tasks: StartChatContact on one Connect instance, nothing else'
+      description: 'connect-chat-gateway tasks: StartChatContact and availability reads on one Connect instance, nothing else'
     })
     const instanceArn = `arn:${Aws.PARTITION}:connect:${config.region}:${Aws.ACCOUNT_ID}:instance/${config.instanceId}`
     taskRole.addToPolicy(new iam.PolicyStatement({
       sid: 'StartChatContactOnThisInstance',
       actions: ['connect:StartChatContact'],
       resources: [`${instanceArn}/contact/*`, `${instanceArn}/contact-flow/${config.contactFlowId}`]
+    }))
+    // GET /chat/availability: a queue's status and hours, and its agents; reads only.
+    taskRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'AvailabilityReadsOnThisInstance',
+      actions: ['connect:DescribeQueue', 'connect:GetEffectiveHoursOfOperations', 'connect:GetCurrentMetricData'],
+      resources: [`${instanceArn}/queue/*`, `${instanceArn}/operating-hours/*`]
     }))
 
     const taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {

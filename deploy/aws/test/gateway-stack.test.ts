@@ -125,17 +125,17 @@ describe('the stack with the sample configuration', () => {
     }
   })
 
-  it('lets the task role call only connect:StartChatContact, on this instance\'s contacts and flow', () => {
+  it('lets the task role call only connect:StartChatContact, on this instance\'s contacts and flow, and the availability reads on its queues and hours', () => {
     const [, taskDefinition] = only(template, 'AWS::ECS::TaskDefinition')
     const roleId = (taskDefinition.Properties.TaskRoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]
     const statements = statementsOf(template, roleId)
-    assert.deepEqual(statements.flatMap(actionsOf), ['connect:StartChatContact'], 'the only action the tasks may take')
+    const instance = `arn:\${AWS::Partition}:connect:${SAMPLE.region}:\${AWS::AccountId}:instance/${SAMPLE.instanceId}`
     assert.ok(statements.every((s) => s.Effect === 'Allow'))
-    const resources = statements.flatMap(resourcesOf).map(text).sort()
-    assert.deepEqual(resources, [
-      `arn:\${AWS::Partition}:connect:${SAMPLE.region}:\${AWS::AccountId}:instance/${SAMPLE.instanceId}/contact-flow/${SAMPLE.contactFlowId}`,
-      `arn:\${AWS::Partition}:connect:${SAMPLE.region}:\${AWS::AccountId}:instance/${SAMPLE.instanceId}/contact/*`
-    ])
+    const grants = Object.fromEntries(statements.map((s) => [[...actionsOf(s)].sort().join(' '), resourcesOf(s).map(text).sort()]))
+    assert.deepEqual(grants, {
+      'connect:StartChatContact': [`${instance}/contact-flow/${SAMPLE.contactFlowId}`, `${instance}/contact/*`],
+      'connect:DescribeQueue connect:GetCurrentMetricData connect:GetEffectiveHoursOfOperations': [`${instance}/operating-hours/*`, `${instance}/queue/*`]
+    }, 'the only actions the tasks may take, each on its own resources')
     const [, role] = Object.entries(template.findResources('AWS::IAM::Role')).find(([id]) => id === roleId)!
     assert.equal(role.Properties.ManagedPolicyArns, undefined, 'no managed policy widens it')
   })
