@@ -107,6 +107,17 @@ export function parseHours (hours: QueueSettings['hours']): Record<Day, Slice[]>
   return week
 }
 
+/** The default queue from SIM_HOURS, SIM_TIME_ZONE and SIM_AGENTS (checked when applied: SettingsError). */
+export function queueSettingsFromEnv (env: Record<string, string | undefined>): QueueSettings {
+  const agents = env.SIM_AGENTS
+  if (agents !== undefined && agents !== '' && !/^\d{1,6}$/.test(agents.trim())) throw new SettingsError(`SIM_AGENTS: "${agents.slice(0, 20)}" is not a whole number`)
+  return {
+    ...(env.SIM_TIME_ZONE ? { timeZone: env.SIM_TIME_ZONE } : {}),
+    ...(env.SIM_HOURS ? { hours: env.SIM_HOURS } : {}),
+    ...(agents ? { agentsAvailable: Number(agents), agentsStaffed: Number(agents) } : {})
+  }
+}
+
 function checkTimeZone (timeZone: unknown): string {
   if (typeof timeZone !== 'string') throw new SettingsError('timeZone: must be a string')
   try {

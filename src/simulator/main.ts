@@ -9,7 +9,7 @@
  * {"perSecond", "burst"} or null to change the request-rate quota mid-run, POST /__sim/reset, and
  * the Participant Service's /__sim/participant/*; see docs/simulator.md).
  */
-import { SettingsError } from './availability.js'
+import { queueSettingsFromEnv, SettingsError } from './availability.js'
 import { startSimulator, type SimulatorOptions } from './connect.js'
 
 /** Reads a non-negative number from the environment; exits naming the variable when invalid. */
@@ -38,13 +38,7 @@ function optionsFromEnv (): SimulatorOptions {
   const chatDurationMs = envNumber('SIM_CHAT_DURATION_MS')
   if (chatDurationMs !== undefined) options.chatDurationMs = chatDurationMs
   const agent = { joinDelayMs: envNumber('SIM_AGENT_JOIN_DELAY_MS'), typingMs: envNumber('SIM_AGENT_TYPING_MS') }
-  // The default queue's opening hours and agents (GetEffectiveHoursOfOperations, GetCurrentMetricData).
-  const agents = envNumber('SIM_AGENTS')
-  options.availability = {
-    ...(process.env.SIM_TIME_ZONE ? { timeZone: process.env.SIM_TIME_ZONE } : {}),
-    ...(process.env.SIM_HOURS ? { hours: process.env.SIM_HOURS } : {}),
-    ...(agents !== undefined ? { agentsAvailable: agents, agentsStaffed: agents } : {})
-  }
+  options.availability = queueSettingsFromEnv(process.env)
   options.participant = {
     agent: process.env.SIM_AGENT === 'off' ? false : agent,
     publicUrl: process.env.SIM_PUBLIC_URL || undefined
@@ -52,10 +46,10 @@ function optionsFromEnv (): SimulatorOptions {
   return options
 }
 
-const simulator = await startSimulator(optionsFromEnv()).catch((err: unknown) => {
-  // A bad SIM_HOURS or SIM_TIME_ZONE: said once, naming the setting, without a stack.
+const simulator = await Promise.resolve().then(() => startSimulator(optionsFromEnv())).catch((err: unknown) => {
+  // A bad SIM_HOURS, SIM_TIME_ZONE or SIM_AGENTS: said once, naming the setting, without a stack.
   if (!(err instanceof SettingsError)) throw err
-  process.stderr.write(`simulator: SIM_HOURS / SIM_TIME_ZONE: ${err.message}\n`)
+  process.stderr.write(`simulator: SIM_HOURS, SIM_TIME_ZONE or SIM_AGENTS: ${err.message}\n`)
   process.exit(1)
 })
 process.stdout.write(`${JSON.stringify({ url: simulator.url })}\n`)

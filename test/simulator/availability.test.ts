@@ -7,7 +7,7 @@ import {
   ConnectClient, DescribeQueueCommand, GetCurrentMetricDataCommand, GetEffectiveHoursOfOperationsCommand,
   InternalServiceException, ResourceNotFoundException
 } from '@aws-sdk/client-connect'
-import { parseHours } from '../../src/simulator/availability.js'
+import { parseHours, queueSettingsFromEnv } from '../../src/simulator/availability.js'
 import { startSimulator, type ConnectSimulator } from '../../src/simulator/connect.js'
 
 function client (sim: ConnectSimulator) {
@@ -128,4 +128,12 @@ t.test('the short forms of the weekly hours', async (t) => {
   t.same(parseHours('08:30-18:00 weekdays').SATURDAY, [])
   t.same(parseHours('08:30-18:00 weekdays').FRIDAY, [{ start: 510, end: 1080 }])
   t.throws(() => parseHours('08:30-18:00 weekends'), /weekdays/)
+})
+
+t.test('the default queue from SIM_HOURS, SIM_TIME_ZONE and SIM_AGENTS', async (t) => {
+  t.same(queueSettingsFromEnv({}), {})
+  t.same(queueSettingsFromEnv({ SIM_HOURS: '09:00-17:00 weekdays', SIM_TIME_ZONE: 'Europe/London', SIM_AGENTS: '0' }),
+    { timeZone: 'Europe/London', hours: '09:00-17:00 weekdays', agentsAvailable: 0, agentsStaffed: 0 })
+  t.throws(() => queueSettingsFromEnv({ SIM_AGENTS: 'two' }), /SIM_AGENTS/)
+  await t.rejects(startSimulator({ participant: false, availability: { hours: 'sometimes' } }), /hours/)
 })
