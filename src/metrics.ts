@@ -104,7 +104,7 @@ export function availabilityObserver (metrics: Metrics, log: Log): AvailabilityE
     called: (operation) => metrics.availabilityCalls.inc({ operation }),
     failed: (operation, error, queue) => {
       metrics.availabilityErrors.inc({ operation, error })
-      lastError = { operation, error, ...(queue === undefined ? {} : { queue }) }
+      lastError = { operation, errorName: error, ...(queue === undefined ? {} : { queue }) }
     },
     polled: (ok) => {
       metrics.availabilityPolls.inc({ result: ok ? 'ok' : 'failed' })

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs'
 import type { App } from '../../src/app.js'
 import { SCHEDULE_REFRESH_MS } from '../../src/connect/availability.js'
 import { startSimulator, type ConnectSimulator } from '../../src/simulator/connect.js'
-import { build, metricSample, ORIGIN, startChat, validBody } from '../helper.js'
+import { build, freePort, metricSample, ORIGIN, startChat, validBody } from '../helper.js'
 import { redisKeyPrefix, redisTestUrl } from '../redis.js'
 
 // Thursday 10 December 2026, 20:00 in Berlin (UTC+1).
@@ -18,6 +18,8 @@ const THURSDAY_EVENING = Date.parse('2026-12-10T19:00:00Z')
 interface Deployment {
   sim: ConnectSimulator
   replicas: App[]
+  /** Each replica's log, in the order of `replicas`. */
+  logs: Array<() => string>
   clock: { now: number }
   /** One poll by whichever replica holds the lock, then every other replica reads what it wrote. */
   refresh (): Promise<void>
@@ -38,10 +40,12 @@ async function deployment (t: Test, env: Record<string, string> = {}, replicas =
     ...env
   }
   const apps: App[] = []
+  const logs: Array<() => string> = []
   const addReplica = async () => {
-    const { app } = await build(t, shared, { simulator: sim, deps: { availabilityNow: () => clock.now } })
+    const { app, logs: log } = await build(t, shared, { simulator: sim, deps: { availabilityNow: () => clock.now } })
     await app.availability!.tick()
     apps.push(app)
+    logs.push(log)
     return app
   }
   for (let i = 0; i < replicas; i++) await addReplica()
@@ -51,7 +55,7 @@ async function deployment (t: Test, env: Record<string, string> = {}, replicas =
     for (const app of apps) if (app !== holder) await app.availability!.tick()
   }
   await refresh()
-  return { sim, replicas: apps, clock, refresh, addReplica }
+  return { sim, replicas: apps, logs, clock, refresh, addReplica }
 }
 
 const ask = (app: App, url = '/chat/availability', origin = ORIGIN) => app.inject({ method: 'GET', url, headers: origin ? { origin } : {} })
@@ -150,6 +154,23 @@ t.test('Connect failing: unknown on every replica, with the last known values an
   d.sim.availability.setFault(null)
   await d.refresh()
   await everyReplicaSays(t, d, { open: true, reason: 'open', agentsAvailable: 1, contactsInQueue: 0 })
+
+  const log = d.logs[d.replicas.indexOf(holder)]!()
+  t.equal(log.split('availability: Connect did not answer').length - 1, 1, 'one warning for the outage, not one per poll')
+  t.match(log, /"operation":"GetCurrentMetricData","errorName":"InternalServiceException"[^\n]*availability: Connect did not answer/)
+  t.equal(log.split('availability: Connect answers again').length - 1, 1)
+  t.notMatch(log, /"route":"\/chat\/availability"[^\n]*"level":30|"level":30[^\n]*"route":"\/chat\/availability"/, 'answered availability requests are not logged at info')
+})
+
+t.test('Redis unreachable: each replica polls on its own, and says so in the metrics', async (t) => {
+  const { app, sim } = await build(t, { CONNECT_QUEUE_ID: 'simulated-queue', AVAILABILITY_REFRESH: '1 hour', REDIS_URL: `redis://127.0.0.1:${await freePort()}` },
+    { deps: { availabilityNow: () => THURSDAY_EVENING } })
+  await app.availability!.tick()
+  t.equal(app.availability!.polling, true)
+  t.ok(sim.availability.calls().currentMetrics >= 1)
+  t.same((await ask(app)).json(), { open: true, reason: 'open', agentsAvailable: 1, contactsInQueue: 0 })
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  t.ok(metricSample(metrics, 'ccg_redis_fail_open_total{use="availability"}')! >= 1)
 })
 
 t.test('the calls to Connect per poll stay the same as requests and replicas grow', async (t) => {
