@@ -1,7 +1,7 @@
 // The demo page: how a website starts an Amazon Connect chat through connect-chat-gateway and then
 // holds the conversation with Amazon's own amazon-connect-chatjs (loaded before this as `connect`).
 // Plain browser JavaScript, no build step.
-import { watchAvailability } from './availability.js'
+import { closedText, watchAvailability } from './availability.js'
 
 const STORAGE_KEY = 'connect-chat-gateway-demo:previous-chat'
 const CONTENT = {
@@ -209,6 +209,9 @@ function showFailure (res, payload, body) {
 
   if (res.status === 429) {
     showError('rate-limited', 'Too many chat requests from this device for now (rate limited).', retryAfter)
+  } else if (code === 'CHAT_CLOSED') {
+    // The queue closed since the page last asked (REFUSE_WHEN_CLOSED): no countdown to tomorrow.
+    showError('closed', closedText(payload.nextOpen))
   } else if (res.status === 503) {
     showError('busy', 'The chat service is busy right now.', retryAfter)
   } else if (res.status === 409) {

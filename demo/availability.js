@@ -17,11 +17,14 @@ function opensAt (nextOpen, now = new Date()) {
   return at.getTime() - now.getTime() < 24 * 3_600_000 ? time : `on ${at.toLocaleDateString([], { weekday: 'long' })} ${time}`
 }
 
+/** What the page says for a closed queue, from its `nextOpen` (a CHAT_CLOSED answer carries it too). */
+export function closedText (nextOpen) {
+  const when = nextOpen ? opensAt(nextOpen) : ''
+  return when ? `We're closed, back ${when}.` : 'We\'re closed right now.'
+}
+
 function describe (answer) {
-  if (answer?.reason === 'closed') {
-    const when = answer.nextOpen ? opensAt(answer.nextOpen) : ''
-    return when ? `We're closed, back ${when}.` : 'We\'re closed right now.'
-  }
+  if (answer?.reason === 'closed') return closedText(answer.nextOpen)
   if (answer?.reason === 'no_agents') return 'No agents right now. Please try again a little later.'
   return ''
 }

@@ -145,8 +145,9 @@ async function errorHandler (app: FastifyInstance) {
       const level = error.statusCode === 502 ? 'error' : 'warn'
       request.log[level]({ code: error.code, upstream: error.upstream }, 'chat start failed upstream')
     } else if (error instanceof GatewayError) {
-      // Our own refusals (overloaded, deadline): expected under load, worth a line, not a stack.
-      if (payload.statusCode >= 500) request.log.warn({ code: error.code }, error.message)
+      // Our own refusals (overloaded, deadline): expected under load, worth a line, not a stack. A
+      // closed queue is the business's hours, not trouble: its request line says enough.
+      if (payload.statusCode >= 500 && !(error instanceof ChatClosed)) request.log.warn({ code: error.code }, error.message)
     } else if (payload.statusCode >= 500) {
       request.log.error({ err: error }, 'unexpected error')
     }

@@ -15,8 +15,8 @@ function closedUntilNineUtc (): QueueSettings {
   return { timeZone: 'UTC', hours: 'closed', overrides: [{ date: day, status: 'OPEN', start: '09:00', end: '10:00' }] }
 }
 
-async function pageWith (t: Test, browser: Browser, queue: QueueSettings) {
-  const h = await demoHarness(t, browser, { CONNECT_QUEUE_ID: 'simulated-queue', AVAILABILITY_REFRESH: '1 hour' })
+async function pageWith (t: Test, browser: Browser, queue: QueueSettings, options: { env?: Record<string, string>; staleOpen?: boolean } = {}) {
+  const h = await demoHarness(t, browser, { CONNECT_QUEUE_ID: 'simulated-queue', AVAILABILITY_REFRESH: '1 hour', ...options.env })
   h.sim.availability.setQueue('simulated-queue', queue)
   // The poll that picks the settings up (the one at start-up may have read the defaults).
   await h.app.availability!.tick()
@@ -26,6 +26,8 @@ async function pageWith (t: Test, browser: Browser, queue: QueueSettings) {
   const page = await context.newPage()
   const errors: string[] = []
   page.on('pageerror', (err) => errors.push(err.message))
+  // An answer the page got before the queue closed (it asks again only every 30 s).
+  if (options.staleOpen) await page.route('**/chat/availability', (route) => route.fulfill({ json: { open: true, reason: 'open' }, headers: { 'access-control-allow-origin': '*' } }))
   await page.goto(`${h.demos.listed.url}/`)
   await page.locator('body[data-ready="true"]').waitFor()
   return { h, page, errors }
@@ -59,5 +61,17 @@ if (browser) {
     t.ok(await page.isHidden('#start'), 'no start button')
     t.same(errors, [])
     await screenshot(page, 'demo-availability-no-agents')
+  })
+
+  t.test('REFUSE_WHEN_CLOSED and a page that asked before closing time: the start is refused and the page says when it opens', async (t) => {
+    const { h, page, errors } = await pageWith(t, browser, closedUntilNineUtc(), { env: { REFUSE_WHEN_CLOSED: 'true' }, staleOpen: true })
+    t.ok(await page.isVisible('#start'), 'the page still believes it is open')
+    await page.fill('#name', 'Ann')
+    await page.click('#start')
+    await page.locator('#error[data-kind="closed"]').waitFor()
+    t.equal(await page.textContent('#error'), 'We\'re closed, back at 09:00.', 'no countdown to the morning')
+    t.equal(h.seen.find((s) => s.method === 'POST')?.status, 503)
+    t.equal(h.sim.requests.length, 0, 'Connect was not called')
+    t.same(errors, [])
   })
 }
