@@ -1,6 +1,7 @@
 // The demo page: how a website starts an Amazon Connect chat through connect-chat-gateway and then
 // holds the conversation with Amazon's own amazon-connect-chatjs (loaded before this as `connect`).
 // Plain browser JavaScript, no build step.
+import { closedText, watchAvailability } from './availability.js'
 
 const STORAGE_KEY = 'connect-chat-gateway-demo:previous-chat'
 const CONTENT = {
@@ -223,6 +224,9 @@ function showFailure (res, payload, body) {
 
   if (res.status === 429) {
     showError('rate-limited', 'Too many chat requests from this device for now (rate limited).', retryAfter)
+  } else if (code === 'CHAT_CLOSED') {
+    // The queue closed since the page last asked (REFUSE_WHEN_CLOSED): no countdown to tomorrow.
+    showError('closed', closedText(payload.nextOpen))
   } else if (res.status === 503) {
     showError('busy', 'The chat service is busy right now.', retryAfter)
   } else if (res.status === 409) {
@@ -526,6 +530,10 @@ try {
   if (config.participantUrl) globalConfig.endpoint = config.participantUrl
   window.connect.ChatSession.setGlobalConfig(globalConfig)
   refreshResumeButton()
+  // Asked before the page is ready: a closed queue never shows a start button.
+  const availability = watchAvailability({ gatewayUrl, widget: chosenWidget, form: ui.form, notice: $('availability') })
+  ui.widget.addEventListener('change', () => { void availability.check() })
+  await availability.check()
   document.body.dataset.ready = 'true'
 } catch {
   showError('failed', 'This page could not load its settings (config.json).')

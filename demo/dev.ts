@@ -5,6 +5,7 @@ import closeWithGrace from 'close-with-grace'
 import { fileURLToPath } from 'node:url'
 import { buildApp, type App } from '../src/app.js'
 import { ConfigError, loadConfig, startupSummary, type Config } from '../src/config.js'
+import { queueSettingsFromEnv } from '../src/simulator/availability.js'
 import { startSimulator } from '../src/simulator/connect.js'
 import { startDemoServer, type DemoServer } from './server.js'
 
@@ -35,7 +36,11 @@ const ports = readConfig(process.env)
 let gatewayPort = ports.PORT
 // Chats end from the page, from the agent ("bye") or after 30 minutes. The control API lets a
 // developer inject faults while trying a widget (docs/simulator.md).
-const simulator = await startSimulator({ chatDurationMs: 30 * 60_000, controlApi: true })
+// SIM_HOURS, SIM_TIME_ZONE and SIM_AGENTS shape its queue from the start, as for the standalone simulator.
+let availability
+try { availability = queueSettingsFromEnv(process.env) } catch (err) { fail((err as Error).message) }
+const simulator = await startSimulator({ chatDurationMs: 30 * 60_000, controlApi: true, availability })
+  .catch((err: unknown) => fail(`SIM_HOURS or SIM_TIME_ZONE: ${(err as Error).message}`))
 let demo: DemoServer
 let app: App | undefined
 try {
@@ -55,6 +60,8 @@ try {
 const config = readConfig({
   ALLOWED_ORIGINS: `http://localhost:${demo.port},http://127.0.0.1:${demo.port}`,
   ALLOWED_ATTRIBUTES: 'topic,language',
+  // The simulator's queue: the demo page asks its availability (docs/simulator.md sets its hours and agents).
+  CONNECT_QUEUE_ID: 'simulated-queue',
   // Two sample widgets for the demo page on its default port (docs/widgets.md).
   WIDGETS_FILE: fileURLToPath(new URL('widgets.json', import.meta.url)),
   ...process.env

@@ -23,6 +23,8 @@ import originPolicy from './plugins/origin.js'
 import rateLimit from './plugins/rate-limit.js'
 import securityHeaders from './plugins/security-headers.js'
 import widgetPlugin from './plugins/widget.js'
+import availability from './plugins/availability.js'
+import { closedCheck } from './routes/availability.js'
 import chatStartRoute from './routes/chat-start.js'
 import chatEndRoute from './routes/chat-end.js'
 import chatChallengeRoute from './routes/chat-challenge.js'
@@ -61,6 +63,8 @@ export interface AppDeps {
   now?: () => number
   /** Proof-of-work difficulty and the provider's time to answer; tests make both small. */
   humanCheck?: Pick<HumanCheckOptions, 'pow' | 'verifyTimeoutMs'>
+  /** The availability poller's clock (tests move it across opening hours). */
+  availabilityNow?: () => number
 }
 
 /**
@@ -255,12 +259,15 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
   await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason })
   await app.register(rateLimit, { config, redis })
+  // GET /chat/availability, answered from one poller per deployment; a closed queue can refuse starts.
+  await app.register(availability, { config, widgets, redis, credentials: client.config.credentials, overrides: deps.connectOverrides, now: deps.availabilityNow })
   await app.register(chatStartRoute, {
     config,
     deps: {
       starter,
       quota,
       endTokens,
+      whenClosed: closedCheck(app.availability),
       maxDuration: { all: config.MAX_CHAT_DURATION_MINUTES, anonymous: config.ANONYMOUS_MAX_CHAT_DURATION_MINUTES },
       onRefused: (error, widget) => metrics.chatStarts.inc({ outcome: error.code.toLowerCase(), ...widgetLabel(widget.named) })
     }

@@ -53,6 +53,9 @@ export const EnvSchema = Type.Object({
   CUSTOMER_JWT_MAX_AGE: Type.String({ default: '1 hour', minLength: 1, description: 'longest lifetime (exp - iat) a customer token may have' }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'serve /metrics (and in production the OpenAPI document) on this port only; 9464 in production' })),
   SHUTDOWN_GRACE_MS: Int(15_000, 100, 600_000, 'time in-flight starts get to finish on SIGTERM'),
+  CONNECT_QUEUE_ID: OptionalString('queue whose hours and agents GET /chat/availability reports (off when unset)', { maxLength: 100 }),
+  AVAILABILITY_REFRESH: Type.String({ default: '15 seconds', minLength: 1, description: 'how often one replica asks Connect for hours and agents: seconds or a duration such as "30 seconds"' }),
+  REFUSE_WHEN_CLOSED: Bool(false, 'answer /chat/start 503 CHAT_CLOSED while the queue is closed, without calling Connect (needs CONNECT_QUEUE_ID)'),
   WIDGETS_FILE: OptionalString('JSON file of widget profiles served at /chat/start/:widget (re-read on SIGHUP); the environment describes the default profile'),
   MAX_OPEN_CHATS_PER_CALLER: Int(3, 1, 1_000_000, 'live chats one caller (verified subject, else client address) may hold; past it 429 TOO_MANY_OPEN_CHATS'),
   CONNECT_MAX_ACTIVE_CHATS: Int(100, 1, 1_000_000, 'the instance\'s concurrent active chat quota (Connect\'s default is 100); the gateway keeps its live chats under it'),
@@ -66,6 +69,9 @@ export const EnvSchema = Type.Object({
 })
 
 export type Env = Static<typeof EnvSchema>
+
+/** Below this the availability poller's calls would crowd Connect's per-account API rates. */
+export const MIN_AVAILABILITY_REFRESH_MS = 5_000
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -221,6 +227,13 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (env.REQUIRE_CUSTOMER_TOKEN && !env.CUSTOMER_JWT_SECRET && !env.CUSTOMER_JWKS_URL) {
     throw new ConfigError('REQUIRE_CUSTOMER_TOKEN: needs CUSTOMER_JWT_SECRET or CUSTOMER_JWKS_URL')
   }
+  if (env.REFUSE_WHEN_CLOSED && env.CONNECT_QUEUE_ID === undefined) {
+    throw new ConfigError('REFUSE_WHEN_CLOSED: needs CONNECT_QUEUE_ID, the queue whose hours decide')
+  }
+  const availabilityRefreshMs = parseDurationMs('AVAILABILITY_REFRESH', env.AVAILABILITY_REFRESH, 's', '15, "30 seconds" or "1 minute"')
+  if (availabilityRefreshMs < MIN_AVAILABILITY_REFRESH_MS) {
+    throw new ConfigError(`AVAILABILITY_REFRESH: at least ${MIN_AVAILABILITY_REFRESH_MS / 1000} seconds, so the calls stay well inside Connect's API rates`)
+  }
   if (env.CUSTOMER_JWKS_URL !== undefined) {
     try { new URL(env.CUSTOMER_JWKS_URL) } catch { throw new ConfigError('CUSTOMER_JWKS_URL: not a URL') }
   }
@@ -238,6 +251,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
   const {
     CONNECT_INSTANCE_ID, CONNECT_CONTACT_FLOW_ID, ALLOWED_ORIGINS: _origins, ALLOWED_ATTRIBUTES, TRUST_PROXY, RATE_LIMIT_WINDOW,
     RESUME_TOKEN_SECRET: _secrets, RESUME_TOKEN_TTL, CUSTOMER_JWT_MAX_AGE, MAX_CONNECTIONS_PER_CLIENT, METRICS_PORT, CONNECT_BURST,
+    AVAILABILITY_REFRESH: _refresh,
     ...settings
   } = env
   const trustProxy = parseTrustProxy(TRUST_PROXY)
@@ -263,7 +277,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
     maxConnectionsPerClient: MAX_CONNECTIONS_PER_CLIENT ?? (trustProxy === false ? 50 : 0),
     // The schema's pattern already limits the forms to seconds or s/m/h/d.
     resumeTokenTtlSeconds: parseDurationMs('RESUME_TOKEN_TTL', RESUME_TOKEN_TTL, 's', '3600, 12h or 30d') / 1000,
-    connectBurst: CONNECT_BURST ?? Math.max(1, Math.ceil(env.CONNECT_RATE_LIMIT ?? 1))
+    connectBurst: CONNECT_BURST ?? Math.max(1, Math.ceil(env.CONNECT_RATE_LIMIT ?? 1)),
+    availabilityRefreshMs
   }
 }
 
@@ -287,7 +302,8 @@ const DERIVED: { [K in Exclude<keyof Env, keyof Config>]: (config: Config) => un
   CUSTOMER_JWT_MAX_AGE: (c) => `${c.customerJwtMaxAgeSeconds} s`,
   MAX_CONNECTIONS_PER_CLIENT: (c) => c.maxConnectionsPerClient,
   METRICS_PORT: (c) => c.metricsPort,
-  CONNECT_BURST: (c) => c.CONNECT_RATE_LIMIT === undefined ? undefined : c.connectBurst
+  CONNECT_BURST: (c) => c.CONNECT_RATE_LIMIT === undefined ? undefined : c.connectBurst,
+  AVAILABILITY_REFRESH: (c) => `${c.availabilityRefreshMs} ms`
 }
 
 /**

@@ -76,6 +76,12 @@ export class WidgetNotFound extends GatewayError {
   readonly code = 'WIDGET_NOT_FOUND'
 }
 
+/** GET /chat/availability for a profile without a queue (no CONNECT_QUEUE_ID, no `queueId`). */
+export class AvailabilityNotConfigured extends GatewayError {
+  readonly statusCode = 404
+  readonly code = 'AVAILABILITY_NOT_CONFIGURED'
+}
+
 export class OriginNotAllowed extends GatewayError {
   readonly statusCode = 403
   readonly code = 'ORIGIN_NOT_ALLOWED'
@@ -140,6 +146,18 @@ export class UpstreamMisconfigured extends GatewayError {
 export class UpstreamFailed extends GatewayError {
   readonly statusCode = 502
   readonly code = 'UPSTREAM_FAILED'
+}
+
+/** REFUSE_WHEN_CLOSED: the queue is closed, so no chat is opened that nobody would answer; Connect is not called. */
+export class ChatClosed extends GatewayError {
+  readonly statusCode = 503
+  readonly code = 'CHAT_CLOSED'
+  /** When it opens again (ISO 8601), when known: the widget can say "back at 09:00". */
+  readonly nextOpen?: string
+  constructor (message: string, options: { nextOpen?: string; retryAfterSeconds: number }) {
+    super(message, { retryAfterSeconds: options.retryAfterSeconds })
+    if (options.nextOpen !== undefined) this.nextOpen = options.nextOpen
+  }
 }
 
 /** The caller closed the connection before the answer: nobody reads it; counted, never logged as a failure. */

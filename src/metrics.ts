@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { ChatQuotaEvents } from './chat/quota.js'
+import type { AvailabilityEvents } from './connect/availability.js'
 import type { ChatStarterOptions } from './connect/chat-starter.js'
 import type { RetryObserver } from './connect/client.js'
 import type { PacerEvents } from './connect/pacer.js'
@@ -56,6 +57,9 @@ export function createMetrics (sources: MetricSources = {}) {
     backgroundErrors: new Counter({ name: 'ccg_background_errors_total', help: 'Errors in timers and background work, survived', labelNames: ['source'] as const, registers }),
     pacingSlowdowns: new Counter({ name: 'ccg_pacing_slowdowns_total', help: 'Times pacing slowed down because Connect throttled anyway', registers }),
     pacingRate: new Gauge({ name: 'ccg_pacing_rate', help: 'StartChatContact calls per second pacing aims at for the whole deployment, as learned from throttling', registers }),
+    availabilityCalls: new Counter({ name: 'ccg_availability_calls_total', help: 'Calls this replica made to Connect for availability, by operation', labelNames: ['operation'] as const, registers }),
+    availabilityPolls: new Counter({ name: 'ccg_availability_polls_total', help: 'Availability polls of Connect by this replica, by result (ok, failed: at least one call failed)', labelNames: ['result'] as const, registers }),
+    availabilityErrors: new Counter({ name: 'ccg_availability_errors_total', help: 'Failed availability calls by operation and error', labelNames: ['operation', 'error'] as const, registers }),
     liveChats: new Gauge({
       name: 'ccg_live_chats', help: 'Chats the deployment counts as live on Connect (starting ones included), by caller: anonymous or verified', labelNames: ['caller'] as const, registers,
       async collect () {
@@ -117,6 +121,27 @@ export function pacerObserver (metrics: Metrics, log: Log): PacerEvents {
     fallback: (alone, share) => alone
       ? log.warn(share, 'pacing without Redis: this replica paces alone at its share of the rate')
       : log.info('pacing shared through Redis again')
+  }
+}
+
+/** The availability poller: calls, polls and errors; one log line when polls start failing and one when they recover. */
+export function availabilityObserver (metrics: Metrics, log: Log): AvailabilityEvents {
+  let failing = false
+  let lastError: Record<string, string> = {}
+  return {
+    called: (operation) => metrics.availabilityCalls.inc({ operation }),
+    failed: (operation, error, queue) => {
+      metrics.availabilityErrors.inc({ operation, error })
+      lastError = { operation, errorName: error, ...(queue === undefined ? {} : { queue }) }
+    },
+    polled: (ok) => {
+      metrics.availabilityPolls.inc({ result: ok ? 'ok' : 'failed' })
+      if (ok === !failing) return
+      failing = !ok
+      if (failing) log.warn(lastError, 'availability: Connect did not answer; /chat/availability says unknown for the queues concerned until it does')
+      else log.info('availability: Connect answers again')
+    },
+    redisFailed: () => metrics.redisFailOpen.inc({ use: 'availability' })
   }
 }
 

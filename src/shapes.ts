@@ -21,5 +21,6 @@ export const ErrorReply = Type.Object({
   code: Type.String(),
   message: Type.String(),
   details: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
-  humanCheck: Type.Optional(Type.String({ description: 'with HUMAN_CHECK_REQUIRED: the check to pass (pow, turnstile, hcaptcha, recaptcha)' }))
+  humanCheck: Type.Optional(Type.String({ description: 'with HUMAN_CHECK_REQUIRED: the check to pass (pow, turnstile, hcaptcha, recaptcha)' })),
+  nextOpen: Type.Optional(Type.String({ description: 'CHAT_CLOSED: when the queue opens again (ISO 8601)' }))
 })

@@ -43,6 +43,8 @@ export interface ChatStartDeps {
   endTokens: EndTokens
   /** The longest chats, in minutes, for everyone and for anonymous callers. */
   maxDuration: { all: number; anonymous: number }
+  /** Throws ChatClosed when the widget refuses chats while its queue is closed (REFUSE_WHEN_CLOSED). */
+  whenClosed?: (widget: Widget) => void
   /** Told of each refusal this use case makes before Connect is called. */
   onRefused?: (error: GatewayError, widget: Widget) => void
 }
@@ -112,6 +114,8 @@ export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartCo
     }
   }
   const { trust } = widget
+  // A closed queue refuses before anything else is asked of the caller.
+  deps.whenClosed?.(widget)
   const customer = await trust.customer(ctx.authorization, ctx.log)
   const { displayName, attributes } = checkAsk(ask, widget, customer?.attributes ?? {})
   const caller: Caller = customer?.sub !== undefined

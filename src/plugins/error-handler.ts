@@ -2,13 +2,13 @@ import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, Fa
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
-import { GatewayError, HeadersTooLarge, HumanCheckRequired, MalformedRequest, RequestTimedOut, RouteNotFound, ValidationFailed, type ProblemDetail } from '../errors.js'
+import { ChatClosed, GatewayError, HeadersTooLarge, HumanCheckRequired, MalformedRequest, RequestTimedOut, RouteNotFound, ValidationFailed, type ProblemDetail } from '../errors.js'
 import { requestPath } from './request-log.js'
 import { SECURITY_HEADERS } from './security-headers.js'
 
 const MAX_DETAILS = 20
 
-interface ErrorBody { statusCode: number; error: string; code: string; message: string; details?: ProblemDetail[]; humanCheck?: string }
+interface ErrorBody { statusCode: number; error: string; code: string; message: string; details?: ProblemDetail[]; humanCheck?: string; nextOpen?: string }
 
 function body (statusCode: number, code: string, message: string, details?: ProblemDetail[]): ErrorBody {
   return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', code, message, ...(details ? { details } : {}) }
@@ -76,8 +76,9 @@ const FASTIFY_CODES: Record<string, [number, string, string]> = {
 export function toErrorBody (error: FastifyError | GatewayError | Error): { body: ErrorBody; retryAfter?: number } {
   if (error instanceof GatewayError) {
     const rendered = body(error.statusCode, error.code, error.message, error.details?.slice(0, MAX_DETAILS))
-    // The widget needs to know which check to show; nothing else about the refusal is told.
+    // The widget needs to know which check to show, or when chat opens; nothing else about the refusal is told.
     if (error instanceof HumanCheckRequired && error.humanCheck !== undefined) rendered.humanCheck = error.humanCheck
+    if (error instanceof ChatClosed && error.nextOpen !== undefined) rendered.nextOpen = error.nextOpen
     return { body: rendered, retryAfter: error.retryAfterSeconds }
   }
   const fe = error as FastifyError
@@ -146,8 +147,9 @@ async function errorHandler (app: FastifyInstance) {
       const level = error.statusCode === 502 ? 'error' : 'warn'
       request.log[level]({ code: error.code, upstream: error.upstream }, 'chat start failed upstream')
     } else if (error instanceof GatewayError) {
-      // Our own refusals (overloaded, deadline): expected under load, worth a line, not a stack.
-      if (payload.statusCode >= 500) request.log.warn({ code: error.code }, error.message)
+      // Our own refusals (overloaded, deadline): expected under load, worth a line, not a stack. A
+      // closed queue is the business's hours, not trouble: its request line says enough.
+      if (payload.statusCode >= 500 && !(error instanceof ChatClosed)) request.log.warn({ code: error.code }, error.message)
     } else if (payload.statusCode >= 500) {
       request.log.error({ err: error }, 'unexpected error')
     }

@@ -29,6 +29,8 @@ export function requestPath (url: string): string {
 
 /** Probes and scrapes arrive every few seconds from every LB and Prometheus: debug, not info. */
 const QUIET_ROUTES = new Set(['/health/live', '/health/ready', '/metrics'])
+/** Asked on every page view of the sites embedding a widget: answered ones at debug, refusals at info. */
+const QUIET_WHEN_ANSWERED = new Set(['/chat/availability', '/chat/availability/:widget'])
 
 /**
  * One line per request, written when the answer is sent: what an operator needs to find a
@@ -44,7 +46,8 @@ async function requestLog (app: FastifyInstance) {
 
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url
-    const level = route !== undefined && QUIET_ROUTES.has(route) ? 'debug' : 'info'
+    const quiet = route !== undefined && (QUIET_ROUTES.has(route) || (QUIET_WHEN_ANSWERED.has(route) && reply.statusCode < 400))
+    const level = quiet ? 'debug' : 'info'
     request.log[level]({
       method: request.method,
       route: route ?? '(no route)',

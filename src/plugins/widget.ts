@@ -16,7 +16,7 @@ export const WIDGET_ROUTE = '/chat/start/:widget'
 // A preflight is routed to the CORS plugin's catch-all, so its widget is read from the path itself.
 const WIDGET_PATH = /^\/chat\/[a-z]+\/([^/?#]+)(?:\?|$)/
 
-/** The `:widget` of any /chat/…/:widget route (start, end, challenge), or of a preflight's path. */
+/** The `:widget` of any /chat/…/:widget route (start, end, challenge, availability), or of a preflight's path. */
 function widgetIdOf (request: FastifyRequest): string | undefined {
   const params = request.params as { widget?: unknown } | undefined
   if (typeof params?.widget === 'string') return params.widget

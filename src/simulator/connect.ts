@@ -14,6 +14,7 @@ import type { SimulatedContact } from './contact.js'
 import { Delays } from './delays.js'
 import { handleContactOperation } from './contact-operations.js'
 import { VerifyStandIn } from './human-check-verify.js'
+import { AvailabilityService, type AvailabilitySimulator, type QueueSettings } from './availability.js'
 import { ParticipantService, type ParticipantOptions, type ParticipantSimulator } from './participant.js'
 import {
   checkAuthorization, isObject, MAX_BODY_BYTES, OPERATION_METHOD, OPERATION_PATH, readBody, safeJsonParse, sendJson,
@@ -48,6 +49,8 @@ export interface SimulatorOptions {
    * contacts; on unless false.
    */
   participant?: ParticipantOptions | false
+  /** The default queue's hours and agents for DescribeQueue, GetEffectiveHoursOfOperations and GetCurrentMetricData. */
+  availability?: QueueSettings
 }
 
 export interface RecordedRequest {
@@ -88,6 +91,8 @@ export interface ConnectSimulator {
   readonly contacts: Map<string, SimulatedContact>
   /** The Participant Service side: faults, the agent's voice, transcripts. Undefined when turned off. */
   readonly participant: ParticipantSimulator | undefined
+  /** Queues, opening hours and agents for the availability APIs (see availability.ts). */
+  readonly availability: AvailabilitySimulator
   /** Queue: each incoming request consumes the next queued fault, then normal behaviour resumes. */
   script(...faults: Fault[]): void
   /** Persistent fault for every request until cleared (queued script faults take precedence). */
@@ -147,12 +152,14 @@ class Simulator implements ConnectSimulator {
   private closed = false
   private readonly participantService: ParticipantService | undefined
   private readonly verifyStandIn = new VerifyStandIn()
+  private readonly availabilityService: AvailabilityService
 
   constructor (private readonly options: SimulatorOptions) {
     this.latencyMs = options.latencyMs ?? 0
     this.bucket = options.requestRate
       ? new TokenBucket(options.requestRate.perSecond, options.requestRate.burst)
       : undefined
+    this.availabilityService = new AvailabilityService(options.availability, (ms) => this.delays.sleep(ms))
     this.server = createServer((req, res) => this.route(req, res))
     if (options.participant !== false) {
       const service = new ParticipantService(this, options.participant ?? {}, options.log)
@@ -191,6 +198,10 @@ class Simulator implements ConnectSimulator {
 
   get participant (): ParticipantSimulator | undefined {
     return this.participantService
+  }
+
+  get availability (): AvailabilitySimulator {
+    return this.availabilityService
   }
 
   // --- public API ----------------------------------------------------------------------------
@@ -236,6 +247,7 @@ class Simulator implements ConnectSimulator {
     this.counters = Simulator.zeroCounters()
     this.verifyStandIn.reset()
     this.participantService?.reset()
+    this.availabilityService.reset()
   }
 
   async close (): Promise<void> {
@@ -262,6 +274,7 @@ class Simulator implements ConnectSimulator {
       this.participantService.handleRequest(req, res, path).catch((err: unknown) => this.internalError(res, err))
       return
     }
+    if (path && this.availabilityService.handles(req, res, path)) return
     if (req.method !== OPERATION_METHOD || path !== OPERATION_PATH) {
       this.routeOther(req, res, path ?? '/').catch((err: unknown) => this.internalError(res, err))
       return
@@ -286,6 +299,7 @@ class Simulator implements ConnectSimulator {
 
   private async handleControl (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     if (this.participantService && (await this.participantService.handleControl(req, res, path))) return
+    if (await this.availabilityService.handleControl(req, res, path)) return
     const requestId = randomUUID()
     if (req.method === 'GET' && path === '/__sim/stats') {
       sendJson(res, requestId, 200, this.stats())

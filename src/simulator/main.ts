@@ -9,6 +9,7 @@
  * {"perSecond", "burst"} or null to change the request-rate quota mid-run, POST /__sim/reset, and
  * the Participant Service's /__sim/participant/*; see docs/simulator.md).
  */
+import { queueSettingsFromEnv, SettingsError } from './availability.js'
 import { startSimulator, type SimulatorOptions } from './connect.js'
 
 /** Reads a non-negative number from the environment; exits naming the variable when invalid. */
@@ -37,6 +38,7 @@ function optionsFromEnv (): SimulatorOptions {
   const chatDurationMs = envNumber('SIM_CHAT_DURATION_MS')
   if (chatDurationMs !== undefined) options.chatDurationMs = chatDurationMs
   const agent = { joinDelayMs: envNumber('SIM_AGENT_JOIN_DELAY_MS'), typingMs: envNumber('SIM_AGENT_TYPING_MS') }
+  options.availability = queueSettingsFromEnv(process.env)
   options.participant = {
     agent: process.env.SIM_AGENT === 'off' ? false : agent,
     publicUrl: process.env.SIM_PUBLIC_URL || undefined
@@ -44,7 +46,12 @@ function optionsFromEnv (): SimulatorOptions {
   return options
 }
 
-const simulator = await startSimulator(optionsFromEnv())
+const simulator = await Promise.resolve().then(() => startSimulator(optionsFromEnv())).catch((err: unknown) => {
+  // A bad SIM_HOURS, SIM_TIME_ZONE or SIM_AGENTS: said once, naming the setting, without a stack.
+  if (!(err instanceof SettingsError)) throw err
+  process.stderr.write(`simulator: SIM_HOURS, SIM_TIME_ZONE or SIM_AGENTS: ${err.message}\n`)
+  process.exit(1)
+})
 process.stdout.write(`${JSON.stringify({ url: simulator.url })}\n`)
 
 let closing = false

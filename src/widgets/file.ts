@@ -44,7 +44,9 @@ export const WidgetProfileSchema = Type.Object({
     when: Type.Optional(Type.Enum(['always', 'busy'], { description: 'as HUMAN_CHECK_WHEN (default busy)' })),
     secretEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$', description: 'name of the environment variable holding the provider\'s secret (else HUMAN_CHECK_SECRET)' }))
   }, { additionalProperties: false })),
-  chatDurationInMinutes: Type.Optional(Type.Integer({ minimum: 60, maximum: 10_080, description: 'the longest chat this widget opens: a larger ChatDurationInMinutes is lowered to it, and it is the duration when the request names none' }))
+  chatDurationInMinutes: Type.Optional(Type.Integer({ minimum: 60, maximum: 10_080, description: 'the longest chat this widget opens: a larger ChatDurationInMinutes is lowered to it, and it is the duration when the request names none' })),
+  queueId: Type.Optional(Text(100, 'queue whose hours and agents GET /chat/availability/:widget reports; CONNECT_QUEUE_ID when left out and the instance is the default one')),
+  refuseWhenClosed: Type.Optional(Type.Boolean({ description: 'answer 503 CHAT_CLOSED while the queue is closed; REFUSE_WHEN_CLOSED when left out' }))
 }, { additionalProperties: false })
 
 export const WidgetFileSchema = Type.Object({
@@ -67,6 +69,8 @@ export interface WidgetSpec {
   rateLimit?: { max: number; windowMs: number }
   chatDurationInMinutes?: number
   humanCheck?: HumanCheckSpec
+  queueId?: string
+  refuseWhenClosed?: boolean
 }
 
 /** A widget's own human check; `secret` from its secretEnv (else the deployment's HUMAN_CHECK_SECRET applies). */
@@ -153,7 +157,9 @@ function spec (entry: WidgetProfileEntry, at: string, env: EnvLookup): WidgetSpe
       ? { rateLimit: { max: entry.rateLimit.max, windowMs: parseDurationMs(`${at}.rateLimit.window`, entry.rateLimit.window, 'ms', '60000, "30 seconds" or "1 minute"') } }
       : {}),
     ...(entry.chatDurationInMinutes !== undefined ? { chatDurationInMinutes: entry.chatDurationInMinutes } : {}),
-    ...(humanCheck ? { humanCheck } : {})
+    ...(humanCheck ? { humanCheck } : {}),
+    ...(entry.queueId !== undefined ? { queueId: entry.queueId } : {}),
+    ...(entry.refuseWhenClosed !== undefined ? { refuseWhenClosed: entry.refuseWhenClosed } : {})
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Config, OriginList } from '../config.js'
 import { ConfigError } from '../config.js'
+import type { QueueRef } from '../connect/availability.js'
 import type { ConnectTarget } from '../connect/input.js'
 import type { HumanCheck } from '../trust/human-check.js'
 import { createTrustPolicy, createTrustShared, type TrustPolicy, type TrustPolicyOptions } from '../trust/index.js'
@@ -29,6 +30,8 @@ export interface Widget {
   chatDurationInMinutes?: number
   /** The human check asked of this widget's anonymous callers; none when off. */
   humanCheck?: HumanCheck
+  /** The queue GET /chat/availability reports on, and whether a closed queue refuses chat starts. */
+  availability?: { queue: QueueRef; refuseWhenClosed: boolean }
 }
 
 /** One or more DNS labels, as a browser writes them in an Origin header (lower case, no port). */
@@ -98,10 +101,24 @@ export function createWidgets (config: Config, options: WidgetsOptions = {}): Wi
     attributes: {},
     featurePermissions: { MESSAGING_MARKDOWN: config.FEATURE_MARKDOWN, ATTACHMENTS: config.FEATURE_ATTACHMENTS },
     trust: options.defaultTrust ?? createTrustPolicy(config, { ...trustOptions, shared }),
-    ...(options.humanCheck ? { humanCheck: options.humanCheck } : {})
+    ...(options.humanCheck ? { humanCheck: options.humanCheck } : {}),
+    ...(config.CONNECT_QUEUE_ID !== undefined
+      ? { availability: { queue: { instanceId: config.instanceId, queueId: config.CONNECT_QUEUE_ID }, refuseWhenClosed: config.REFUSE_WHEN_CLOSED } }
+      : {})
   }
 
-  const build = (spec: WidgetSpec): Widget => ({
+  /** A widget's queue: its own, else CONNECT_QUEUE_ID when it uses the default instance (a queue id is per instance). */
+  const availabilityOf = (spec: WidgetSpec): Widget['availability'] => {
+    const queueId = spec.queueId ?? (spec.instanceId === undefined ? config.CONNECT_QUEUE_ID : undefined)
+    const refuseWhenClosed = spec.refuseWhenClosed ?? config.REFUSE_WHEN_CLOSED
+    if (queueId === undefined) {
+      if (spec.refuseWhenClosed) throw new ConfigError(`widget ${spec.id}: refuseWhenClosed needs a queueId (or CONNECT_QUEUE_ID with the default instance)`)
+      return undefined
+    }
+    return { queue: { instanceId: spec.instanceId ?? config.instanceId, queueId }, refuseWhenClosed }
+  }
+
+  const build = (spec: WidgetSpec, availability = availabilityOf(spec)): Widget => ({
     id: spec.id,
     named: spec.id,
     target: { instanceId: spec.instanceId ?? config.instanceId, contactFlowId: spec.contactFlowId, widget: spec.id },
@@ -119,7 +136,8 @@ export function createWidgets (config: Config, options: WidgetsOptions = {}): Wi
     }),
     ...(spec.rateLimit ? { rateLimit: spec.rateLimit } : {}),
     ...(spec.chatDurationInMinutes !== undefined ? { chatDurationInMinutes: spec.chatDurationInMinutes } : {}),
-    ...humanCheckOf(spec)
+    ...humanCheckOf(spec),
+    ...(availability ? { availability } : {})
   })
   const humanCheckOf = (spec: WidgetSpec): { humanCheck?: HumanCheck } => {
     const check = spec.humanCheck ? options.humanCheckFor?.(spec.humanCheck) : options.humanCheck

@@ -4,7 +4,7 @@ import t from 'tap'
 import type { Page } from 'playwright-core'
 import { get } from 'node:http'
 import { startDemoServer } from '../../demo/server.js'
-import { demoHarness, launchBrowser, screenshot } from './harness.js'
+import { demoHarness, launchBrowser, screenshot, type DemoHarness } from './harness.js'
 
 const env = { RATE_LIMIT_MAX: '1000', MAX_OPEN_CHATS_PER_CALLER: '1000' }
 const browser = await launchBrowser(t)
@@ -23,6 +23,9 @@ function postTextPlain (page: Page, url: string): Promise<Outcome> {
   }, url)
 }
 
+/** What reached /chat/start (the page also asks /chat/availability when it loads). */
+const startRequests = (h: DemoHarness) => h.seen.filter((s) => s.url.startsWith('/chat/start'))
+
 if (browser) {
   t.test('the page on an unlisted origin -> "not allowed", the preflight refused, Connect never called', async (t) => {
     const h = await demoHarness(t, browser, env)
@@ -33,7 +36,7 @@ if (browser) {
     t.match(await page.textContent('#error'), /Not allowed/)
     t.match(await page.textContent('#error'), h.demos.unlisted.url, 'names the refused origin')
     t.equal(h.sim.requests.length, 0, 'the simulator saw no call')
-    t.same(h.seen.filter((s) => s.fromBrowser).map((s) => [s.method, s.origin, s.status]), [['OPTIONS', h.demos.unlisted.url, 403]],
+    t.same(startRequests(h).filter((s) => s.fromBrowser).map((s) => [s.method, s.origin, s.status]), [['OPTIONS', h.demos.unlisted.url, 403]],
       'the browser stopped at the refused preflight')
     await screenshot(page, 'demo-not-allowed')
   })
@@ -43,7 +46,7 @@ if (browser) {
     const { page } = await h.open(h.demos.unlisted)
     const result = await postTextPlain(page, `${h.gatewayUrl}/chat/start`)
     t.match(result, { blocked: /TypeError/ }, 'the page cannot read the answer')
-    t.same(h.seen.map((s) => [s.method, s.origin, s.status]), [['POST', h.demos.unlisted.url, 403]],
+    t.same(startRequests(h).map((s) => [s.method, s.origin, s.status]), [['POST', h.demos.unlisted.url, 403]],
       'the POST itself reached the gateway (no preflight) and was answered 403')
     t.equal(h.sim.requests.length, 0, 'the origin policy, not CORS, kept it from Connect')
   })
@@ -54,8 +57,8 @@ if (browser) {
     const result = await postTextPlain(page, `${h.gatewayUrl}/chat/start`)
     t.equal(result.status, 200)
     t.equal(result.body?.data?.startChatResult?.ContactId, [...h.sim.contacts.keys()][0])
-    t.same(h.seen.map((s) => s.method), ['POST'], 'no preflight for a simple request')
-    t.match(h.seen[0]?.contentType, /^text\/plain/)
+    t.same(startRequests(h).map((s) => s.method), ['POST'], 'no preflight for a simple request')
+    t.match(startRequests(h)[0]?.contentType, /^text\/plain/)
   })
 
   t.test('gateway not running -> "cannot reach", not "not allowed"', async (t) => {

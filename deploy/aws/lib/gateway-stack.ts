@@ -140,7 +140,7 @@ export class GatewayStack extends Stack {
 
     const taskRole = new iam.Role(this, 'TaskRole', {
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
-      description: 'connect-chat-gateway tasks: StartChatContact, StopContact and DescribeContact on one Connect instance, nothing else'
+      description: 'connect-chat-gateway tasks: StartChatContact, StopContact, DescribeContact and availability reads on one Connect instance, nothing else'
     })
     const instanceArn = `arn:${Aws.PARTITION}:connect:${config.region}:${Aws.ACCOUNT_ID}:instance/${config.instanceId}`
     taskRole.addToPolicy(new iam.PolicyStatement({
@@ -153,6 +153,12 @@ export class GatewayStack extends Stack {
       sid: 'EndAndDescribeChatsOnThisInstance',
       actions: ['connect:StopContact', 'connect:DescribeContact'],
       resources: [`${instanceArn}/contact/*`]
+    }))
+    // GET /chat/availability: a queue's status and hours, and its agents; reads only.
+    taskRole.addToPolicy(new iam.PolicyStatement({
+      sid: 'AvailabilityReadsOnThisInstance',
+      actions: ['connect:DescribeQueue', 'connect:GetEffectiveHoursOfOperations', 'connect:GetCurrentMetricData'],
+      resources: [`${instanceArn}/queue/*`, `${instanceArn}/operating-hours/*`]
     }))
 
     const taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {

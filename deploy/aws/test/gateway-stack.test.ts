@@ -125,18 +125,18 @@ describe('the stack with the sample configuration', () => {
     }
   })
 
-  it('lets the task role start chats on this instance\'s flow, and end and describe only its contacts', () => {
+  it('lets the task role start chats on this instance\'s flow, end and describe only its contacts, and read its queues and hours', () => {
     const [, taskDefinition] = only(template, 'AWS::ECS::TaskDefinition')
     const roleId = (taskDefinition.Properties.TaskRoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]
     const statements = statementsOf(template, roleId)
-    assert.deepEqual(statements.flatMap(actionsOf).sort(), ['connect:DescribeContact', 'connect:StartChatContact', 'connect:StopContact'], 'the only actions the tasks may take')
+    const instance = `arn:\${AWS::Partition}:connect:${SAMPLE.region}:\${AWS::AccountId}:instance/${SAMPLE.instanceId}`
     assert.ok(statements.every((s) => s.Effect === 'Allow'))
-    const contacts = `arn:\${AWS::Partition}:connect:${SAMPLE.region}:\${AWS::AccountId}:instance/${SAMPLE.instanceId}/contact/*`
-    const flow = `arn:\${AWS::Partition}:connect:${SAMPLE.region}:\${AWS::AccountId}:instance/${SAMPLE.instanceId}/contact-flow/${SAMPLE.contactFlowId}`
-    const on = (action: string) => statements.filter((s) => actionsOf(s).includes(action)).flatMap(resourcesOf).map(text).sort()
-    assert.deepEqual(on('connect:StartChatContact'), [flow, contacts])
-    assert.deepEqual(on('connect:StopContact'), [contacts], 'StopContact on contacts only, never the flow')
-    assert.deepEqual(on('connect:DescribeContact'), [contacts])
+    const grants = Object.fromEntries(statements.map((s) => [[...actionsOf(s)].sort().join(' '), resourcesOf(s).map(text).sort()]))
+    assert.deepEqual(grants, {
+      'connect:StartChatContact': [`${instance}/contact-flow/${SAMPLE.contactFlowId}`, `${instance}/contact/*`],
+      'connect:DescribeContact connect:StopContact': [`${instance}/contact/*`],
+      'connect:DescribeQueue connect:GetCurrentMetricData connect:GetEffectiveHoursOfOperations': [`${instance}/operating-hours/*`, `${instance}/queue/*`]
+    }, 'the only actions the tasks may take, each on its own resources')
     const [, role] = Object.entries(template.findResources('AWS::IAM::Role')).find(([id]) => id === roleId)!
     assert.equal(role.Properties.ManagedPolicyArns, undefined, 'no managed policy widens it')
   })

@@ -1,0 +1,79 @@
+import type { ConnectClientConfig } from '@aws-sdk/client-connect'
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Redis } from 'ioredis'
+import type { Config } from '../config.js'
+import { AvailabilityPoller, queueKey, type QueueRef } from '../connect/availability.js'
+import { createConnectClient } from '../connect/client.js'
+import { availabilityObserver } from '../metrics.js'
+import availabilityRoute from '../routes/availability.js'
+import type { Widgets } from '../widgets/index.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The availability poller; undefined when no profile names a queue. Tests drive its tick(). */
+    availability: AvailabilityPoller | undefined
+  }
+}
+
+export interface AvailabilityPluginOptions {
+  config: Config
+  widgets: Widgets
+  redis?: Redis
+  /** The chat-start client's credentials provider, so both resolve credentials once. */
+  credentials: ConnectClientConfig['credentials']
+  /** The same SDK overrides as the chat-start client (endpoint, credentials in tests). */
+  overrides?: Partial<ConnectClientConfig>
+  /** For tests: the poller's clock. */
+  now?: () => number
+}
+
+/** Every distinct queue a profile reports on, the default profile's first. */
+export function watchedQueues (widgets: Widgets): QueueRef[] {
+  const queues = new Map<string, QueueRef>()
+  for (const widget of [widgets.default, ...widgets.ids().map((id) => widgets.get(id))]) {
+    const queue = widget?.availability?.queue
+    if (queue) queues.set(queueKey(queue), queue)
+  }
+  return [...queues.values()]
+}
+
+/**
+ * GET /chat/availability and its poller. The poller has a client of its own (two attempts, two
+ * sockets): its calls must neither count as chat-start attempts in the metrics nor take the
+ * chat starts' sockets. Without any queue configured (and no WIDGETS_FILE that may name one on a
+ * reload) there is no poller, and the routes answer 404 AVAILABILITY_NOT_CONFIGURED.
+ */
+async function availabilityPlugin (app: FastifyInstance, options: AvailabilityPluginOptions) {
+  const { config, widgets, redis } = options
+  let poller: AvailabilityPoller | undefined
+  if (watchedQueues(widgets).length > 0 || config.WIDGETS_FILE !== undefined) {
+    const client = createConnectClient({
+      region: config.AWS_REGION ?? 'us-east-1',
+      maxAttempts: 2,
+      attemptTimeoutMs: config.CONNECT_ATTEMPT_TIMEOUT_MS,
+      maxSockets: 2,
+      overrides: { ...options.overrides, credentials: options.credentials }
+    })
+    poller = new AvailabilityPoller({
+      client,
+      queues: () => watchedQueues(widgets),
+      refreshMs: config.availabilityRefreshMs,
+      redis,
+      keyPrefix: config.REDIS_KEY_PREFIX,
+      ...(options.now ? { now: options.now } : {}),
+      events: { ...availabilityObserver(app.metrics, app.log), error: (err) => app.backgroundError('availability', err) }
+    })
+    const running = poller
+    app.addHook('onClose', async () => {
+      await running.close()
+      client.destroy()
+    })
+    // Not awaited: start-up must not wait on Connect; answers say unknown until the first poll.
+    void poller.start()
+  }
+  app.decorate('availability', poller)
+  await app.register(availabilityRoute, { poller, maxAgeSeconds: Math.max(1, Math.round(config.availabilityRefreshMs / 1000)) })
+}
+
+export default fp(availabilityPlugin, { name: 'availability' })
