@@ -272,7 +272,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
       onRefused: (error, widget) => metrics.chatStarts.inc({ outcome: error.code.toLowerCase(), ...widgetLabel(widget.named) })
     }
   })
-  await app.register(chatEndRoute, { deps: { contacts, quota, endTokens }, rateLimit: { max: 2 * config.RATE_LIMIT_MAX, timeWindow: config.rateLimitWindowMs } })
+  await app.register(chatEndRoute, { deps: { contacts, quota, endTokens, onEnded: (outcome) => metrics.chatsEnded.inc({ outcome }) }, rateLimit: { max: 2 * config.RATE_LIMIT_MAX, timeWindow: config.rateLimitWindowMs } })
   await app.register(chatChallengeRoute, { rateLimit: { max: 3 * config.RATE_LIMIT_MAX, timeWindow: config.rateLimitWindowMs } })
 
   await credentials.firstAttempt

@@ -3,7 +3,12 @@ import type { EndTokens } from '../trust/end-token.js'
 import type { Widget } from '../widgets/index.js'
 import type { ChatQuota } from './quota.js'
 
-export interface ChatEndDeps { contacts: Contacts; quota: ChatQuota; endTokens: EndTokens }
+export interface ChatEndDeps {
+  contacts: Contacts
+  quota: ChatQuota
+  endTokens: EndTokens
+  onEnded?: (outcome: 'stopped' | 'already_ended') => void
+}
 
 /**
  * Ends the chat an end token names, on the widget that issued it: StopContact, then its seat is
@@ -14,5 +19,6 @@ export async function endChat (deps: ChatEndDeps, token: string, widget: Widget)
   const chat = { instanceId: widget.target.instanceId, contactId }
   const outcome = await deps.contacts.stop(chat)
   await deps.quota.ended(chat)
+  deps.onEnded?.(outcome)
   return { contactId, outcome }
 }

@@ -27,6 +27,9 @@ t.test('POST /chat/end stops the chat on Connect, answers 204 and frees the call
   t.equal((await started(app)).startChatResult.ContactId.length > 0, true, 'the seat is free: a new chat starts')
   t.equal((await end(app, JSON.stringify({ EndToken: chat.endToken }))).statusCode, 204, 'ending an ended chat is not an error')
   t.equal(sim.stats().described, 1, 'only the refusal before the end asked Connect')
+  const metrics = (await app.inject({ url: '/metrics' })).body
+  t.match(metrics, /ccg_chats_ended_total\{outcome="stopped"\} 1/)
+  t.match(metrics, /ccg_chats_ended_total\{outcome="already_ended"\} 1/)
 })
 
 t.test('navigator.sendBeacon\'s text/plain body is accepted', async (t) => {
