@@ -11,15 +11,15 @@ import type { Config } from './config.js'
 const SECRET_KEYS = [
   'authorization', 'Authorization', 'cookie', 'Cookie', 'headers', 'ParticipantToken', 'participantToken',
   'ParticipantDetails', 'DisplayName', 'displayName', 'Attributes', 'attributes', 'InitialMessage',
-  'initialMessage', 'Content', 'content', 'ResumeToken', 'resumeToken', 'body', 'payload',
+  'initialMessage', 'Content', 'content', 'ResumeToken', 'resumeToken', 'EndToken', 'endToken', 'body', 'payload',
   // SDK errors and commands carry the raw HTTP response and the command input.
   '$response', 'input'
 ]
-const HEADERS = ['authorization', 'Authorization', 'cookie', 'Cookie', '["set-cookie"]', '["idempotency-key"]']
+const HEADERS = ['authorization', 'Authorization', 'cookie', 'Cookie', '["set-cookie"]', '["idempotency-key"]', '["human-check"]']
 export const REDACT_PATHS = [
   ...SECRET_KEYS,
   ...['req.headers', 'res.headers', 'request.headers', 'reply.headers'].flatMap((h) => HEADERS.map((k) => k.startsWith('[') ? `${h}${k}` : `${h}.${k}`)),
-  'data.startChatResult.ParticipantToken', 'startChatResult.ParticipantToken', 'data.resumeToken',
+  'data.startChatResult.ParticipantToken', 'startChatResult.ParticipantToken', 'data.resumeToken', 'data.endToken',
   '*.ParticipantToken', '*.DisplayName', '*.Attributes', '*.authorization', '*.cookie'
 ]
 
