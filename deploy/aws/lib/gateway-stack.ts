@@ -17,12 +17,16 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions'
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2'
 import type { Construct } from 'constructs'
 import type { GatewayConfig } from './config.js'
+import { addDnsRecord } from './dns.js'
+import { addDashboard, addMetricsCollector, addServiceAlarms, withRunbook } from './observability.js'
+import { addWidgets } from './widgets.js'
 
 /** The repository root: its Dockerfile and .dockerignore decide what goes into the image. */
 const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url))
 
 const SERVICE_PORT = 3000
 const REDIS_PORT = 6379
+const METRICS_PORT = 9464
 /** The service's own limit (Fastify bodyLimit); the WAF refuses larger bodies before they arrive. */
 const BODY_LIMIT_BYTES = 16 * 1024
 /**
@@ -168,7 +172,7 @@ export class GatewayStack extends Stack {
       // Only the load balancer, inside the VPC, may set X-Forwarded-For.
       TRUST_PROXY: vpc.vpcCidrBlock,
       // Prometheus metrics stay off the public port; nothing outside the task reaches 9464.
-      METRICS_PORT: '9464',
+      METRICS_PORT: String(METRICS_PORT),
       ...(config.requireCustomerToken ? { REQUIRE_CUSTOMER_TOKEN: 'true' } : {})
     }
     const secrets: Record<string, ecs.Secret> = {
@@ -176,10 +180,11 @@ export class GatewayStack extends Stack {
       REDIS_URL: ecs.Secret.fromSecretsManager(redisUrl),
       ...(customerJwtSecret ? { CUSTOMER_JWT_SECRET: ecs.Secret.fromSecretsManager(customerJwtSecret) } : {})
     }
+    // Built from the repository's Dockerfile by `cdk deploy`; synthesis only stages the files the
+    // .dockerignore lets through.
+    const image = ecs.ContainerImage.fromAsset(REPO_ROOT, { ignoreMode: IgnoreMode.DOCKER, platform: Platform.LINUX_AMD64 })
     const container = taskDefinition.addContainer('gateway', {
-      // Built from the repository's Dockerfile by `cdk deploy`; synthesis only stages the files
-      // the .dockerignore lets through.
-      image: ecs.ContainerImage.fromAsset(REPO_ROOT, { ignoreMode: IgnoreMode.DOCKER, platform: Platform.LINUX_AMD64 }),
+      image,
       environment,
       secrets,
       portMappings: [{ containerPort: SERVICE_PORT }],
@@ -195,6 +200,12 @@ export class GatewayStack extends Stack {
       // Time for the service's own drain before ECS sends SIGKILL.
       stopTimeout: Duration.seconds(SHUTDOWN_GRACE_SECONDS + 15)
     })
+    if (config.widgets) {
+      addWidgets(this, {
+        widgets: config.widgets, taskDefinition, gateway: container, image, taskRole, region: config.region,
+        instanceId: config.instanceId, logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: 'widgets-file' })
+      })
+    }
 
     const service = new ecs.FargateService(this, 'Service', {
       cluster,
@@ -316,7 +327,7 @@ export class GatewayStack extends Stack {
 
     const alarms = [
       new cloudwatch.Alarm(this, 'ChatQuotaReachedAlarm', {
-        alarmDescription: 'Connect\'s concurrent-chat quota is full: customers are refused with 503 CHAT_QUOTA_REACHED. Raise the quota or add agents.',
+        alarmDescription: withRunbook('Connect\'s concurrent-chat quota is full: customers are refused with 503 CHAT_QUOTA_REACHED. Raise the quota or add agents.', 'chat-quota-reached'),
         metric: codeMetric('ChatQuotaReachedFilter', 'CHAT_QUOTA_REACHED', 'ChatQuotaReached'),
         threshold: 1,
         evaluationPeriods: 1,
@@ -324,7 +335,7 @@ export class GatewayStack extends Stack {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING
       }),
       new cloudwatch.Alarm(this, 'UpstreamThrottledAlarm', {
-        alarmDescription: 'Connect throttled StartChatContact past our retries: customers got 503 UPSTREAM_THROTTLED. Raise the API quota or set CONNECT_RATE_LIMIT.',
+        alarmDescription: withRunbook('Connect throttled StartChatContact past our retries: customers got 503 UPSTREAM_THROTTLED. Raise the API quota or set CONNECT_RATE_LIMIT.', 'upstream-throttled'),
         metric: codeMetric('UpstreamThrottledFilter', 'UPSTREAM_THROTTLED', 'UpstreamThrottled'),
         threshold: 5,
         evaluationPeriods: 1,
@@ -332,7 +343,7 @@ export class GatewayStack extends Stack {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING
       }),
       new cloudwatch.Alarm(this, 'Http5xxRateAlarm', {
-        alarmDescription: 'More than 5% of requests answered 5xx (by the tasks or the load balancer) for 10 minutes.',
+        alarmDescription: withRunbook('More than 5% of requests answered 5xx (by the tasks or the load balancer) for 10 minutes.', 'http-5xx-rate'),
         metric: new cloudwatch.MathExpression({
           expression: 'IF(requests > 0, 100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / requests, 0)',
           usingMetrics: {
@@ -349,7 +360,7 @@ export class GatewayStack extends Stack {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING
       }),
       new cloudwatch.Alarm(this, 'UnhealthyHostsAlarm', {
-        alarmDescription: 'A task has failed the /health/ready check for 3 minutes.',
+        alarmDescription: withRunbook('A task has failed the /health/ready check for 3 minutes.', 'unhealthy-hosts'),
         metric: targetGroup.metrics.unhealthyHostCount({ statistic: 'Maximum', period: Duration.minutes(1) }),
         threshold: 1,
         evaluationPeriods: 3,
@@ -358,6 +369,19 @@ export class GatewayStack extends Stack {
       })
     ]
     for (const alarm of alarms) alarm.addAlarmAction(notify)
+
+    // --- Operations: the service's metrics in CloudWatch, their alarms, the dashboard -------------
+    addMetricsCollector(this, {
+      taskDefinition, namespace: METRIC_NAMESPACE, metricsPort: METRICS_PORT, retention: config.logRetentionDays as logs.RetentionDays,
+      logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: 'metrics-collector' })
+    })
+    const observed = {
+      namespace: METRIC_NAMESPACE, service, alb, targetGroup, notify,
+      maxActiveChats: Number(config.environment.CONNECT_MAX_ACTIVE_CHATS ?? 100)
+    }
+    const serviceAlarms = addServiceAlarms(this, observed)
+    const dashboard = addDashboard(this, { ...observed, alarms: [...alarms, ...serviceAlarms] })
+    if (config.dns) addDnsRecord(this, config.dns, alb)
 
     // --- Outputs ---------------------------------------------------------------------------------
     new CfnOutput(this, 'LoadBalancerDnsName', {
@@ -369,6 +393,7 @@ export class GatewayStack extends Stack {
     new CfnOutput(this, 'RedisUrlSecretArn', { value: redisUrl.secretArn })
     if (customerJwtSecret) new CfnOutput(this, 'CustomerJwtSecretArn', { value: customerJwtSecret.secretArn })
     new CfnOutput(this, 'AlarmTopicArn', { value: alarmTopic.topicArn })
+    new CfnOutput(this, 'DashboardName', { value: dashboard.dashboardName })
     new CfnOutput(this, 'ClusterName', { value: cluster.clusterName })
     new CfnOutput(this, 'ServiceName', { value: service.serviceName })
     new CfnOutput(this, 'ReplicationGroupId', { value: redis.ref })
