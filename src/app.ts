@@ -25,6 +25,7 @@ import widgetPlugin from './plugins/widget.js'
 import chatStartRoute from './routes/chat-start.js'
 import type { TrustPolicy } from './trust/index.js'
 import { createRedis } from './redis.js'
+import { readServiceInfo, type ServiceInfo } from './service-info.js'
 import { createWidgets, type Widgets } from './widgets/index.js'
 
 declare module 'fastify' {
@@ -48,6 +49,8 @@ export interface AppDeps {
   pacer?: Pacer
   /** Longest wait for the first credentials attempt before the app is returned (default 5 s). */
   credentialsWaitMs?: number
+  /** The running build (read from the package and dist/ by default). */
+  service?: ServiceInfo
 }
 
 /**
@@ -202,7 +205,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(widgetPlugin, { widgets })
   await app.register(originPolicy, { config })
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
-  await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason })
+  await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason, service: deps.service ?? readServiceInfo() })
   await app.register(rateLimit, { config, redis })
   await app.register(chatStartRoute, { config, starter })
 

@@ -105,7 +105,12 @@ t.test('against the simulator from the same image: ready, starts a chat, drains 
   const uidLine = readFileSync(`/proc/${node[0]}/status`, 'utf8').split('\n').find((l) => l.startsWith('Uid:'))
   t.equal(uidLine?.split(/\s+/)[1], String(user.uid), 'the service process runs as the image user, not root')
 
-  t.equal((await fetch(`${base}/health/live`)).status, 200, '/health/live 200')
+  const live = await fetch(`${base}/health/live`)
+  t.equal(live.status, 200, '/health/live 200')
+  const { version } = JSON.parse(readFileSync(join(root, config.WorkingDir ?? '/', 'package.json'), 'utf8')) as { version: string }
+  const service = { version, commit: process.env.CONTAINER_COMMIT }
+  t.same(await live.json(), { status: 'ok', ...service }, '/health/live names the version and the commit the image was built from')
+  t.same(server.lines.find((l) => l.msg === 'connect-chat-gateway starting')?.service, service, 'so does the start-up line')
   await until('/health/ready 200', async () => (await fetch(`${base}/health/ready`)).status === 200, 30_000)
 
   const chat = (name: string) => fetch(`${base}/chat/start`, {

@@ -33,7 +33,8 @@ fi
 
 started=$(date +%s)
 log=$(mktemp)
-"${build[@]}" -t "$image" . >"$log" 2>&1 || { tail -n 40 "$log" >&2; exit 1; }
+commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+"${build[@]}" --build-arg "SOURCE_COMMIT=$commit" -t "$image" . >"$log" 2>&1 || { tail -n 40 "$log" >&2; exit 1; }
 echo "built $image in $(( $(date +%s) - started )) s"
 
 ctr=$("$engine" create "$image")
@@ -57,6 +58,7 @@ mount --bind /dev "$root/dev"
 mount -t proc proc "$root/proc"
 
 CONTAINER_ROOT=$root \
+CONTAINER_COMMIT=$commit \
 CONTAINER_CONFIG=$("$engine" image inspect "$image" --format '{{json .Config}}') \
 CONTAINER_IMAGE_BYTES=$("$engine" image inspect "$image" --format '{{.Size}}') \
 CONTAINER_BASE_BYTES=$("$engine" image inspect "$base" --format '{{.Size}}') \

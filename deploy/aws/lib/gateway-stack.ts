@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import {
   Aws, CfnOutput, Duration, Fn, IgnoreMode, RemovalPolicy, SecretValue, Stack, type StackProps
@@ -23,6 +24,15 @@ import { addWidgets } from './widgets.js'
 
 /** The repository root: its Dockerfile and .dockerignore decide what goes into the image. */
 const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url))
+
+/** The commit being deployed, built into the image (the service reports it on /health/live). */
+function sourceCommit (): string {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  } catch {
+    return 'unknown'
+  }
+}
 
 const SERVICE_PORT = 3000
 const REDIS_PORT = 6379
@@ -182,7 +192,9 @@ export class GatewayStack extends Stack {
     }
     // Built from the repository's Dockerfile by `cdk deploy`; synthesis only stages the files the
     // .dockerignore lets through.
-    const image = ecs.ContainerImage.fromAsset(REPO_ROOT, { ignoreMode: IgnoreMode.DOCKER, platform: Platform.LINUX_AMD64 })
+    const image = ecs.ContainerImage.fromAsset(REPO_ROOT, {
+      ignoreMode: IgnoreMode.DOCKER, platform: Platform.LINUX_AMD64, buildArgs: { SOURCE_COMMIT: sourceCommit() }
+    })
     const container = taskDefinition.addContainer('gateway', {
       image,
       environment,
@@ -377,7 +389,7 @@ export class GatewayStack extends Stack {
     })
     const observed = {
       namespace: METRIC_NAMESPACE, service, alb, targetGroup, notify,
-      maxActiveChats: Number(config.environment.CONNECT_MAX_ACTIVE_CHATS ?? 100)
+      maxActiveChats: Number(config.environment.CONNECT_MAX_ACTIVE_CHATS) || 100
     }
     const serviceAlarms = addServiceAlarms(this, observed)
     const dashboard = addDashboard(this, { ...observed, alarms: [...alarms, ...serviceAlarms] })
