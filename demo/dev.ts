@@ -55,6 +55,8 @@ try {
 const config = readConfig({
   ALLOWED_ORIGINS: `http://localhost:${demo.port},http://127.0.0.1:${demo.port}`,
   ALLOWED_ATTRIBUTES: 'topic,language',
+  // Exploring sends many starts, invalid ones included; production's 10 a minute gets in the way.
+  RATE_LIMIT_MAX: '100',
   // Two sample widgets for the demo page on its default port (docs/widgets.md).
   WIDGETS_FILE: fileURLToPath(new URL('widgets.json', import.meta.url)),
   ...process.env

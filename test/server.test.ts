@@ -280,11 +280,11 @@ t.test('credentials from the environment: the provider is logged, never the keys
   await server.exited
 })
 
-t.test('npm run dev listens on 127.0.0.1 unless HOST says otherwise', async (t) => {
+t.test('npm run dev listens on 127.0.0.1 unless HOST says otherwise, with the README\'s development defaults', async (t) => {
   const dev = start(t, { HOST: '', LOG_LEVEL: 'info' }, { args: typescriptArgs('demo/dev.ts') })
   const base = await dev.listening()
   t.match(base, /^http:\/\/127\.0\.0\.1:\d+$/)
-  t.match(dev.lines.find((l) => l.msg === 'connect-chat-gateway starting'), { settings: { HOST: '127.0.0.1', ALLOWED_ATTRIBUTES: 'topic,language' }, connect: 'simulator' })
+  t.match(dev.lines.find((l) => l.msg === 'connect-chat-gateway starting'), { settings: { HOST: '127.0.0.1', ALLOWED_ATTRIBUTES: 'topic,language', RATE_LIMIT_MAX: 100 }, connect: 'simulator' })
   dev.child.kill('SIGTERM')
   t.same(await dev.exited, { code: 0, signal: null }, 'close-with-grace: exit 0')
 })
