@@ -9,7 +9,7 @@ import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createRequire } from 'node:module'
-import { basename, dirname } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export interface DemoServerOptions {
@@ -38,8 +38,17 @@ export interface DemoServer {
 }
 
 const PAGE_ROOT = fileURLToPath(new URL('./', import.meta.url))
-const CHATJS_FILE = createRequire(import.meta.url).resolve('amazon-connect-chatjs')
+const require = createRequire(import.meta.url)
+const CHATJS_FILE = require.resolve('amazon-connect-chatjs')
 const CHATJS_SERVED = new Set([`/${basename(CHATJS_FILE)}`, `/${basename(CHATJS_FILE)}.map`])
+/**
+ * Markdown messages are rendered with marked and sanitised with DOMPurify, both as ES modules from
+ * node_modules (nothing from a CDN), each folder serving only its one file and its map.
+ */
+const MODULES = [
+  { prefix: '/vendor/dompurify/', root: dirname(require.resolve('dompurify')), file: 'purify.es.mjs' },
+  { prefix: '/vendor/marked/', root: join(dirname(require.resolve('marked/package.json')), 'lib'), file: 'marked.esm.js' }
+]
 
 function hostnameOf (hostHeader: string | undefined): string {
   try {
@@ -91,6 +100,9 @@ export async function startDemoServer (options: DemoServerOptions): Promise<Demo
     decorateReply: false,
     allowedPath: (pathName) => CHATJS_SERVED.has(pathName)
   })
+  for (const { prefix, root, file } of MODULES) {
+    await app.register(fastifyStatic, { root, prefix, decorateReply: false, allowedPath: (pathName) => pathName === `/${file}` || pathName === `/${file}.map` })
+  }
 
   app.get('/config.json', async (request) => ({ gatewayUrl: gatewayFor(request.raw), participantUrl: participantUrl(), ...(options.widgets ? { widgets: options.widgets() } : {}) }))
 
