@@ -44,6 +44,8 @@ cleanup () {
   if [ "$engine" = podman ]; then podman umount "$ctr" >/dev/null 2>&1 || true; elif [ -n "$root" ]; then rm -rf "$root"; fi
   "$engine" rm -f "$ctr" >/dev/null 2>&1 || true
   rm -f "$log"
+  # Each build leaves the previous image and its stages untagged; a day's worth stays as build cache.
+  "$engine" image prune -f --filter until=24h >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 # A container's writable filesystem, so that a refused write shows the image's ownership, not a
