@@ -6,7 +6,10 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build-info.mjs ./scripts/
 COPY src ./src
+# The commit being built (the context has no .git): the service reports it at start-up and on /health/live.
+ARG SOURCE_COMMIT=unknown
 RUN npm run build
 
 FROM node:22-slim AS prod-deps
@@ -27,6 +30,9 @@ COPY --from=prod-deps --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
 # Files stay root-owned and read-only to the process.
 USER node
+# Last: a new commit changes only this layer's metadata, the layers above stay cached.
+ARG SOURCE_COMMIT=unknown
+LABEL org.opencontainers.image.revision=$SOURCE_COMMIT
 EXPOSE 3000
 # Liveness only: an overloaded or draining replica is alive; readiness is for the load balancer.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \

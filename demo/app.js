@@ -2,6 +2,8 @@
 // holds the conversation with Amazon's own amazon-connect-chatjs (loaded before this as `connect`).
 // Plain browser JavaScript, no build step.
 import { closedText, watchAvailability } from './availability.js'
+import DOMPurify from './vendor/dompurify/purify.es.mjs'
+import { marked } from './vendor/marked/marked.esm.js'
 
 const STORAGE_KEY = 'connect-chat-gateway-demo:previous-chat'
 const CONTENT = {
@@ -294,12 +296,21 @@ function showChat (data, widget) {
   if (ui.contactId.textContent === started.ContactId) return
   rememberChat(data, widget)
   setStatus('')
+  // The start form folds away while the chat is open, and its first message is spent: a resume
+  // later must not send it again.
+  showStartForm(false)
+  ui.message.value = ''
   ui.result.hidden = false
   ui.resultTitle.textContent = started.ContinuedFromContactId ? 'Previous chat resumed' : 'Chat started'
   ui.contactId.textContent = started.ContactId
   for (const id of ['continued-label', 'continued-value']) $(id).hidden = !started.ContinuedFromContactId
   ui.continuedFrom.textContent = started.ContinuedFromContactId ?? ''
-  void openConversation(started)
+  void openConversation(started, data.featurePermissions?.MESSAGING_MARKDOWN === true)
+}
+
+/** Shown while there is no open chat: before the first, after one ended or could not connect. */
+function showStartForm (visible) {
+  ui.form.hidden = !visible
 }
 
 function setChatState (state, text) {
@@ -314,7 +325,7 @@ function setChatState (state, text) {
  * details: it logs and returns a session without a controller, on which getChatDetails() throws; a
  * misnamed field comes back undefined. Both are checked before connecting.
  */
-async function openConversation (started) {
+async function openConversation (started, markdown) {
   const previous = chat
   chat = null
   // A new chat replaces an open one on this page; the old session stops updating it.
@@ -336,9 +347,11 @@ async function openConversation (started) {
     }
   } catch (err) {
     setChatState('refused', `amazon-connect-chatjs refused this chat: ${err instanceof Error ? err.message : String(err)}`)
+    showStartForm(true)
     return
   }
-  const current = { session, contactId: started.ContactId, items: new Map(), ended: false, focused: false }
+  // With MESSAGING_MARKDOWN the customer writes markdown too, as Connect's own widget does.
+  const current = { session, contactId: started.ContactId, items: new Map(), ended: false, focused: false, markdown }
   chat = current
   setChatState('created', 'amazon-connect-chatjs accepted this chat; connecting…')
 
@@ -367,7 +380,10 @@ async function openConversation (started) {
     const connected = await session.connect()
     if (!connected?.connectSuccess) throw new Error('connect() did not succeed')
   } catch {
-    if (chat === current) setChatState('failed', 'Could not connect to the chat. Please try again.')
+    if (chat === current) {
+      setChatState('failed', 'Could not connect to the chat. Please try again.')
+      showStartForm(true)
+    }
   }
 }
 
@@ -429,8 +445,13 @@ function row (item, past) {
   who.textContent = mine ? 'You' : item.DisplayName ?? 'Agent'
   const text = document.createElement('span')
   text.className = 'text'
-  // Shown as text, never as HTML: what the other side writes must not run on this page.
-  text.textContent = item.Content ?? ''
+  if (item.ContentType === 'text/markdown') {
+    // Markdown becomes HTML only through DOMPurify: what the other side writes must not run here.
+    text.classList.add('markdown')
+    text.innerHTML = DOMPurify.sanitize(marked.parse(item.Content ?? '', { async: false }))
+  } else {
+    text.textContent = item.Content ?? ''
+  }
   li.append(who, text)
   return li
 }
@@ -462,7 +483,9 @@ function chatEnded () {
   endAtGateway(false)
   hideTyping()
   setComposerEnabled(false)
+  ui.resultTitle.textContent = 'Chat ended'
   setChatState('ended', 'This chat has ended. You can resume it or start a new one above.')
+  showStartForm(true)
   refreshResumeButton()
 }
 
@@ -472,10 +495,11 @@ async function sendMessage () {
   const current = chat
   ui.compose.value = ''
   try {
-    const res = await current.session.sendMessage({ contentType: 'text/plain', message: text })
+    const contentType = current.markdown ? 'text/markdown' : 'text/plain'
+    const res = await current.session.sendMessage({ contentType, message: text })
     // Connect echoes our own message on the WebSocket as well; whichever comes first is shown once.
     receive({
-      Id: res.data.Id, AbsoluteTime: res.data.AbsoluteTime, Type: 'MESSAGE', ContentType: 'text/plain',
+      Id: res.data.Id, AbsoluteTime: res.data.AbsoluteTime, Type: 'MESSAGE', ContentType: contentType,
       Content: text, ParticipantRole: 'CUSTOMER', ContactId: current.contactId
     })
     if (ui.error.dataset.kind === 'not-sent') clearError()

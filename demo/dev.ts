@@ -62,6 +62,8 @@ const config = readConfig({
   ALLOWED_ATTRIBUTES: 'topic,language',
   // The simulator's queue: the demo page asks its availability (docs/simulator.md sets its hours and agents).
   CONNECT_QUEUE_ID: 'simulated-queue',
+  // Exploring sends many starts, invalid ones included; production's 10 a minute gets in the way.
+  RATE_LIMIT_MAX: '100',
   // Two sample widgets for the demo page on its default port (docs/widgets.md).
   WIDGETS_FILE: fileURLToPath(new URL('widgets.json', import.meta.url)),
   ...process.env

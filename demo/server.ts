@@ -9,7 +9,7 @@ import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createRequire } from 'node:module'
-import { basename, dirname } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export interface DemoServerOptions {
@@ -38,10 +38,19 @@ export interface DemoServer {
 }
 
 const PAGE_ROOT = fileURLToPath(new URL('./', import.meta.url))
-const CHATJS_FILE = createRequire(import.meta.url).resolve('amazon-connect-chatjs')
+const require = createRequire(import.meta.url)
+const CHATJS_FILE = require.resolve('amazon-connect-chatjs')
 const CHATJS_SERVED = new Set([`/${basename(CHATJS_FILE)}`, `/${basename(CHATJS_FILE)}.map`])
 // The ALTCHA widget (a web component), shown when the gateway asks for a proof-of-work check.
 const ALTCHA_FILE = createRequire(import.meta.url).resolve('altcha')
+/**
+ * Markdown messages are rendered with marked and sanitised with DOMPurify, both as ES modules from
+ * node_modules (nothing from a CDN), each folder serving only its one file and its map.
+ */
+const MODULES = [
+  { prefix: '/vendor/dompurify/', root: dirname(require.resolve('dompurify')), file: 'purify.es.mjs' },
+  { prefix: '/vendor/marked/', root: join(dirname(require.resolve('marked/package.json')), 'lib'), file: 'marked.esm.js' }
+]
 
 function hostnameOf (hostHeader: string | undefined): string {
   try {
@@ -98,6 +107,9 @@ export async function startDemoServer (options: DemoServerOptions): Promise<Demo
     allowedPath: (pathName) => CHATJS_SERVED.has(pathName)
   })
   app.get('/vendor/altcha.js', (_request, reply) => reply.type('text/javascript').sendFile('altcha.js', dirname(ALTCHA_FILE)))
+  for (const { prefix, root, file } of MODULES) {
+    await app.register(fastifyStatic, { root, prefix, decorateReply: false, allowedPath: (pathName) => pathName === `/${file}` || pathName === `/${file}.map` })
+  }
 
   app.get('/config.json', async (request) => ({ gatewayUrl: gatewayFor(request.raw), participantUrl: participantUrl(), ...(options.widgets ? { widgets: options.widgets() } : {}) }))
 

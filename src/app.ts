@@ -35,6 +35,7 @@ import { EndTokens } from './trust/end-token.js'
 import { createSpentProofs, HumanCheck, type HumanCheckOptions } from './trust/human-check.js'
 import { createTrustShared, type TrustPolicy } from './trust/index.js'
 import { createRedis } from './redis.js'
+import { readServiceInfo, type ServiceInfo } from './service-info.js'
 import { createWidgets, type Widgets } from './widgets/index.js'
 import type { HumanCheckSpec } from './widgets/file.js'
 
@@ -65,6 +66,8 @@ export interface AppDeps {
   humanCheck?: Pick<HumanCheckOptions, 'pow' | 'verifyTimeoutMs'>
   /** The availability poller's clock (tests move it across opening hours). */
   availabilityNow?: () => number
+  /** The running build (read from the package and dist/ by default). */
+  service?: ServiceInfo
 }
 
 /**
@@ -257,7 +260,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(widgetPlugin, { widgets })
   await app.register(originPolicy, { config })
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
-  await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason })
+  await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason, service: deps.service ?? readServiceInfo() })
   await app.register(rateLimit, { config, redis })
   // GET /chat/availability, answered from one poller per deployment; a closed queue can refuse starts.
   await app.register(availability, { config, widgets, redis, credentials: client.config.credentials, overrides: deps.connectOverrides, now: deps.availabilityNow })

@@ -4,6 +4,7 @@ import { buildApp, type AppDeps } from './app.js'
 import { ConfigError, loadConfig, startupSummary, type Config } from './config.js'
 import type { ConnectSimulator } from './simulator/connect.js'
 import { startMetricsServer, type MetricsServer } from './plugins/metrics.js'
+import { readServiceInfo } from './service-info.js'
 
 function readConfig (): Config {
   try {
@@ -45,7 +46,8 @@ async function build (config: Config, deps: AppDeps) {
 
 const config = readConfig()
 const simulated = config.CONNECT_SIMULATOR ? await simulation(config) : undefined
-const app = await build(config, { connectOverrides: simulated?.overrides })
+const service = readServiceInfo()
+const app = await build(config, { connectOverrides: simulated?.overrides, service })
 let metricsServer: MetricsServer | undefined
 
 closeWithGrace({
@@ -68,7 +70,7 @@ closeWithGrace({
 process.on('SIGHUP', () => { app.widgets.reload() })
 
 try {
-  app.log.info(startupSummary(config, app.widgets), 'connect-chat-gateway starting')
+  app.log.info({ service, ...startupSummary(config, app.widgets) }, 'connect-chat-gateway starting')
   for (const warning of config.warnings) app.log.warn(warning)
   if (simulated) {
     app.log.warn({ endpoint: simulated.simulator?.url ?? 'AWS_ENDPOINT_URL_CONNECT' },

@@ -1,10 +1,12 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
+import { parse } from 'yaml'
+import { EnvSchema } from '../src/config.js'
 import { build, ORIGIN, startChat } from './helper.js'
 import { ROOT } from './service-process.js'
 
-// deploy/nginx.conf (the compose load balancer) against the service it fronts.
+// deploy/nginx.conf and docker-compose.yml against the service they run.
 
 t.test('nginx lets an over-size body through to the gateway, which answers its own JSON 413 with CORS', async (t) => {
   const conf = await readFile(join(ROOT, 'deploy/nginx.conf'), 'utf8')
@@ -17,3 +19,49 @@ t.test('nginx lets an over-size body through to the gateway, which answers its o
   t.match(res.json(), { code: 'BODY_TOO_LARGE' })
   t.equal(res.headers['access-control-allow-origin'], ORIGIN)
 })
+
+// docker-compose.yml cannot be run here (no container engine that starts containers); it is parsed
+// and checked against what the service, the simulator and nginx actually read.
+t.test('docker-compose.yml: every setting passed is one its program reads; references, ports and files hold together', async (t) => {
+  const compose = parse(await readFile(join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as Compose
+  const services = compose.services
+  t.same(Object.keys(services).sort(), ['connect-simulator', 'gateway', 'gateway-simulated', 'lb', 'redis'])
+
+  const serviceSettings = new Set(Object.keys(EnvSchema.properties))
+  const simulatorMain = await readFile(join(ROOT, 'src/simulator/main.ts'), 'utf8')
+  for (const [name, service] of Object.entries(services)) {
+    for (const dep of Object.keys(service.depends_on ?? {})) t.ok(dep in services, `${name} depends on ${dep}, which exists`)
+    if (service.build === undefined) continue
+    t.equal(service.build, '.', `${name} builds the repository's Dockerfile`)
+    const env = Object.keys(service.environment ?? {})
+    if (service.command === undefined) {
+      // The image's own CMD: the service, which reads its settings and the AWS SDK's standard variables.
+      t.same(env.filter((k) => !serviceSettings.has(k) && !k.startsWith('AWS_')), [], `${name}: every variable is a setting of the service`)
+      t.equal(service.stop_grace_period, '20s')
+      t.ok(Number(service.environment?.SHUTDOWN_GRACE_MS) < 20_000, `${name}: the drain ends before compose kills the container`)
+    } else {
+      const [node, entry] = service.command
+      t.equal(node, 'node')
+      t.equal(entry, 'dist/simulator/main.js', `${name} runs the built simulator`)
+      t.same(env.filter((k) => !new RegExp(`\\b${k}\\b`).test(simulatorMain)), [], `${name}: every variable is one the simulator reads`)
+    }
+  }
+  const sim = services['connect-simulator']!
+  t.equal(services['gateway-simulated']!.environment?.AWS_ENDPOINT_URL_CONNECT, `http://connect-simulator:${sim.environment?.SIM_PORT}`, 'the simulated replicas call the simulator where it listens')
+  t.same(sim.ports, [`127.0.0.1:${sim.environment?.SIM_PORT}:${sim.environment?.SIM_PORT}`], 'its control API only on loopback')
+  const conf = await readFile(join(ROOT, 'deploy/nginx.conf'), 'utf8')
+  t.match(conf, /set \$gateway http:\/\/gateway:3000;/, 'nginx sends to the replicas\' network alias on the service port')
+  t.same(services.lb!.volumes, ['./deploy/nginx.conf:/etc/nginx/nginx.conf:ro'])
+})
+
+interface Compose {
+  services: Record<string, {
+    build?: string
+    command?: string[]
+    environment?: Record<string, string>
+    depends_on?: Record<string, unknown>
+    ports?: string[]
+    volumes?: string[]
+    stop_grace_period?: string
+  }>
+}

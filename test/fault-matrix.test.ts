@@ -12,12 +12,9 @@ import { build, validBody } from './helper.js'
 const STARTS = 200
 const SLACK_MS = 10_000
 
-// Everything that escapes the request path shows up here. On Node 20 the AWS SDK announces once
-// per process that it will require Node 22 in 2027: that notice, and only that one, is expected.
+// Everything that escapes the request path shows up here.
 const escaped: string[] = []
-const onWarning = (warning: Error) => {
-  if (!warning.message.startsWith('NodeVersionSupportWarning:')) escaped.push(`warning ${warning.name}: ${warning.message}`)
-}
+const onWarning = (warning: Error) => { escaped.push(`warning ${warning.name}: ${warning.message}`) }
 const onRejection = (reason: unknown) => { escaped.push(`unhandledRejection: ${String(reason)}`) }
 process.on('warning', onWarning)
 process.on('unhandledRejection', onRejection)

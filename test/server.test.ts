@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { copyFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
@@ -23,7 +23,10 @@ const run = promisify(execFile)
 // the type check, which `npm run typecheck` does: this is about what runs, and stays cheap.
 const buildDir = mkdtemp(join(tmpdir(), 'ccg-build-'))
 const tsc = join(ROOT, 'node_modules/typescript/bin/tsc')
+// The commit as a Docker build would pass it (SOURCE_COMMIT), recorded by the build's last step.
+const BUILT_COMMIT = 'c0ffee0123456789abcdef0123456789abcdef01'
 const build = buildDir.then((dir) => run(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist'), '--noCheck'], { cwd: ROOT })
+  .then(() => run(process.execPath, ['scripts/build-info.mjs', join(dir, 'dist')], { cwd: ROOT, env: { ...process.env, SOURCE_COMMIT: BUILT_COMMIT } }))
   .then(() => ({ dir, error: undefined }), (error: Error & { stdout?: string }) => ({ dir, error: `${error.message}\n${error.stdout ?? ''}` })))
 t.teardown(async () => { await rm((await build).dir, { recursive: true, force: true }) })
 
@@ -204,6 +207,9 @@ t.test('the production build runs from dist/ with production dependencies only; 
     METRICS_PORT: '0'
   }, { args: ['dist/server.js'], cwd: dir })
   const base = await server.listening()
+  const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string }
+  t.same(server.lines.find((l) => l.msg === 'connect-chat-gateway starting')?.service, { version, commit: BUILT_COMMIT }, 'the start-up line names the build')
+  t.same(await (await fetch(`${base}/health/live`)).json(), { status: 'ok', version, commit: BUILT_COMMIT }, 'so does /health/live')
   t.match(await server.waitFor('simulated', (l) => l.level === 40 && String(l.msg).includes('SIMULATED')), { endpoint: /^http:\/\/127\.0\.0\.1:\d+$/ },
     'CONNECT_SIMULATOR=true with no endpoint configured: an in-process simulator, said loudly')
   const metricsPort = (await server.waitFor('metrics port', (l) => l.msg === 'metrics listening on their own port')).port
@@ -275,11 +281,11 @@ t.test('credentials from the environment: the provider is logged, never the keys
   await server.exited
 })
 
-t.test('npm run dev listens on 127.0.0.1 unless HOST says otherwise', async (t) => {
+t.test('npm run dev listens on 127.0.0.1 unless HOST says otherwise, with the README\'s development defaults', async (t) => {
   const dev = start(t, { HOST: '', LOG_LEVEL: 'info' }, { args: typescriptArgs('demo/dev.ts') })
   const base = await dev.listening()
   t.match(base, /^http:\/\/127\.0\.0\.1:\d+$/)
-  t.match(dev.lines.find((l) => l.msg === 'connect-chat-gateway starting'), { settings: { HOST: '127.0.0.1', ALLOWED_ATTRIBUTES: 'topic,language' }, connect: 'simulator' })
+  t.match(dev.lines.find((l) => l.msg === 'connect-chat-gateway starting'), { settings: { HOST: '127.0.0.1', ALLOWED_ATTRIBUTES: 'topic,language', RATE_LIMIT_MAX: 100 }, connect: 'simulator' })
   dev.child.kill('SIGTERM')
   t.same(await dev.exited, { code: 0, signal: null }, 'close-with-grace: exit 0')
 })

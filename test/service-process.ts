@@ -12,6 +12,8 @@ export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export type Line = Record<string, unknown> & { msg?: string; level?: number }
 
 export interface StartOptions {
+  /** The program to run (default: this Node); `args` are its arguments. */
+  command?: string
   args?: string[]
   cwd?: string
   /** Run under `ulimit -n <n>` (through bash, which then execs node: the pid stays the service's). */
@@ -40,10 +42,10 @@ export function typescriptArgs (entry: string): string[] {
 }
 
 export function start (t: Test, env: Record<string, string>, options: StartOptions = {}) {
-  const { args = typescriptArgs('src/server.ts'), cwd = ROOT, maxOpenFiles } = options
+  const { command = process.execPath, args = typescriptArgs('src/server.ts'), cwd = ROOT, maxOpenFiles } = options
   const child = maxOpenFiles === undefined
-    ? spawn(process.execPath, args, { cwd, env: serviceEnv(env, cwd === ROOT), stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn('bash', ['-c', `ulimit -n ${maxOpenFiles} && exec "$0" "$@"`, process.execPath, ...args], { cwd, env: serviceEnv(env, cwd === ROOT), stdio: ['ignore', 'pipe', 'pipe'] })
+    ? spawn(command, args, { cwd, env: serviceEnv(env, cwd === ROOT), stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('bash', ['-c', `ulimit -n ${maxOpenFiles} && exec "$0" "$@"`, command, ...args], { cwd, env: serviceEnv(env, cwd === ROOT), stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: Line[] = []
   let stderr = ''
   let partial = ''

@@ -4,6 +4,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
 import { Type } from 'typebox'
 import { NotReady, Overloaded } from '../errors.js'
+import type { ServiceInfo } from '../service-info.js'
 import { ErrorReply } from '../shapes.js'
 
 export interface HealthOptions {
@@ -17,6 +18,8 @@ export interface HealthOptions {
   onSampleError?: (err: unknown) => void
   /** Why this replica cannot serve yet (no AWS credentials), or undefined when it can. */
   notReady?: () => string | undefined
+  /** The running build, shown on /health/live. */
+  service?: ServiceInfo
 }
 
 const LIVE = '/health/live'
@@ -27,6 +30,7 @@ const RETRY_AFTER = 5
 const unavailable = (message: string) => new Overloaded(message, { retryAfterSeconds: RETRY_AFTER })
 
 const HealthReply = Type.Object({ status: Type.String() })
+const LiveReply = Type.Object({ status: Type.String(), version: Type.Optional(Type.String()), commit: Type.Optional(Type.String()) })
 
 /**
  * The probes. Live: the process runs. Ready: accepting work, so 503 until the AWS credentials have
@@ -61,7 +65,9 @@ async function health (app: FastifyInstance, options: HealthOptions) {
 
   const schema = { tags: ['operations'], response: { 200: HealthReply, 503: ErrorReply } }
 
-  app.get(LIVE, { schema: { ...schema, summary: 'Liveness: 200 while the process runs' } }, async () => ({ status: 'ok' }))
+  // Which build answers: after a deploy, each replica says whether it runs the new one.
+  const live = { status: 'ok', ...options.service }
+  app.get(LIVE, { schema: { ...schema, response: { ...schema.response, 200: LiveReply }, summary: 'Liveness: 200 while the process runs, with the version and commit it runs' } }, async () => live)
 
   app.get(READY, { schema: { ...schema, summary: 'Readiness: 503 until the AWS credentials resolve, while draining or overloaded' } }, async (request) => {
     if (draining) throw unavailable('This replica is shutting down')

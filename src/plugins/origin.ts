@@ -12,6 +12,17 @@ export interface OriginPolicyOptions { config: Config }
 
 /** Chromium caps preflight caching at two hours; longer values buy nothing there. */
 const PREFLIGHT_MAX_AGE_SECONDS = 7200
+/** A real origin is a scheme, a host of at most 253 characters and a port. */
+const MAX_LOGGED_ORIGIN = 300
+
+/**
+ * The refused Origin as the log may show it: a browser sends an ASCII origin (hosts in punycode), so
+ * anything else is replaced, and a header someone made long is cut, marked by its length.
+ */
+export function loggableOrigin (origin: string): string {
+  const printable = origin.replace(/[^\x20-\x7e]/g, '?')
+  return printable.length <= MAX_LOGGED_ORIGIN ? printable : `${printable.slice(0, MAX_LOGGED_ORIGIN)}… (${printable.length} characters)`
+}
 
 /**
  * CORS and the origin policy in one onRequest hook, at the root so it runs before body parsing and
@@ -54,6 +65,20 @@ async function originPolicy (app: FastifyInstance, { config }: OriginPolicyOptio
 
   await app.register(cors, {
     delegator: (request, callback) => callback(null, optionsFor(request.widget))
+  })
+
+  // The browser sees only an opaque CORS failure, so the log names the origin that was refused, for
+  // the operator to add it (or not). The request's log lines already carry its widget.
+  app.addHook('onError', (request, _reply, error, done) => {
+    if (error instanceof OriginNotAllowed) {
+      const origin = request.headers.origin
+      if (origin === undefined) request.log.info('origin refused: no Origin header, and REQUIRE_ORIGIN=true')
+      else {
+        request.log.info({ origin: loggableOrigin(origin) },
+          `origin refused: not in ${request.widget.named === undefined ? 'ALLOWED_ORIGINS' : 'the widget\'s allowedOrigins'}`)
+      }
+    }
+    done()
   })
 
   if (config.REQUIRE_ORIGIN) {

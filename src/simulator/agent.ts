@@ -1,8 +1,11 @@
 /**
  * The simulated agent: it joins a moment after the customer connects, greets them by name, shows
  * typing before every answer and answers from a tiny script: "help" lists what it understands,
- * "bye" ends the chat, anything else is echoed back.
+ * "bye" ends the chat, anything else is echoed back, in the content type it came in (markdown
+ * stays markdown, as an agent's reply would be with rich messaging on).
  */
+
+export type MessageType = 'text/plain' | 'text/markdown'
 
 export interface AgentOptions {
   /** Shown as the agent's DisplayName; default "Sam (simulated agent)". */
@@ -17,7 +20,7 @@ export interface AgentOptions {
 export interface AgentActions {
   join (contactId: string, agentName: string): void
   typing (contactId: string): void
-  say (contactId: string, text: string): void
+  say (contactId: string, text: string, contentType: MessageType): void
   /** Leaves and ends the chat. */
   end (contactId: string): void
   /** False once the chat ended: the agent then stops answering. */
@@ -39,10 +42,11 @@ const BYE = /\b(bye|goodbye)\b/i
 const HELP = /\bhelp\b/i
 
 /** The answer to one customer message, and whether the agent then ends the chat. */
-export function answer (text: string, customerName: string): { text: string; end: boolean } {
+export function answer (text: string, customerName: string, contentType: MessageType = 'text/plain'): { text: string; end: boolean } {
   if (BYE.test(text)) return { text: `Thanks for chatting, ${customerName}. Goodbye!`, end: true }
   if (HELP.test(text)) {
-    return { text: 'I understand "help" and "bye" (that one ends the chat). Anything else, I repeat back to you.', end: false }
+    const word = (w: string) => (contentType === 'text/markdown' ? `**${w}**` : `"${w}"`)
+    return { text: `I understand ${word('help')} and ${word('bye')} (that one ends the chat). Anything else, I repeat back to you.`, end: false }
   }
   return { text: `You said: ${text}`, end: false }
 }
@@ -75,10 +79,10 @@ export class ScriptedAgent {
     if (chat.initialMessage !== undefined) this.customerMessage(chat.contactId, chat.initialMessage)
   }
 
-  customerMessage (contactId: string, text: string): void {
-    const { text: reply, end } = answer(text, this.names.get(contactId) ?? 'there')
+  customerMessage (contactId: string, text: string, contentType: MessageType = 'text/plain'): void {
+    const { text: reply, end } = answer(text, this.names.get(contactId) ?? 'there', contentType)
     this.enqueue(contactId, async () => {
-      await this.reply(contactId, reply)
+      await this.reply(contactId, reply, contentType)
       if (end && this.actions.isActive(contactId)) this.actions.end(contactId)
     })
   }
@@ -93,11 +97,11 @@ export class ScriptedAgent {
     this.names.clear()
   }
 
-  private async reply (contactId: string, text: string): Promise<void> {
+  private async reply (contactId: string, text: string, contentType: MessageType = 'text/plain'): Promise<void> {
     if (!this.actions.isActive(contactId)) return
     this.actions.typing(contactId)
     await this.actions.sleep(this.typingMs)
-    if (this.actions.isActive(contactId)) this.actions.say(contactId, text)
+    if (this.actions.isActive(contactId)) this.actions.say(contactId, text, contentType)
   }
 
   private enqueue (contactId: string, step: () => Promise<void>): void {

@@ -11,7 +11,7 @@ import type { Duplex } from 'node:stream'
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { SimulatedContact } from './contact.js'
 import { Delays } from './delays.js'
-import { ScriptedAgent, type AgentOptions } from './agent.js'
+import { ScriptedAgent, type AgentOptions, type MessageType } from './agent.js'
 import { pageTranscript, TranscriptQueryError, type ChatItem, type ParticipantRole, type TranscriptQuery } from './transcript.js'
 import { isObject, sendJson } from './start-chat-wire.js'
 import { SocketHub, type ChatSocket } from './websocket.js'
@@ -91,8 +91,8 @@ export interface ParticipantStats {
 
 export interface ParticipantSimulator {
   fault (fault: ParticipantFault): void
-  /** The agent writes now (the simulated agent, or a test speaking for it). */
-  agentSays (contactId: string, text: string): void
+  /** The agent writes now (the simulated agent, or a test speaking for it); text/plain by default. */
+  agentSays (contactId: string, text: string, contentType?: MessageType): void
   /** The agent leaves and the chat ends. */
   agentEnds (contactId: string): void
   /** What the participants of this contact see: its chat, with the past ones for persistent chat. */
@@ -165,7 +165,7 @@ export class ParticipantService implements ParticipantSimulator {
       : new ScriptedAgent({
           join: (contactId, name) => this.agentJoins(contactId, name),
           typing: (contactId) => this.agentTyping(contactId),
-          say: (contactId, text) => this.agentSays(contactId, text),
+          say: (contactId, text, contentType) => this.agentSays(contactId, text, contentType),
           end: (contactId) => this.agentEnds(contactId),
           isActive: (contactId) => this.isActive(contactId),
           sleep: (ms) => this.delays.sleep(ms)
@@ -216,9 +216,9 @@ export class ParticipantService implements ParticipantSimulator {
     }
   }
 
-  agentSays (contactId: string, text: string): void {
+  agentSays (contactId: string, text: string, contentType: MessageType = 'text/plain'): void {
     const chat = this.activeChat(contactId)
-    this.publish(chat, this.item(chat, 'MESSAGE', 'text/plain', { role: 'AGENT', content: text }))
+    this.publish(chat, this.item(chat, 'MESSAGE', contentType, { role: 'AGENT', content: text }))
   }
 
   agentEnds (contactId: string): void {
@@ -316,7 +316,7 @@ export class ParticipantService implements ParticipantSimulator {
       } else {
         if (typeof body.contactId !== 'string') throw new Error('contactId is required')
         if (path === '/__sim/participant/end') this.agentEnds(body.contactId)
-        else if (typeof body.text === 'string' && body.text !== '') this.agentSays(body.contactId, body.text)
+        else if (typeof body.text === 'string' && body.text !== '') this.agentSays(body.contactId, body.text, body.contentType === 'text/markdown' ? 'text/markdown' : 'text/plain')
         else throw new Error('text is required')
       }
       sendJson(res, requestId, 200, {})
@@ -384,7 +384,7 @@ export class ParticipantService implements ParticipantSimulator {
     this.counters.messages++
     const output = { Id: item.Id, AbsoluteTime: item.AbsoluteTime }
     if (clientToken !== undefined) chat.sentByToken.set(clientToken, output)
-    if (contentType === 'text/plain' || contentType === 'text/markdown') this.agent?.customerMessage(chat.contact.contactId, content)
+    if (contentType === 'text/plain' || contentType === 'text/markdown') this.agent?.customerMessage(chat.contact.contactId, content, contentType)
     return output
   }
 

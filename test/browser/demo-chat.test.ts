@@ -63,6 +63,28 @@ if (browser) {
     }
   })
 
+  t.test('markdown: written and echoed as markdown, shown formatted through DOMPurify; nothing in it runs; plain text stays text', async (t) => {
+    const h = await demoHarness(t, browser, env, sim())
+    const { page, contactId } = await startConversation(h)
+    await bubbles(page, 'agent').first().waitFor()
+    await send(page, 'my order is **42**')
+    await bubbles(page, 'agent').filter({ hasText: 'You said: my order is 42' }).waitFor()
+    t.equal(await bubbles(page, 'agent').last().locator('strong').textContent(), '42', 'the agent\'s markdown answer is bold')
+    t.equal(await bubbles(page, 'customer').last().locator('strong').textContent(), '42', 'so is the customer\'s own message')
+    const sent = h.sim.participant?.transcript(contactId).filter((i) => i.Type === 'MESSAGE' && i.ParticipantRole === 'CUSTOMER').at(-1)
+    t.equal(sent?.ContentType, 'text/markdown', 'sent as markdown: the chat allows MESSAGING_MARKDOWN')
+
+    h.sim.participant?.agentSays(contactId, 'Hostile <img src="data:," onerror="globalThis.pwned=1"> [link](javascript:globalThis.pwned=2) <script>globalThis.pwned=3</script>', 'text/markdown')
+    await bubbles(page, 'agent').filter({ hasText: 'Hostile' }).waitFor()
+    const html = await bubbles(page, 'agent').last().innerHTML()
+    t.notMatch(html, /onerror|<script|javascript:/i, `sanitised: ${html}`)
+    t.equal(await page.evaluate(() => (globalThis as unknown as { pwned?: number }).pwned), undefined, 'nothing ran')
+
+    h.sim.participant?.agentSays(contactId, 'Plain <b>not bold</b> **nor this**')
+    await bubbles(page, 'agent').filter({ hasText: 'Plain' }).waitFor()
+    t.equal(await bubbles(page, 'agent').last().textContent(), 'Plain <b>not bold</b> **nor this**', 'text/plain is shown as written')
+  })
+
   t.test('typing is shown both ways: the agent\'s indicator, and the customer\'s typing reaches Connect', async (t) => {
     // The agent types for long enough that seeing the indicator does not depend on timing.
     const h = await demoHarness(t, browser, env, sim({ typingMs: 3_000 }))

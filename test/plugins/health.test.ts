@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import Fastify from 'fastify'
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -10,7 +11,8 @@ t.test('GET /health/live and /health/ready -> 200 on a configured app', async (t
   const { app } = await build(t)
   const live = await app.inject('/health/live')
   t.equal(live.statusCode, 200)
-  t.same(live.json(), { status: 'ok' })
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  t.same(live.json(), { status: 'ok', version, commit: 'unknown' }, 'the version; run from src/, no build recorded a commit')
   const ready = await app.inject('/health/ready')
   t.equal(ready.statusCode, 200)
   t.same(ready.json(), { status: 'ready' })

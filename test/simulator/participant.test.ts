@@ -156,8 +156,15 @@ t.test('a whole chat: connect, subscribe, the agent greets by name, a message is
   const mine = socket.items.find((i) => i.Id === sent.Id)
   t.match(mine, { ParticipantRole: 'CUSTOMER', DisplayName: 'Ada Lovelace', ParticipantId: chat.ParticipantId, Content: 'Where is my parcel?' },
     'the customer\'s own message comes back on the socket too')
+  t.equal(socket.items.find((i) => i.Content === 'You said: Where is my parcel?')?.ContentType, 'text/plain', 'plain text answered as plain text')
   const typings = socket.items.filter((i) => i.ContentType === CONTENT_TYPE.typing)
   t.equal(typings.length, 2, 'typing shown before each answer')
+
+  await s.participant.send(new SendMessageCommand({ ConnectionToken: token, ContentType: 'text/markdown', Content: 'It is **urgent**' }))
+  await socket.until(() => socket.items.some((i) => i.Content === 'You said: It is **urgent**'), 'the markdown echo')
+  t.equal(socket.items.find((i) => i.Content === 'You said: It is **urgent**')?.ContentType, 'text/markdown', 'markdown answered as markdown')
+  await s.participant.send(new SendMessageCommand({ ConnectionToken: token, ContentType: 'text/markdown', Content: 'help' }))
+  await socket.until(() => socket.items.some((i) => /understand \*\*help\*\* and \*\*bye\*\*/.test(i.Content ?? '')), 'the help, formatted')
 
   const logged = s.logs.join('\n')
   t.notMatch(logged, /parcel|Ada|Lovelace/, 'no message content or name in the log')
@@ -423,6 +430,9 @@ t.test('control API over HTTP: participant faults, the agent\'s voice and stats'
 
   t.equal((await post('say', { contactId: chat.ContactId, text: 'from the control API' })).status, 200)
   await socket.until(() => socket.items.some((i) => i.Content === 'from the control API'), 'the message')
+  t.equal(socket.items.find((i) => i.Content === 'from the control API')?.ContentType, 'text/plain')
+  t.equal((await post('say', { contactId: chat.ContactId, text: '**in markdown**', contentType: 'text/markdown' })).status, 200)
+  await socket.until(() => socket.items.some((i) => i.Content === '**in markdown**' && i.ContentType === 'text/markdown'), 'the markdown message')
   t.equal((await post('fault', { type: 'rejectMessage', errorType: 'InternalServerException' })).status, 200)
   t.equal((await failure(s.participant.send(new SendMessageCommand({ ConnectionToken: token, ContentType: 'text/plain', Content: 'x' })))).name,
     'InternalServerException')

@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { parseWidgetFile, readWidgetFile } from '../../src/widgets/file.js'
+import { build } from '../helper.js'
 
 const SECRET = 'acme-backend-shared-secret-0123456789'
 const env = { ACME_JWT_SECRET: SECRET }
@@ -36,6 +37,16 @@ t.test('the example file in docs/widgets.md loads as written', async (t) => {
   })
   t.match(specs[1], { instanceId: '0b7c8d2e-0000-4f3a-8e11-globex000001', persistentChat: 'off', customerToken: { required: true } })
   t.notOk(JSON.stringify(readFileSync(new URL('../../docs/widgets.md', import.meta.url), 'utf8')).includes(SECRET), 'the secret is not in the file')
+})
+
+t.test('the example file in docs/widgets.md starts a production app without a single warning', async (t) => {
+  const doc = readFileSync(new URL('../../docs/widgets.md', import.meta.url), 'utf8')
+  const path = `${t.testdir()}/widgets.json`
+  writeFileSync(path, /## Example[\s\S]*?```json\n([\s\S]*?)```/.exec(doc)![1]!)
+  const h = await build(t, { NODE_ENV: 'production', WIDGETS_FILE: path, RESUME_TOKEN_SECRET: 'a-resume-token-secret-of-at-least-32-chars' }, { deps: { env } })
+  t.same(h.app.widgets.ids(), ['acme-sales', 'globex-support'])
+  const warnings = h.logs().trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level >= 40)
+  t.same(warnings.map((l) => l.msg), [], 'an operator who copies it starts clean')
 })
 
 t.test('the dev sample file loads, with origins for the demo page on its default port', async (t) => {

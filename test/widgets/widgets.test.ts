@@ -111,6 +111,14 @@ t.test('an origin allowed for one widget is refused on another, preflight includ
   t.equal(h.sim.requests.length, 0)
   t.equal(await sample(h, 'ccg_origin_refused_total{widget="support"}'), 2, 'the POST and the preflight')
   t.equal(await sample(h, 'ccg_origin_refused_total{widget="sales"}'), 1)
+  const logged = h.logs().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => String(l.msg).startsWith('origin refused')).map((l) => [l.widget, l.origin, l.msg])
+  t.same(logged, [
+    ['support', SALES_ORIGIN, 'origin refused: not in the widget\'s allowedOrigins'],
+    [undefined, SALES_ORIGIN, 'origin refused: not in ALLOWED_ORIGINS'],
+    ['sales', ORIGIN, 'origin refused: not in the widget\'s allowedOrigins'],
+    ['support', SALES_ORIGIN, 'origin refused: not in the widget\'s allowedOrigins']
+  ], 'each refusal logged with its widget and the origin to add')
 })
 
 t.test('an unknown widget: 404 WIDGET_NOT_FOUND in our shape, CORS for no one, preflight too', async (t) => {

@@ -1,6 +1,8 @@
 // The deployment's settings, read from CDK context (cdk.json or `-c key=value`) and checked before
 // anything is built: a deploy that fails half-way through CloudFormation costs far more than a
 // message at synth time naming the value to fix.
+import type { DnsRecord } from './dns.js'
+import { readWidgets, type WidgetsDeployment } from './widgets.js'
 
 export interface ExistingVpc {
   vpcId: string
@@ -35,6 +37,10 @@ export interface GatewayConfig {
   vpc?: ExistingVpc
   /** More service settings (RATE_LIMIT_MAX, CONNECT_RATE_LIMIT, …) passed as they are. */
   environment: Record<string, string>
+  /** WIDGETS_FILE and the widgets' secrets (lib/widgets.ts). */
+  widgets?: WidgetsDeployment
+  /** An alias record for the load balancer (lib/dns.ts). */
+  dns?: DnsRecord
 }
 
 export class DeployConfigError extends Error {
@@ -67,7 +73,12 @@ export const CONTEXT_KEYS = {
   availabilityZones: 'comma-separated availability zones of the existing VPC\'s subnets',
   publicSubnetIds: 'comma-separated public subnet ids of the existing VPC (for the load balancer)',
   privateSubnetIds: 'comma-separated private subnet ids with a route to the internet (for tasks and Redis)',
-  environment: 'object of further service settings, e.g. {"CONNECT_RATE_LIMIT":"5"}'
+  environment: 'object of further service settings, e.g. {"CONNECT_RATE_LIMIT":"5"}',
+  widgetsFile: 'path (from deploy/aws) of a WIDGETS_FILE to deploy (docs/widgets.md); each deploy ships its current content',
+  widgetSecrets: 'object of each widget secretEnv to the name of the Secrets Manager secret holding it, e.g. {"ACME_JWT_SECRET":"prod/chat/acme-jwt"}',
+  domainName: 'name customers use (chat.example.com): an alias record for the load balancer is made in hostedZoneId',
+  hostedZoneId: 'id of the Route 53 hosted zone for domainName',
+  hostedZoneName: 'name of that hosted zone (example.com)'
 } as const
 
 export type ContextKey = keyof typeof CONTEXT_KEYS
@@ -75,7 +86,7 @@ export type ContextKey = keyof typeof CONTEXT_KEYS
 // Settings this app owns, or secrets, which must never arrive as plain environment values.
 const MANAGED_ENV = new Set(['NODE_ENV', 'PORT', 'HOST', 'AWS_REGION', 'CONNECT_INSTANCE_ID', 'CONNECT_CONTACT_FLOW_ID',
   'ALLOWED_ORIGINS', 'ALLOWED_ATTRIBUTES', 'TRUST_PROXY', 'REDIS_URL', 'RESUME_TOKEN_SECRET', 'CUSTOMER_JWT_SECRET',
-  'REQUIRE_CUSTOMER_TOKEN', 'CONNECT_SIMULATOR', 'METRICS_PORT'])
+  'REQUIRE_CUSTOMER_TOKEN', 'CONNECT_SIMULATOR', 'METRICS_PORT', 'WIDGETS_FILE'])
 const SECRET_LIKE = /SECRET|PASSWORD|CREDENTIAL|AUTH_TOKEN|SESSION_TOKEN|ACCESS_KEY|PRIVATE_KEY/
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -217,6 +228,27 @@ export function parseConfig (raw: Partial<Record<ContextKey, unknown>>): Gateway
     }
   }
 
+  const widgets = readWidgets(str('widgetsFile'), raw.widgetSecrets, MANAGED_ENV, problem)
+  for (const env of Object.keys(widgets?.secrets ?? {})) {
+    if (env in environment) problem('widgetSecrets', `${env} is also in environment`)
+  }
+
+  let dns: DnsRecord | undefined
+  const domainName = str('domainName')
+  const hostedZoneId = str('hostedZoneId')
+  const hostedZoneName = str('hostedZoneName')
+  if (domainName !== undefined || hostedZoneId !== undefined || hostedZoneName !== undefined) {
+    if (domainName === undefined || hostedZoneId === undefined || hostedZoneName === undefined) {
+      problem('domainName', 'an alias record needs domainName, hostedZoneId and hostedZoneName together')
+    } else if (!/^Z[A-Z0-9]{1,31}$/.test(hostedZoneId)) {
+      problem('hostedZoneId', `"${hostedZoneId}" is not a hosted zone id such as Z0123456789ABCDEFGHIJ`)
+    } else if (domainName !== hostedZoneName && !domainName.endsWith(`.${hostedZoneName}`)) {
+      problem('domainName', `"${domainName}" is not in the hosted zone ${hostedZoneName}`)
+    } else {
+      dns = { domainName, hostedZoneId, hostedZoneName }
+    }
+  }
+
   const config: GatewayConfig = {
     region,
     instanceId,
@@ -238,7 +270,9 @@ export function parseConfig (raw: Partial<Record<ContextKey, unknown>>): Gateway
     customerJwtSecret,
     requireCustomerToken,
     vpc,
-    environment
+    environment,
+    widgets,
+    dns
   }
   if (problems.length > 0) {
     throw new DeployConfigError(`connect-chat-gateway: the deployment configuration is not valid:\n  ${problems.join('\n  ')}`)
@@ -252,7 +286,7 @@ export function readContext (tryGetContext: (key: string) => unknown): Partial<R
   for (const key of Object.keys(CONTEXT_KEYS) as ContextKey[]) {
     let value = tryGetContext(key)
     // `-c environment={"A":"1"}` arrives as a string.
-    if (key === 'environment' && typeof value === 'string') {
+    if ((key === 'environment' || key === 'widgetSecrets') && typeof value === 'string') {
       try { value = JSON.parse(value) } catch { /* left as a string: reported as not an object */ }
     }
     raw[key] = value

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import {
   Aws, CfnOutput, Duration, Fn, IgnoreMode, RemovalPolicy, SecretValue, Stack, type StackProps
@@ -17,12 +18,25 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions'
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2'
 import type { Construct } from 'constructs'
 import type { GatewayConfig } from './config.js'
+import { addDnsRecord } from './dns.js'
+import { addDashboard, addMetricsCollector, addServiceAlarms, withRunbook } from './observability.js'
+import { addWidgets } from './widgets.js'
 
 /** The repository root: its Dockerfile and .dockerignore decide what goes into the image. */
 const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url))
 
+/** The commit being deployed, built into the image (the service reports it on /health/live). */
+function sourceCommit (): string {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  } catch {
+    return 'unknown'
+  }
+}
+
 const SERVICE_PORT = 3000
 const REDIS_PORT = 6379
+const METRICS_PORT = 9464
 /** The service's own limit (Fastify bodyLimit); the WAF refuses larger bodies before they arrive. */
 const BODY_LIMIT_BYTES = 16 * 1024
 /**
@@ -180,7 +194,7 @@ export class GatewayStack extends Stack {
       // Only the load balancer, inside the VPC, may set X-Forwarded-For.
       TRUST_PROXY: vpc.vpcCidrBlock,
       // Prometheus metrics stay off the public port; nothing outside the task reaches 9464.
-      METRICS_PORT: '9464',
+      METRICS_PORT: String(METRICS_PORT),
       ...(config.requireCustomerToken ? { REQUIRE_CUSTOMER_TOKEN: 'true' } : {})
     }
     const secrets: Record<string, ecs.Secret> = {
@@ -188,10 +202,13 @@ export class GatewayStack extends Stack {
       REDIS_URL: ecs.Secret.fromSecretsManager(redisUrl),
       ...(customerJwtSecret ? { CUSTOMER_JWT_SECRET: ecs.Secret.fromSecretsManager(customerJwtSecret) } : {})
     }
+    // Built from the repository's Dockerfile by `cdk deploy`; synthesis only stages the files the
+    // .dockerignore lets through.
+    const image = ecs.ContainerImage.fromAsset(REPO_ROOT, {
+      ignoreMode: IgnoreMode.DOCKER, platform: Platform.LINUX_AMD64, buildArgs: { SOURCE_COMMIT: sourceCommit() }
+    })
     const container = taskDefinition.addContainer('gateway', {
-      // Built from the repository's Dockerfile by `cdk deploy`; synthesis only stages the files
-      // the .dockerignore lets through.
-      image: ecs.ContainerImage.fromAsset(REPO_ROOT, { ignoreMode: IgnoreMode.DOCKER, platform: Platform.LINUX_AMD64 }),
+      image,
       environment,
       secrets,
       portMappings: [{ containerPort: SERVICE_PORT }],
@@ -207,6 +224,12 @@ export class GatewayStack extends Stack {
       // Time for the service's own drain before ECS sends SIGKILL.
       stopTimeout: Duration.seconds(SHUTDOWN_GRACE_SECONDS + 15)
     })
+    if (config.widgets) {
+      addWidgets(this, {
+        widgets: config.widgets, taskDefinition, gateway: container, image, taskRole, region: config.region,
+        instanceId: config.instanceId, logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: 'widgets-file' })
+      })
+    }
 
     const service = new ecs.FargateService(this, 'Service', {
       cluster,
@@ -328,7 +351,7 @@ export class GatewayStack extends Stack {
 
     const alarms = [
       new cloudwatch.Alarm(this, 'ChatQuotaReachedAlarm', {
-        alarmDescription: 'Connect\'s concurrent-chat quota is full: customers are refused with 503 CHAT_QUOTA_REACHED. Raise the quota or add agents.',
+        alarmDescription: withRunbook('Connect\'s concurrent-chat quota is full: customers are refused with 503 CHAT_QUOTA_REACHED. Raise the quota or add agents.', 'chat-quota-reached'),
         metric: codeMetric('ChatQuotaReachedFilter', 'CHAT_QUOTA_REACHED', 'ChatQuotaReached'),
         threshold: 1,
         evaluationPeriods: 1,
@@ -336,7 +359,7 @@ export class GatewayStack extends Stack {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING
       }),
       new cloudwatch.Alarm(this, 'ChatCapacityReservedAlarm', {
-        alarmDescription: 'Anonymous callers hold their whole share of the chat quota: guests get 503 CHAT_CAPACITY_RESERVED. A bot flood (check WAF and HUMAN_CHECK) or real demand (raise the Connect quota and CONNECT_MAX_ACTIVE_CHATS).',
+        alarmDescription: withRunbook('Anonymous callers hold their whole share of the chat quota: guests get 503 CHAT_CAPACITY_RESERVED. A bot flood (check WAF and HUMAN_CHECK) or real demand (raise the Connect quota and CONNECT_MAX_ACTIVE_CHATS).', 'chat-capacity-reserved'),
         metric: codeMetric('ChatCapacityReservedFilter', 'CHAT_CAPACITY_RESERVED', 'ChatCapacityReserved'),
         threshold: 10,
         evaluationPeriods: 1,
@@ -344,7 +367,7 @@ export class GatewayStack extends Stack {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING
       }),
       new cloudwatch.Alarm(this, 'UpstreamThrottledAlarm', {
-        alarmDescription: 'Connect throttled StartChatContact past our retries: customers got 503 UPSTREAM_THROTTLED. Raise the API quota or set CONNECT_RATE_LIMIT.',
+        alarmDescription: withRunbook('Connect throttled StartChatContact past our retries: customers got 503 UPSTREAM_THROTTLED. Raise the API quota or set CONNECT_RATE_LIMIT.', 'upstream-throttled'),
         metric: codeMetric('UpstreamThrottledFilter', 'UPSTREAM_THROTTLED', 'UpstreamThrottled'),
         threshold: 5,
         evaluationPeriods: 1,
@@ -352,7 +375,7 @@ export class GatewayStack extends Stack {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING
       }),
       new cloudwatch.Alarm(this, 'Http5xxRateAlarm', {
-        alarmDescription: 'More than 5% of requests answered 5xx (by the tasks or the load balancer) for 10 minutes.',
+        alarmDescription: withRunbook('More than 5% of requests answered 5xx (by the tasks or the load balancer) for 10 minutes.', 'http-5xx-rate'),
         metric: new cloudwatch.MathExpression({
           expression: 'IF(requests > 0, 100 * (FILL(target5xx, 0) + FILL(elb5xx, 0)) / requests, 0)',
           usingMetrics: {
@@ -369,7 +392,7 @@ export class GatewayStack extends Stack {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING
       }),
       new cloudwatch.Alarm(this, 'UnhealthyHostsAlarm', {
-        alarmDescription: 'A task has failed the /health/ready check for 3 minutes.',
+        alarmDescription: withRunbook('A task has failed the /health/ready check for 3 minutes.', 'unhealthy-hosts'),
         metric: targetGroup.metrics.unhealthyHostCount({ statistic: 'Maximum', period: Duration.minutes(1) }),
         threshold: 1,
         evaluationPeriods: 3,
@@ -378,6 +401,19 @@ export class GatewayStack extends Stack {
       })
     ]
     for (const alarm of alarms) alarm.addAlarmAction(notify)
+
+    // --- Operations: the service's metrics in CloudWatch, their alarms, the dashboard -------------
+    addMetricsCollector(this, {
+      taskDefinition, namespace: METRIC_NAMESPACE, metricsPort: METRICS_PORT, retention: config.logRetentionDays as logs.RetentionDays,
+      logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: 'metrics-collector' })
+    })
+    const observed = {
+      namespace: METRIC_NAMESPACE, service, alb, targetGroup, notify,
+      maxActiveChats: Number(config.environment.CONNECT_MAX_ACTIVE_CHATS) || 100
+    }
+    const serviceAlarms = addServiceAlarms(this, observed)
+    const dashboard = addDashboard(this, { ...observed, alarms: [...alarms, ...serviceAlarms] })
+    if (config.dns) addDnsRecord(this, config.dns, alb)
 
     // --- Outputs ---------------------------------------------------------------------------------
     new CfnOutput(this, 'LoadBalancerDnsName', {
@@ -389,6 +425,7 @@ export class GatewayStack extends Stack {
     new CfnOutput(this, 'RedisUrlSecretArn', { value: redisUrl.secretArn })
     if (customerJwtSecret) new CfnOutput(this, 'CustomerJwtSecretArn', { value: customerJwtSecret.secretArn })
     new CfnOutput(this, 'AlarmTopicArn', { value: alarmTopic.topicArn })
+    new CfnOutput(this, 'DashboardName', { value: dashboard.dashboardName })
     new CfnOutput(this, 'ClusterName', { value: cluster.clusterName })
     new CfnOutput(this, 'ServiceName', { value: service.serviceName })
     new CfnOutput(this, 'ReplicationGroupId', { value: redis.ref })

@@ -114,8 +114,10 @@ describe('the cdk command line, offline', () => {
     assert.match(stdout, /Type: AWS::ECS::Service/)
     assert.match(stdout, /Type: AWS::ElastiCache::ReplicationGroup/)
     assert.equal(dockerCalled, undefined, 'the image is built by cdk deploy, not by synth')
-    const assets = JSON.parse(await readFile(join(outdir, 'ConnectChatGateway.assets.json'), 'utf8')) as { dockerImages: Record<string, { source: { directory: string } }> }
+    const assets = JSON.parse(await readFile(join(outdir, 'ConnectChatGateway.assets.json'), 'utf8')) as { dockerImages: Record<string, { source: { directory: string; dockerBuildArgs?: Record<string, string> } }> }
     const [image] = Object.values(assets.dockerImages)
+    const head = await new Promise<string>((resolve) => execFile('git', ['rev-parse', 'HEAD'], { cwd: HERE }, (error, stdout) => resolve(error ? 'unknown' : stdout.trim())))
+    assert.deepEqual(image!.source.dockerBuildArgs, { SOURCE_COMMIT: head }, 'the image is built with the commit it comes from')
     const staged = join(outdir, image!.source.directory)
     await stat(join(staged, 'Dockerfile'))
     await stat(join(staged, 'src'))

@@ -40,13 +40,25 @@ export interface ContainerDefinition {
   Environment?: Array<{ Name: string; Value: unknown }>
   Secrets?: Array<{ Name: string; ValueFrom: unknown }>
   HealthCheck?: { Command: string[] }
+  Essential?: boolean
+  User?: string
+  Image?: unknown
+  Command?: string[]
+  MountPoints?: Array<{ SourceVolume: string; ContainerPath: string; ReadOnly: boolean }>
+  DependsOn?: Array<{ ContainerName: string; Condition: string }>
 }
 
-export function container (template: Template): ContainerDefinition {
+/** Every container of the task, by name: the gateway and its helpers. */
+export function containers (template: Template): Record<string, ContainerDefinition> {
   const [, taskDefinition] = only(template, 'AWS::ECS::TaskDefinition')
-  const definitions = taskDefinition.Properties.ContainerDefinitions as ContainerDefinition[]
-  if (definitions.length !== 1) throw new Error(`expected one container, found ${definitions.length}`)
-  return definitions[0]!
+  return Object.fromEntries((taskDefinition.Properties.ContainerDefinitions as ContainerDefinition[]).map((c) => [c.Name, c]))
+}
+
+/** The gateway's container. */
+export function container (template: Template, name = 'gateway'): ContainerDefinition {
+  const found = containers(template)[name]
+  if (!found) throw new Error(`no container ${name}`)
+  return found
 }
 
 export function env (template: Template): Record<string, unknown> {
