@@ -25,6 +25,7 @@ import widgetPlugin from './plugins/widget.js'
 import chatStartRoute from './routes/chat-start.js'
 import type { TrustPolicy } from './trust/index.js'
 import { createRedis } from './redis.js'
+import { createStateGuard } from './shared-state.js'
 import { createWidgets, type Widgets } from './widgets/index.js'
 
 declare module 'fastify' {
@@ -118,15 +119,22 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   app.decorate('backgroundError', backgroundError)
 
   // One Redis connection per app, shared by the rate limit, pacing and spent resume tokens; closed
-  // last on shutdown. Each use fails open on its own; the client's own errors are only reported.
-  const redis = config.REDIS_URL ? createRedis({ url: config.REDIS_URL }) : undefined
+  // last on shutdown. Rate limits and pacing fail open on their own; the client's own errors are only reported.
+  const redis = config.REDIS_URL ? createRedis({ url: config.REDIS_URL, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS }) : undefined
   redis?.on('error', (err) => backgroundError('redis', err))
+  // What must be shared to be safe (spent resume tokens) is refused while Redis cannot confirm it.
+  const stateGuard = redis && createStateGuard({
+    timeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    log: app.log,
+    onRefused: (use) => metrics.stateUnavailable.inc({ use })
+  })
 
   // The default profile from the environment, the others from WIDGETS_FILE (re-read by reload()).
   const widgets = createOrDisconnect(redis, () => createWidgets(config, {
     env: deps.env,
     defaultTrust: deps.trust,
-    trust: { log: app.log, redis, onRedisFailed: () => metrics.redisFailOpen.inc({ use: 'resume_tokens' }) },
+    // A spend or release Redis missed leaves the hold standing until it expires: the safe side.
+    trust: { log: app.log, redis, stateGuard, onRedisFailed: (err) => backgroundError('resume_tokens', err) },
     onReload: (result) => {
       metrics.widgetReloads.inc({ result: result.ok ? 'applied' : 'refused' })
       if (result.ok) {
