@@ -1,7 +1,6 @@
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ConnectClientConfig } from '@aws-sdk/client-connect'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Config } from './config.js'
 import { ChatStarter, type Pacer } from './connect/chat-starter.js'
 import { createConnectClient } from './connect/client.js'
@@ -10,12 +9,13 @@ import { createPacer } from './connect/pacer.js'
 import { loggerOptions } from './logger.js'
 import { createMetrics, pacerObserver, retryObserver, starterObserver, type Metrics } from './metrics.js'
 import { errorWithoutStack } from './errors.js'
+import { hardenedServer } from './http-server.js'
 import { backgroundErrorReporter, type BackgroundErrorReporter } from './background-errors.js'
 import clientAddress from './plugins/client-address.js'
 import connectionBudget from './plugins/connection-budget.js'
 import errorHandler, { clientErrorHandler, frameworkErrorHandler } from './plugins/error-handler.js'
 import health from './plugins/health.js'
-import metricsPlugin from './plugins/metrics.js'
+import metricsPlugin, { METRICS_MAX_CONNECTIONS } from './plugins/metrics.js'
 import openapi from './plugins/openapi.js'
 import requestLog, { genReqId } from './plugins/request-log.js'
 import originPolicy from './plugins/origin.js'
@@ -49,24 +49,12 @@ export interface AppDeps {
   pacer?: Pacer
   /** Longest wait for the first credentials attempt before the app is returned (default 5 s). */
   credentialsWaitMs?: number
+  /** Open connections on the public port, probe slots included (default: what descriptors and memory allow). */
+  maxConnections?: number
 }
 
-/**
- * The public HTTP server. Slow clients: headers within a few seconds and the whole request within
- * REQUEST_TIMEOUT_MS, checked every second (Node checks every 30 s by default, which a drip-fed body
- * outlives); an idle keep-alive connection is closed after 72 s, above a balancer's usual 60 s.
- */
-const headersTimeoutMs = (requestTimeoutMs: number) => Math.min(5_000, requestTimeoutMs)
-
-function publicServer (handler: (req: IncomingMessage, res: ServerResponse) => void, requestTimeoutMs: number): Server {
-  const server = createServer({
-    headersTimeout: headersTimeoutMs(requestTimeoutMs),
-    requestTimeout: requestTimeoutMs,
-    connectionsCheckingInterval: 1_000
-  }, handler)
-  server.keepAliveTimeout = 72_000
-  return server
-}
+/** An idle keep-alive connection on the public port is closed after this: above a balancer's usual 60 s. */
+const KEEP_ALIVE_MS = 72_000
 
 /** A bad WIDGETS_FILE stops start-up (ConfigError) before anything else holds a connection or a timer. */
 function createOrDisconnect<T> (redis: { disconnect (): void } | undefined, create: () => T): T {
@@ -88,7 +76,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     requestIdHeader: false,
     genReqId,
     trustProxy: config.trustProxy,
-    serverFactory: (handler) => publicServer(handler, config.REQUEST_TIMEOUT_MS),
+    serverFactory: (handler) => hardenedServer(handler, { requestTimeoutMs: config.REQUEST_TIMEOUT_MS, keepAliveTimeoutMs: KEEP_ALIVE_MS }),
     clientErrorHandler,
     frameworkErrors: frameworkErrorHandler,
     bodyLimit: 16 * 1024,
@@ -195,7 +183,13 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
 
   // --- The request path, in order ------------------------------------------------------------------
   // Before anything reads a byte: who the caller is, and how many connections they may hold.
-  await app.register(connectionBudget, { perClient: config.maxConnectionsPerClient, firstByteTimeoutMs: headersTimeoutMs(config.REQUEST_TIMEOUT_MS) })
+  await app.register(connectionBudget, {
+    perClient: config.maxConnectionsPerClient,
+    total: deps.maxConnections,
+    // The admin port's connections come out of the same descriptors.
+    reservedElsewhere: config.metricsPort === undefined ? 0 : METRICS_MAX_CONNECTIONS,
+    keepAliveTimeoutMs: KEEP_ALIVE_MS
+  })
   await app.register(clientAddress, { trustProxy: config.trustProxy })
   await app.register(errorHandler)
   await app.register(requestLog)

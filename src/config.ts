@@ -53,6 +53,7 @@ export const EnvSchema = Type.Object({
   REQUIRE_CUSTOMER_TOKEN: Bool(false, 'refuse chat starts without a customer token'),
   CUSTOMER_JWT_MAX_AGE: Type.String({ default: '1 hour', minLength: 1, description: 'longest lifetime (exp - iat) a customer token may have' }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'serve /metrics (and in production the OpenAPI document) on this port only; 9464 in production' })),
+  METRICS_HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'address METRICS_PORT listens on (loopback by default; 0.0.0.0 for a scraper outside the container)' }),
   SHUTDOWN_GRACE_MS: Int(15_000, 100, 600_000, 'time in-flight starts get to finish on SIGTERM'),
   WIDGETS_FILE: OptionalString('JSON file of widget profiles served at /chat/start/:widget (re-read on SIGHUP); the environment describes the default profile')
 })

@@ -162,6 +162,11 @@ t.test('METRICS_PORT: 9464 in production unless set; off the public port only wh
   t.equal(loadConfig({ ...aws, METRICS_PORT: '0' }).metricsPort, 0)
 })
 
+t.test('METRICS_HOST: loopback unless set, whatever HOST says', async (t) => {
+  t.equal(loadConfig({ ...aws, HOST: '0.0.0.0' }).METRICS_HOST, '127.0.0.1')
+  t.equal(loadConfig({ ...aws, METRICS_HOST: '0.0.0.0' }).METRICS_HOST, '0.0.0.0')
+})
+
 t.test('start-up summary: mode, Connect, region and every setting; secrets only as set or unset', async (t) => {
   const secret = 's'.repeat(40)
   const c = loadConfig({ ...aws, NODE_ENV: 'production', RESUME_TOKEN_SECRET: secret, REDIS_URL: 'redis://:hunter2-password@redis:6379',
