@@ -11,6 +11,7 @@ import { createMetrics, pacerObserver, retryObserver, starterObserver, type Metr
 import { errorWithoutStack } from './errors.js'
 import { hardenedServer } from './http-server.js'
 import { backgroundErrorReporter, type BackgroundErrorReporter } from './background-errors.js'
+import { trustedPeer } from './client-address.js'
 import clientAddress from './plugins/client-address.js'
 import connectionBudget from './plugins/connection-budget.js'
 import errorHandler, { clientErrorHandler, frameworkErrorHandler } from './plugins/error-handler.js'
@@ -66,15 +67,24 @@ function createOrDisconnect<T> (redis: { disconnect (): void } | undefined, crea
   }
 }
 
+/** `Root=1-…;Parent=…;Sampled=1` and its kin, bounded; anything else is not logged. */
+const TRACE_ID = /^[A-Za-z0-9=;:.,_-]{1,256}$/
+
 /** Builds the whole service; reading this function tells the request path in order. */
 export async function buildApp (config: Config, deps: AppDeps = {}) {
+  const fromTrustedProxy = trustedPeer(config.trustProxy)
   const fastifyOptions: FastifyServerOptions = {
     logger: loggerOptions(config, deps.logStream),
     // One line per request is written by our own hook, without bodies or headers.
     logController: new LogController({ disableRequestLogging: true }),
-    // X-Request-Id from the load balancer only when well formed (see genReqId), else our own.
+    // X-Request-Id from a TRUST_PROXY balancer only, and only when well formed (see genReqId), else our own.
     requestIdHeader: false,
-    genReqId,
+    genReqId: (req) => genReqId(req, fromTrustedProxy(req.socket.remoteAddress)),
+    // The ALB's trace id on every line of the request, beside our id: what AWS support and X-Ray look up.
+    childLoggerFactory: (logger, bindings, options, req) => {
+      const trace = req.headers['x-amzn-trace-id']
+      return logger.child(typeof trace === 'string' && TRACE_ID.test(trace) ? { ...bindings, amznTraceId: trace } : bindings, options)
+    },
     trustProxy: config.trustProxy,
     serverFactory: (handler) => hardenedServer(handler, { requestTimeoutMs: config.REQUEST_TIMEOUT_MS, keepAliveTimeoutMs: KEEP_ALIVE_MS }),
     clientErrorHandler,

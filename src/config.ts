@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 import { isIP } from 'node:net'
+import { addressNumber } from './client-address.js'
 
 // Every setting the service reads, with the names and defaults operators rely on (docs: README, Configuration).
 // Values arrive as strings; TypeBox converts them ('true' -> true, '25' -> 25) before checking.
@@ -79,13 +80,50 @@ function trustedProxy (entry: string): string {
   return entry
 }
 
+const IPV4_MAPPED = 0xffffn << 32n
+
+/** The inclusive numeric range of one entry; IPv6 ranges that reach into ::ffff:0:0/96 also count as IPv4. */
+function ranges (entry: string): Array<{ family: 4 | 6; lo: bigint; hi: bigint }> {
+  const [address = '', prefix] = entry.split('/')
+  const start = addressNumber(address)!
+  const width = start.family === 4 ? 32n : 128n
+  const host = width - BigInt(prefix ?? width)
+  const lo = (start.value >> host) << host
+  const hi = lo + (1n << host) - 1n
+  const out = [{ family: start.family, lo, hi }]
+  // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d: a range there trusts them too.
+  if (start.family === 6 && hi >= IPV4_MAPPED && lo <= IPV4_MAPPED + 0xffffffffn) {
+    out.push({ family: 4, lo: (lo > IPV4_MAPPED ? lo : IPV4_MAPPED) - IPV4_MAPPED, hi: (hi < IPV4_MAPPED + 0xffffffffn ? hi : IPV4_MAPPED + 0xffffffffn) - IPV4_MAPPED })
+  }
+  return out
+}
+
+/** Whether the entries together cover every IPv4 or every IPv6 address, however split (0.0.0.0/1 + 128.0.0.0/1). */
+function coversEverything (entries: string[]): boolean {
+  const all = entries.flatMap(ranges)
+  return ([[4, 0xffffffffn], [6, (1n << 128n) - 1n]] as const).some(([family, max]) => {
+    let next = 0n
+    for (const r of all.filter((x) => x.family === family).sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0))) {
+      if (r.lo > next) return false
+      if (r.hi + 1n > next) next = r.hi + 1n
+    }
+    return next > max
+  })
+}
+
 function parseTrustProxy (raw: string): boolean | string[] {
   const v = raw.trim().toLowerCase()
   if (v === 'false' || v === '') return false
   if (v === 'true') return true
   // A hop count lets any client spoof X-Forwarded-For by adding entries, so it is refused.
   if (/^\d+$/.test(v)) throw new ConfigError('TRUST_PROXY: a hop count is not accepted; use true or a list of proxy addresses/CIDRs')
-  return list(raw).map(trustedProxy)
+  const entries = list(raw).map(trustedProxy)
+  // An empty list would trust no proxy yet turn the per-client connection cap off: nobody meant that.
+  if (entries.length === 0) throw new ConfigError(`TRUST_PROXY: "${raw.slice(0, 60)}" names no proxy; use false, true or the balancers' addresses/CIDRs`)
+  if (coversEverything(entries)) {
+    throw new ConfigError(`TRUST_PROXY: "${raw.slice(0, 100)}" covers every address and would believe X-Forwarded-For from anyone; name the balancer's addresses`)
+  }
+  return entries
 }
 
 export interface OriginList { exact: string[]; wildcards: string[]; none: boolean }

@@ -53,6 +53,19 @@ t.test('TRUST_PROXY true', async (t) => {
   t.equal(loadConfig({ ...aws, TRUST_PROXY: 'true' }).trustProxy, true)
 })
 
+t.test('TRUST_PROXY: a list that covers every address, however split, or names nothing, stops the start', async (t) => {
+  const everyone = ['0.0.0.0/1,128.0.0.0/1', '::/1,8000::/1', '0.0.0.0/2, 64.0.0.0/2, 128.0.0.0/1', '128.0.0.0/1,0.0.0.0/1,10.0.0.0/8',
+    '::ffff:0.0.0.0/97,::ffff:128.0.0.0/97,0.0.0.0/1', '::/0', '0.0.0.0/0', '::ffff:0:0/96',
+    // Half the IPv6 space, but the half that holds every IPv4 client as a dual-stack socket reports it (::ffff:a.b.c.d).
+    '::/1']
+  for (const spelling of everyone) t.match(refusal(t, { ...aws, TRUST_PROXY: spelling }), /TRUST_PROXY: .*(every address|anyone)/, spelling)
+  for (const spelling of [' , ', ',', ' ,, ']) t.match(refusal(t, { ...aws, TRUST_PROXY: spelling }), /TRUST_PROXY: .*names no proxy/, JSON.stringify(spelling))
+  // Large but not everything: private ranges, both halves of IPv4 but for a gap, half of IPv6 without the mapped IPv4.
+  for (const spelling of ['10.0.0.0/8,172.16.0.0/12', '0.0.0.0/1,128.0.0.0/2', '8000::/1', '0.0.0.0/1,fd00::/8']) {
+    t.ok(Array.isArray(loadConfig({ ...aws, TRUST_PROXY: spelling }).trustProxy), `${spelling} is accepted`)
+  }
+})
+
 const bad: Array<[string, Record<string, string>, RegExp]> = [
   ['instance, flow and region are required against AWS', {}, /AWS_REGION, CONNECT_INSTANCE_ID, CONNECT_CONTACT_FLOW_ID/],
   ['a missing flow is named', { AWS_REGION: 'x', CONNECT_INSTANCE_ID: 'i' }, /CONNECT_CONTACT_FLOW_ID/],
