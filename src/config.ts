@@ -12,7 +12,7 @@ const OptionalString = (description: string, options: { minLength?: number; maxL
   Type.Optional(Type.String({ minLength: 1, ...options, description }))
 
 export const EnvSchema = Type.Object({
-  NODE_ENV: Type.String({ default: 'development', description: 'production turns on the production-only checks' }),
+  NODE_ENV: Type.String({ default: 'production', description: 'production unless development (npm run dev sets it), which relaxes the production checks' }),
   PORT: Int(3000, 0, 65535, 'port of the public HTTP server'),
   HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'address to listen on' }),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', description: 'pino log level' }),
@@ -201,6 +201,31 @@ export function parseDurationMs (name: string, raw: string, defaultUnit: 'ms' | 
   return ms
 }
 
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i
+
+/**
+ * Settings that send something in the clear past this host: keys anyone on the path could swap
+ * (an http:// JWKS) or a Redis whose spent tokens and counters anyone on the path could rewrite.
+ * Allowed (a sidecar, a private link), but said at start-up.
+ */
+function plaintextWarnings (env: Env): string[] {
+  const warnings: string[] = []
+  const remote = (raw: string | undefined, scheme: string) => {
+    if (raw === undefined) return false
+    try {
+      const url = new URL(raw)
+      return url.protocol === scheme && !LOOPBACK.test(url.hostname)
+    } catch { return false }
+  }
+  if (remote(env.CUSTOMER_JWKS_URL, 'http:')) {
+    warnings.push('CUSTOMER_JWKS_URL is plain http:// to another host: whoever is on the path can swap the keys customer tokens are checked with; use https://')
+  }
+  if (remote(env.REDIS_URL, 'redis:')) {
+    warnings.push('REDIS_URL is plain redis:// to another host: its password, counters and spent resume tokens travel unencrypted; use rediss:// (TLS)')
+  }
+  return warnings
+}
+
 /** Reads and checks the environment once; throws ConfigError naming the first bad setting(s). */
 export function loadConfig (source: Record<string, string | undefined> = process.env) {
   const known = Object.keys(EnvSchema.properties)
@@ -227,7 +252,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
     }
   }
   if (env.AWS_REGION !== undefined) checkRegion(env.AWS_REGION)
-  const production = env.NODE_ENV === 'production'
+  // Production behaviour unless asked otherwise: a forgotten NODE_ENV must not open the admin surface.
+  const production = env.NODE_ENV !== 'development'
   const origins = parseOrigins(list(env.ALLOWED_ORIGINS))
   const warnings: string[] = []
   if (!origins.none && origins.exact.length === 0 && origins.wildcards.length === 0) {
@@ -243,7 +269,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (env.CUSTOMER_JWT_SECRET !== undefined && env.CUSTOMER_JWT_SECRET.length < 32) {
     throw new ConfigError('CUSTOMER_JWT_SECRET: must be at least 32 characters')
   }
-  if (env.NODE_ENV === 'production' && env.PERSISTENT_CHAT === 'verified' && resumeSecrets.length === 0) {
+  if (production && env.PERSISTENT_CHAT === 'verified' && resumeSecrets.length === 0) {
     throw new ConfigError('RESUME_TOKEN_SECRET: required in production while PERSISTENT_CHAT=verified (tokens must survive restarts and work across replicas)')
   }
   if (production && list(env.ALLOWED_ORIGINS).length === 0) {
@@ -255,6 +281,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (env.CUSTOMER_JWKS_URL !== undefined) {
     try { new URL(env.CUSTOMER_JWKS_URL) } catch { throw new ConfigError('CUSTOMER_JWKS_URL: not a URL') }
   }
+  if (production) warnings.push(...plaintextWarnings(env))
 
   // Each setting once, in the form the service uses; a raw copy beside it would invite reading the wrong one.
   const {
@@ -265,6 +292,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
   const trustProxy = parseTrustProxy(TRUST_PROXY)
   return {
     ...settings,
+    /** Everything but NODE_ENV=development: the production checks, and the admin surface off the public port. */
+    production,
     instanceId: CONNECT_INSTANCE_ID ?? 'simulated-instance',
     contactFlowId: CONNECT_CONTACT_FLOW_ID ?? 'simulated-contact-flow',
     allowedOrigins: origins.exact,
@@ -326,7 +355,7 @@ export function startupSummary (config: Config, widgets?: { ids (): string[] }) 
     }
   }
   return {
-    mode: config.NODE_ENV === 'production' ? 'production' : 'development',
+    mode: config.production ? 'production' : 'development',
     connect: config.CONNECT_SIMULATOR ? 'simulator' : 'aws',
     region: config.AWS_REGION ?? '(SDK default)',
     allowedOrigins: config.originsNone ? 'none' : [...config.allowedOrigins, ...config.allowedOriginWildcards],

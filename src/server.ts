@@ -77,7 +77,7 @@ try {
   await app.listen({ port: config.PORT, host: config.HOST })
   if (config.metricsPort !== undefined) {
     // In production the OpenAPI document is served here, not on the public port.
-    const openapi = config.NODE_ENV === 'production' ? () => app.swagger() : undefined
+    const openapi = config.production ? () => app.swagger() : undefined
     metricsServer = await startMetricsServer(app.metrics.registry, {
       port: config.metricsPort,
       host: config.METRICS_HOST,

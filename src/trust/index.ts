@@ -119,7 +119,7 @@ export function createTrustPolicy (config: Config, options: TrustPolicyOptions =
     onJwksUnavailable: (err) => options.log?.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } },
       'CUSTOMER_JWKS_URL could not be read; using the keys fetched before, if any')
   })
-  if (verifyCustomerToken && config.NODE_ENV === 'production' && !keys.audience && !keys.issuer) {
+  if (verifyCustomerToken && config.production && !keys.audience && !keys.issuer) {
     options.log?.warn({ setting: 'CUSTOMER_JWT_AUDIENCE', ...(widget !== undefined ? { widget } : {}) },
       'neither CUSTOMER_JWT_AUDIENCE nor CUSTOMER_JWT_ISSUER is set: any token signed with this key is accepted, whatever it was issued for')
   }
