@@ -23,6 +23,8 @@ export type { SimulatedContact } from './contact.js'
 
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
 const DEFAULT_CHAT_DURATION_MS = 300_000
+const DEFAULT_REQUEST_HISTORY = 10_000
+const DEFAULT_FORGET_ENDED_MS = 60 * 60 * 1000
 
 export interface SimulatorOptions {
   port?: number
@@ -35,6 +37,13 @@ export interface SimulatorOptions {
   maxActiveChats?: number
   /** A chat is active for this long after creation, then ended; default 300_000. */
   chatDurationMs?: number
+  /**
+   * An ended chat is forgotten this long after it ended (its contact, transcript and tokens), so a
+   * long run or a load test does not keep every chat; default one hour. Until then it can be continued.
+   */
+  forgetEndedAfterMs?: number
+  /** `requests` keeps the newest this many; default 10,000 (stats() counts them all). */
+  requestHistory?: number
   log?: (line: string) => void
   /**
    * Serve the `/__sim/*` control API (stats, fault, rate, reset) so another process can drive the
@@ -75,7 +84,7 @@ export interface SimulatorStats {
 export interface ConnectSimulator {
   readonly url: string
   readonly port: number
-  /** Every StartChatContact request received, in order (including refused/faulted ones). */
+  /** StartChatContact requests received, in order (including refused/faulted ones); the newest `requestHistory`. */
   readonly requests: RecordedRequest[]
   readonly contacts: Map<string, SimulatedContact>
   /** The Participant Service side: faults, the agent's voice, transcripts. Undefined when turned off. */
@@ -136,6 +145,7 @@ class Simulator implements ConnectSimulator {
   /** Requests past the quota check whose contact is not created yet (they hold a slot). */
   private reserved = 0
   private counters = Simulator.zeroCounters()
+  private lastSweep = 0
   private closed = false
   private readonly participantService: ParticipantService | undefined
 
@@ -258,6 +268,9 @@ class Simulator implements ConnectSimulator {
     const authorization = req.headers.authorization
     if (authorization !== undefined) record.authorization = authorization
     this.requests.push(record)
+    // Bounded: the oldest tenth goes at once, so trimming is not a copy per request.
+    const history = this.options.requestHistory ?? DEFAULT_REQUEST_HISTORY
+    if (this.requests.length > history) this.requests.splice(0, this.requests.length - Math.floor(history * 0.9))
     this.counters.received++
     const exchange: Exchange = { req, res, record, startedAt: Date.now() }
     this.handleStartChat(exchange).catch((err: unknown) => this.internalError(res, err, record))
@@ -454,6 +467,7 @@ class Simulator implements ConnectSimulator {
       input
     }
     if (source) contact.continuedFromContactId = source.contactId
+    this.forgetEnded(now)
     this.contacts.set(contactId, contact)
     this.maybeActive.add(contact)
     this.participantService?.contactCreated(contact)
@@ -465,6 +479,20 @@ class Simulator implements ConnectSimulator {
     }
     if (contact.continuedFromContactId !== undefined) response.ContinuedFromContactId = contact.continuedFromContactId
     return response
+  }
+
+  /** Drops chats ended longer than forgetEndedAfterMs ago, and expired idempotency entries; at most once a minute. */
+  private forgetEnded (now: number): void {
+    const after = this.options.forgetEndedAfterMs ?? DEFAULT_FORGET_ENDED_MS
+    if (now - this.lastSweep < Math.min(after, 60_000)) return
+    this.lastSweep = now
+    const forgotten: SimulatedContact[] = []
+    for (const contact of this.contacts.values()) {
+      if (contact.endsAt + after <= now) forgotten.push(contact)
+    }
+    for (const contact of forgotten) this.contacts.delete(contact.contactId)
+    if (forgotten.length > 0) this.participantService?.contactsForgotten(forgotten)
+    for (const [token, entry] of this.idempotency) if (entry.expiresAt <= now) this.idempotency.delete(token)
   }
 
   private activeCount (): number {
