@@ -124,6 +124,8 @@ interface IdempotencyEntry {
   expiresAt: number
   /** Resolves once the contact exists; pending while the first request is still in flight. */
   response: Promise<StartChatResponse>
+  /** The contact it answered with, once created: forgotten with it. */
+  contactId?: string
 }
 
 class Simulator implements ConnectSimulator {
@@ -371,12 +373,12 @@ class Simulator implements ConnectSimulator {
     // Reserve the slot and the token now; the contact itself appears after the latency.
     this.reserved++
     const created = deferred<StartChatResponse>()
-    if (valid.clientToken !== undefined) {
-      this.idempotency.set(valid.clientToken, { expiresAt: Date.now() + IDEMPOTENCY_TTL_MS, response: created.promise })
-    }
+    const entry: IdempotencyEntry = { expiresAt: Date.now() + IDEMPOTENCY_TTL_MS, response: created.promise }
+    if (valid.clientToken !== undefined) this.idempotency.set(valid.clientToken, entry)
     await this.delays.sleep(this.latencyMs)
     this.reserved--
     const response = this.createContact(input, valid)
+    entry.contactId = response.ContactId
     created.resolve(response)
     this.answer(ex, 200, response)
   }
@@ -481,7 +483,7 @@ class Simulator implements ConnectSimulator {
     return response
   }
 
-  /** Drops chats ended longer than forgetEndedAfterMs ago, and expired idempotency entries; at most once a minute. */
+  /** Drops chats ended longer than forgetEndedAfterMs ago, with their idempotency entries (and expired ones); at most once a minute. */
   private forgetEnded (now: number): void {
     const after = this.options.forgetEndedAfterMs ?? DEFAULT_FORGET_ENDED_MS
     if (now - this.lastSweep < Math.min(after, 60_000)) return
@@ -490,9 +492,15 @@ class Simulator implements ConnectSimulator {
     for (const contact of this.contacts.values()) {
       if (contact.endsAt + after <= now) forgotten.push(contact)
     }
-    for (const contact of forgotten) this.contacts.delete(contact.contactId)
+    for (const contact of forgotten) {
+      this.contacts.delete(contact.contactId)
+      this.maybeActive.delete(contact)
+    }
     if (forgotten.length > 0) this.participantService?.contactsForgotten(forgotten)
-    for (const [token, entry] of this.idempotency) if (entry.expiresAt <= now) this.idempotency.delete(token)
+    const gone = new Set(forgotten.map((c) => c.contactId))
+    for (const [token, entry] of this.idempotency) {
+      if (entry.expiresAt <= now || (entry.contactId !== undefined && gone.has(entry.contactId))) this.idempotency.delete(token)
+    }
   }
 
   private activeCount (): number {
