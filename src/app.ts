@@ -204,8 +204,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(errorHandler)
   await app.register(requestLog)
   // In production the document and /metrics live on METRICS_PORT only (see server.ts).
-  const production = config.production
-  await app.register(openapi, { ui: !production, route: !production })
+  await app.register(openapi, { ui: !config.production, route: !config.production })
   await app.register(metricsPlugin, { exposeRoute: config.metricsPort === undefined, onCollectError: (err) => backgroundError('metrics', err) })
   // Root-level onRequest hooks, so every answer (404s and errors included) gets these headers, and
   // an unlisted Origin is refused before the body is read. The limit hooks onto the routes it names.
