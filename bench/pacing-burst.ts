@@ -57,6 +57,7 @@ async function run (scenario: Scenario, replicas: number, withRedis: boolean) {
   const prefix = `ccg-bench:${randomUUID()}:`
   const hop = withRedis ? await redisHop() : undefined
   const config = loadConfig({
+    NODE_ENV: 'development',
     CONNECT_SIMULATOR: 'true',
     LOG_LEVEL: 'silent',
     CHAT_START_TIMEOUT_MS: String(TIMEOUT_MS),

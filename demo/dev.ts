@@ -17,7 +17,8 @@ function fail (message: string): never {
 function readConfig (source: Record<string, string | undefined>): Config {
   try {
     // A developer's machine: loopback only, unless HOST says otherwise.
-    return loadConfig({ ...source, HOST: source.HOST || '127.0.0.1', CONNECT_SIMULATOR: 'true' })
+    // Production is the default everywhere else; NODE_ENV=development is what relaxes it here.
+    return loadConfig({ ...source, NODE_ENV: source.NODE_ENV || 'development', HOST: source.HOST || '127.0.0.1', CONNECT_SIMULATOR: 'true' })
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message)
     throw err

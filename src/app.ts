@@ -2,7 +2,6 @@ import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ConnectClientConfig } from '@aws-sdk/client-connect'
 import { randomBytes } from 'node:crypto'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Config } from './config.js'
 import { ChatStarter, type Pacer } from './connect/chat-starter.js'
 import { createConnectClient } from './connect/client.js'
@@ -11,12 +10,14 @@ import { createPacer } from './connect/pacer.js'
 import { loggerOptions } from './logger.js'
 import { createMetrics, pacerObserver, quotaObserver, retryObserver, starterObserver, widgetLabel, type Metrics } from './metrics.js'
 import { errorWithoutStack } from './errors.js'
+import { hardenedServer } from './http-server.js'
 import { backgroundErrorReporter, type BackgroundErrorReporter } from './background-errors.js'
+import { trustedPeer } from './client-address.js'
 import clientAddress from './plugins/client-address.js'
 import connectionBudget from './plugins/connection-budget.js'
 import errorHandler, { clientErrorHandler, frameworkErrorHandler } from './plugins/error-handler.js'
 import health from './plugins/health.js'
-import metricsPlugin from './plugins/metrics.js'
+import metricsPlugin, { METRICS_MAX_CONNECTIONS } from './plugins/metrics.js'
 import openapi from './plugins/openapi.js'
 import requestLog, { genReqId } from './plugins/request-log.js'
 import originPolicy from './plugins/origin.js'
@@ -36,6 +37,7 @@ import { createSpentProofs, HumanCheck, type HumanCheckOptions } from './trust/h
 import { createTrustShared, type TrustPolicy } from './trust/index.js'
 import { createRedis } from './redis.js'
 import { readServiceInfo, type ServiceInfo } from './service-info.js'
+import { createStateGuard } from './shared-state.js'
 import { createWidgets, type Widgets } from './widgets/index.js'
 import type { HumanCheckSpec } from './widgets/file.js'
 
@@ -68,24 +70,12 @@ export interface AppDeps {
   availabilityNow?: () => number
   /** The running build (read from the package and dist/ by default). */
   service?: ServiceInfo
+  /** Open connections on the public port, probe slots included (default: what descriptors and memory allow). */
+  maxConnections?: number
 }
 
-/**
- * The public HTTP server. Slow clients: headers within a few seconds and the whole request within
- * REQUEST_TIMEOUT_MS, checked every second (Node checks every 30 s by default, which a drip-fed body
- * outlives); an idle keep-alive connection is closed after 72 s, above a balancer's usual 60 s.
- */
-const headersTimeoutMs = (requestTimeoutMs: number) => Math.min(5_000, requestTimeoutMs)
-
-function publicServer (handler: (req: IncomingMessage, res: ServerResponse) => void, requestTimeoutMs: number): Server {
-  const server = createServer({
-    headersTimeout: headersTimeoutMs(requestTimeoutMs),
-    requestTimeout: requestTimeoutMs,
-    connectionsCheckingInterval: 1_000
-  }, handler)
-  server.keepAliveTimeout = 72_000
-  return server
-}
+/** An idle keep-alive connection on the public port is closed after this: above a balancer's usual 60 s. */
+const KEEP_ALIVE_MS = 72_000
 
 /** A bad WIDGETS_FILE stops start-up (ConfigError) before anything else holds a connection or a timer. */
 function createOrDisconnect<T> (redis: { disconnect (): void } | undefined, create: () => T): T {
@@ -97,17 +87,26 @@ function createOrDisconnect<T> (redis: { disconnect (): void } | undefined, crea
   }
 }
 
+/** `Root=1-…;Parent=…;Sampled=1` and its kin, bounded; anything else is not logged. */
+const TRACE_ID = /^[A-Za-z0-9=;:.,_-]{1,256}$/
+
 /** Builds the whole service; reading this function tells the request path in order. */
 export async function buildApp (config: Config, deps: AppDeps = {}) {
+  const fromTrustedProxy = trustedPeer(config.trustProxy)
   const fastifyOptions: FastifyServerOptions = {
     logger: loggerOptions(config, deps.logStream),
     // One line per request is written by our own hook, without bodies or headers.
     logController: new LogController({ disableRequestLogging: true }),
-    // X-Request-Id from the load balancer only when well formed (see genReqId), else our own.
+    // X-Request-Id from a TRUST_PROXY balancer only, and only when well formed (see genReqId), else our own.
     requestIdHeader: false,
-    genReqId,
+    genReqId: (req) => genReqId(req, fromTrustedProxy(req.socket.remoteAddress)),
+    // The ALB's trace id on every line of the request, beside our id: what AWS support and X-Ray look up.
+    childLoggerFactory: (logger, bindings, options, req) => {
+      const trace = req.headers['x-amzn-trace-id']
+      return logger.child(typeof trace === 'string' && TRACE_ID.test(trace) ? { ...bindings, amznTraceId: trace } : bindings, options)
+    },
     trustProxy: config.trustProxy,
-    serverFactory: (handler) => publicServer(handler, config.REQUEST_TIMEOUT_MS),
+    serverFactory: (handler) => hardenedServer(handler, { requestTimeoutMs: config.REQUEST_TIMEOUT_MS, keepAliveTimeoutMs: KEEP_ALIVE_MS }),
     clientErrorHandler,
     frameworkErrors: frameworkErrorHandler,
     bodyLimit: 16 * 1024,
@@ -138,17 +137,24 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   app.decorate('backgroundError', backgroundError)
 
   // One Redis connection per app, shared by the rate limit, pacing and spent resume tokens; closed
-  // last on shutdown. Each use fails open on its own; the client's own errors are only reported.
-  const redis = config.REDIS_URL ? createRedis({ url: config.REDIS_URL }) : undefined
+  // last on shutdown. Rate limits and pacing fail open on their own; the client's own errors are only reported.
+  const redis = config.REDIS_URL ? createRedis({ url: config.REDIS_URL, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS }) : undefined
   redis?.on('error', (err) => backgroundError('redis', err))
+  // What must be shared to be safe (spent resume tokens) is refused while Redis cannot confirm it.
+  const stateGuard = redis && createStateGuard({
+    timeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    log: app.log,
+    onRefused: (use) => metrics.stateUnavailable.inc({ use })
+  })
 
   // Resume-token keys and spent-token memory, shared by every widget profile; the keys sign end tokens too.
-  const trustOptions = { log: app.log, redis, now: deps.now, onRedisFailed: () => metrics.redisFailOpen.inc({ use: 'resume_tokens' }) }
+  // A spend or release Redis missed leaves the hold standing until it expires: the safe side.
+  const trustOptions = { log: app.log, redis, stateGuard, now: deps.now, onRedisFailed: (err: unknown) => backgroundError('resume_tokens', err) }
   const trustShared = createTrustShared(config, trustOptions)
   const endTokens = new EndTokens(trustShared.keys, deps.now)
   // The human check asked of anonymous callers (HUMAN_CHECK, or a widget's own); each proof is spent
   // for every replica. A pow key must be the same on every replica: HUMAN_CHECK_SECRET, else the resume key.
-  const spentProofs = createSpentProofs({ redis, keyPrefix: config.REDIS_KEY_PREFIX, now: deps.now })
+  const spentProofs = createSpentProofs({ redis, keyPrefix: config.REDIS_KEY_PREFIX, guard: stateGuard, now: deps.now })
   const powKey = config.HUMAN_CHECK_SECRET ?? config.resumeSecrets[0] ?? randomBytes(32).toString('hex')
   const humanCheckFor = ({ kind, when, secret }: HumanCheckSpec) => kind === 'off' ? undefined : new HumanCheck({
     kind,
@@ -245,13 +251,18 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
 
   // --- The request path, in order ------------------------------------------------------------------
   // Before anything reads a byte: who the caller is, and how many connections they may hold.
-  await app.register(connectionBudget, { perClient: config.maxConnectionsPerClient, firstByteTimeoutMs: headersTimeoutMs(config.REQUEST_TIMEOUT_MS) })
+  await app.register(connectionBudget, {
+    perClient: config.maxConnectionsPerClient,
+    total: deps.maxConnections,
+    // The admin port's connections come out of the same descriptors.
+    reservedElsewhere: config.metricsPort === undefined ? 0 : METRICS_MAX_CONNECTIONS,
+    keepAliveTimeoutMs: KEEP_ALIVE_MS
+  })
   await app.register(clientAddress, { trustProxy: config.trustProxy })
   await app.register(errorHandler)
   await app.register(requestLog)
   // In production the document and /metrics live on METRICS_PORT only (see server.ts).
-  const production = config.NODE_ENV === 'production'
-  await app.register(openapi, { ui: !production, route: !production })
+  await app.register(openapi, { ui: !config.production, route: !config.production })
   await app.register(metricsPlugin, { exposeRoute: config.metricsPort === undefined, onCollectError: (err) => backgroundError('metrics', err) })
   // Root-level onRequest hooks, so every answer (404s and errors included) gets these headers, and
   // an unlisted Origin is refused before the body is read. The limit hooks onto the routes it names.

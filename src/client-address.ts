@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net'
+import { BlockList, isIPv4, isIPv6 } from 'node:net'
 
 // One spelling per client. Anything that keys on a client (rate limit, connection budget, the
 // Idempotency-Key binding) goes through here, so `203.0.113.7:1234`, `::ffff:203.0.113.7` and
@@ -81,4 +81,32 @@ export function clientKey (address: string): string {
   const groups = ipv6Groups(address)
   if (!groups) return address
   return `${compress([...groups.slice(0, 4), 0, 0, 0, 0])}/64`
+}
+
+/** An address as a number (IPv4: 32 bits, IPv6: 128 bits), for range arithmetic; undefined when it is not one. */
+export function addressNumber (address: string): { family: 4 | 6; value: bigint } | undefined {
+  const v4 = ipv4(address)
+  if (v4) return { family: 4, value: v4.split('.').reduce((n, part) => (n << 8n) | BigInt(part), 0n) }
+  const groups = ipv6Groups(address)
+  return groups && { family: 6, value: groups.reduce((n, g) => (n << 16n) | BigInt(g), 0n) }
+}
+
+/**
+ * Whether the TCP peer of a connection is one of TRUST_PROXY's balancers: only they may name the
+ * request id (X-Request-Id), as only they may name the client (X-Forwarded-For).
+ */
+export function trustedPeer (trustProxy: boolean | string[]): (peer: string | undefined) => boolean {
+  if (trustProxy === true) return () => true
+  if (trustProxy === false || trustProxy.length === 0) return () => false
+  const list = new BlockList()
+  for (const entry of trustProxy) {
+    const [address = '', prefix] = entry.split('/')
+    const type = isIPv4(address) ? 'ipv4' : 'ipv6'
+    if (prefix === undefined) list.addAddress(address, type)
+    else list.addSubnet(address, Number(prefix), type)
+  }
+  return (peer) => {
+    const address = normalizeAddress(peer)
+    return address !== undefined && list.check(address, isIPv4(address) ? 'ipv4' : 'ipv6')
+  }
 }

@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 import { isIP } from 'node:net'
+import { addressNumber } from './client-address.js'
 
 // Every setting the service reads, with the names and defaults operators rely on (docs: README, Configuration).
 // Values arrive as strings; TypeBox converts them ('true' -> true, '25' -> 25) before checking.
@@ -11,7 +12,7 @@ const OptionalString = (description: string, options: { minLength?: number; maxL
   Type.Optional(Type.String({ minLength: 1, ...options, description }))
 
 export const EnvSchema = Type.Object({
-  NODE_ENV: Type.String({ default: 'development', description: 'production turns on the production-only checks' }),
+  NODE_ENV: Type.String({ default: 'production', description: 'production unless development (npm run dev sets it), which relaxes the production checks' }),
   PORT: Int(3000, 0, 65535, 'port of the public HTTP server'),
   HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'address to listen on' }),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', description: 'pino log level' }),
@@ -33,7 +34,8 @@ export const EnvSchema = Type.Object({
   ALLOWED_ATTRIBUTES: Type.String({ default: '', description: 'comma-separated contact attribute keys a browser may send' }),
   RATE_LIMIT_MAX: Int(10, 1, 1_000_000, 'chat starts per client IP per window'),
   RATE_LIMIT_WINDOW: Type.String({ default: '1 minute', minLength: 1, description: 'rate-limit window: milliseconds or a duration such as "1 minute"' }),
-  REDIS_URL: OptionalString('Redis shared by all replicas (rate limits, pacing); in memory when unset'),
+  REDIS_URL: OptionalString('Redis shared by all replicas (rate limits, pacing, spent resume tokens); in memory when unset'),
+  REDIS_COMMAND_TIMEOUT_MS: Int(250, 10, 10_000, 'longest wait for one Redis answer; past it rate limits and pacing count per replica, and resume tokens are refused (503)'),
   REDIS_KEY_PREFIX: Type.String({ default: 'ccg:', description: 'prefix of every Redis key this service writes' }),
   TRUST_PROXY: Type.String({ default: 'false', description: 'false, true, or comma-separated addresses/CIDRs of trusted proxies' }),
   REQUEST_TIMEOUT_MS: Int(10_000, 1_000, 120_000, 'time a client has to send headers and body; slower connections are closed'),
@@ -52,6 +54,7 @@ export const EnvSchema = Type.Object({
   REQUIRE_CUSTOMER_TOKEN: Bool(false, 'refuse chat starts without a customer token'),
   CUSTOMER_JWT_MAX_AGE: Type.String({ default: '1 hour', minLength: 1, description: 'longest lifetime (exp - iat) a customer token may have' }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'serve /metrics (and in production the OpenAPI document) on this port only; 9464 in production' })),
+  METRICS_HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'address METRICS_PORT listens on (loopback by default; 0.0.0.0 for a scraper outside the container)' }),
   SHUTDOWN_GRACE_MS: Int(15_000, 100, 600_000, 'time in-flight starts get to finish on SIGTERM'),
   CONNECT_QUEUE_ID: OptionalString('queue whose hours and agents GET /chat/availability reports (off when unset)', { maxLength: 100 }),
   AVAILABILITY_REFRESH: Type.String({ default: '15 seconds', minLength: 1, description: 'how often one replica asks Connect for hours and agents: seconds or a duration such as "30 seconds"' }),
@@ -92,13 +95,50 @@ function trustedProxy (entry: string): string {
   return entry
 }
 
+const IPV4_MAPPED = 0xffffn << 32n
+
+/** The inclusive numeric range of one entry; IPv6 ranges that reach into ::ffff:0:0/96 also count as IPv4. */
+function ranges (entry: string): Array<{ family: 4 | 6; lo: bigint; hi: bigint }> {
+  const [address = '', prefix] = entry.split('/')
+  const start = addressNumber(address)!
+  const width = start.family === 4 ? 32n : 128n
+  const host = width - BigInt(prefix ?? width)
+  const lo = (start.value >> host) << host
+  const hi = lo + (1n << host) - 1n
+  const out = [{ family: start.family, lo, hi }]
+  // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d: a range there trusts them too.
+  if (start.family === 6 && hi >= IPV4_MAPPED && lo <= IPV4_MAPPED + 0xffffffffn) {
+    out.push({ family: 4, lo: (lo > IPV4_MAPPED ? lo : IPV4_MAPPED) - IPV4_MAPPED, hi: (hi < IPV4_MAPPED + 0xffffffffn ? hi : IPV4_MAPPED + 0xffffffffn) - IPV4_MAPPED })
+  }
+  return out
+}
+
+/** Whether the entries together cover every IPv4 or every IPv6 address, however split (0.0.0.0/1 + 128.0.0.0/1). */
+function coversEverything (entries: string[]): boolean {
+  const all = entries.flatMap(ranges)
+  return ([[4, 0xffffffffn], [6, (1n << 128n) - 1n]] as const).some(([family, max]) => {
+    let next = 0n
+    for (const r of all.filter((x) => x.family === family).sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0))) {
+      if (r.lo > next) return false
+      if (r.hi + 1n > next) next = r.hi + 1n
+    }
+    return next > max
+  })
+}
+
 function parseTrustProxy (raw: string): boolean | string[] {
   const v = raw.trim().toLowerCase()
   if (v === 'false' || v === '') return false
   if (v === 'true') return true
   // A hop count lets any client spoof X-Forwarded-For by adding entries, so it is refused.
   if (/^\d+$/.test(v)) throw new ConfigError('TRUST_PROXY: a hop count is not accepted; use true or a list of proxy addresses/CIDRs')
-  return list(raw).map(trustedProxy)
+  const entries = list(raw).map(trustedProxy)
+  // An empty list would trust no proxy yet turn the per-client connection cap off: nobody meant that.
+  if (entries.length === 0) throw new ConfigError(`TRUST_PROXY: "${raw.slice(0, 60)}" names no proxy; use false, true or the balancers' addresses/CIDRs`)
+  if (coversEverything(entries)) {
+    throw new ConfigError(`TRUST_PROXY: "${raw.slice(0, 100)}" covers every address and would believe X-Forwarded-For from anyone; name the balancer's addresses`)
+  }
+  return entries
 }
 
 export interface OriginList { exact: string[]; wildcards: string[]; none: boolean }
@@ -176,6 +216,31 @@ export function parseDurationMs (name: string, raw: string, defaultUnit: 'ms' | 
   return ms
 }
 
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i
+
+/**
+ * Settings that send something in the clear past this host: keys anyone on the path could swap
+ * (an http:// JWKS) or a Redis whose spent tokens and counters anyone on the path could rewrite.
+ * Allowed (a sidecar, a private link), but said at start-up.
+ */
+function plaintextWarnings (env: Env): string[] {
+  const warnings: string[] = []
+  const remote = (raw: string | undefined, scheme: string) => {
+    if (raw === undefined) return false
+    try {
+      const url = new URL(raw)
+      return url.protocol === scheme && !LOOPBACK.test(url.hostname)
+    } catch { return false }
+  }
+  if (remote(env.CUSTOMER_JWKS_URL, 'http:')) {
+    warnings.push('CUSTOMER_JWKS_URL is plain http:// to another host: whoever is on the path can swap the keys customer tokens are checked with; use https://')
+  }
+  if (remote(env.REDIS_URL, 'redis:')) {
+    warnings.push('REDIS_URL is plain redis:// to another host: its password, counters and spent resume tokens travel unencrypted; use rediss:// (TLS)')
+  }
+  return warnings
+}
+
 /** Reads and checks the environment once; throws ConfigError naming the first bad setting(s). */
 export function loadConfig (source: Record<string, string | undefined> = process.env) {
   const known = Object.keys(EnvSchema.properties)
@@ -202,7 +267,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
     }
   }
   if (env.AWS_REGION !== undefined) checkRegion(env.AWS_REGION)
-  const production = env.NODE_ENV === 'production'
+  // Production behaviour unless asked otherwise: a forgotten NODE_ENV must not open the admin surface.
+  const production = env.NODE_ENV !== 'development'
   const origins = parseOrigins(list(env.ALLOWED_ORIGINS))
   const warnings: string[] = []
   if (!origins.none && origins.exact.length === 0 && origins.wildcards.length === 0) {
@@ -218,7 +284,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (env.CUSTOMER_JWT_SECRET !== undefined && env.CUSTOMER_JWT_SECRET.length < 32) {
     throw new ConfigError('CUSTOMER_JWT_SECRET: must be at least 32 characters')
   }
-  if (env.NODE_ENV === 'production' && env.PERSISTENT_CHAT === 'verified' && resumeSecrets.length === 0) {
+  if (production && env.PERSISTENT_CHAT === 'verified' && resumeSecrets.length === 0) {
     throw new ConfigError('RESUME_TOKEN_SECRET: required in production while PERSISTENT_CHAT=verified (tokens must survive restarts and work across replicas)')
   }
   if (production && list(env.ALLOWED_ORIGINS).length === 0) {
@@ -246,6 +312,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (env.HUMAN_CHECK === 'pow' && env.HUMAN_CHECK_SECRET === undefined && resumeSecrets.length === 0 && production) {
     throw new ConfigError('HUMAN_CHECK_SECRET: HUMAN_CHECK=pow needs a signing key shared by every replica (HUMAN_CHECK_SECRET, or RESUME_TOKEN_SECRET)')
   }
+  if (production) warnings.push(...plaintextWarnings(env))
 
   // Each setting once, in the form the service uses; a raw copy beside it would invite reading the wrong one.
   const {
@@ -257,6 +324,8 @@ export function loadConfig (source: Record<string, string | undefined> = process
   const trustProxy = parseTrustProxy(TRUST_PROXY)
   return {
     ...settings,
+    /** Everything but NODE_ENV=development: the production checks, and the admin surface off the public port. */
+    production,
     instanceId: CONNECT_INSTANCE_ID ?? 'simulated-instance',
     contactFlowId: CONNECT_CONTACT_FLOW_ID ?? 'simulated-contact-flow',
     allowedOrigins: origins.exact,
@@ -320,7 +389,7 @@ export function startupSummary (config: Config, widgets?: { ids (): string[] }) 
     }
   }
   return {
-    mode: config.NODE_ENV === 'production' ? 'production' : 'development',
+    mode: config.production ? 'production' : 'development',
     connect: config.CONNECT_SIMULATOR ? 'simulator' : 'aws',
     region: config.AWS_REGION ?? '(SDK default)',
     allowedOrigins: config.originsNone ? 'none' : [...config.allowedOrigins, ...config.allowedOriginWildcards],

@@ -130,6 +130,15 @@ export class Overloaded extends GatewayError {
   readonly code = 'OVERLOADED'
 }
 
+/**
+ * Shared state that a safety rule depends on (a spent resume token, a used human-check proof) could not be confirmed: Redis
+ * is configured but down or too slow. Refused rather than decided by one replica alone.
+ */
+export class StateUnavailable extends GatewayError {
+  readonly statusCode = 503
+  readonly code = 'STATE_UNAVAILABLE'
+}
+
 /** This replica cannot serve yet (its AWS credentials have not resolved): readiness only. */
 export class NotReady extends GatewayError {
   readonly statusCode = 503
@@ -204,10 +213,4 @@ export class HumanCheckRequired extends GatewayError {
 export class HumanCheckUnavailable extends GatewayError {
   readonly statusCode = 503
   readonly code = 'HUMAN_CHECK_UNAVAILABLE'
-}
-
-/** A decision that must hold across replicas could not be confirmed in Redis: refused, not guessed. */
-export class StateUnavailable extends GatewayError {
-  readonly statusCode = 503
-  readonly code = 'STATE_UNAVAILABLE'
 }

@@ -73,7 +73,7 @@ export function serializeError (err: unknown, depth = 0): SerializedError {
 
 /** pino-pretty is a dev dependency: only on a terminal, outside production, and when installed. */
 function prettyTransport (config: Config) {
-  if (config.NODE_ENV === 'production' || !process.stdout.isTTY) return undefined
+  if (config.production || !process.stdout.isTTY) return undefined
   try {
     createRequire(import.meta.url).resolve('pino-pretty')
   } catch {

@@ -79,11 +79,17 @@ try {
   await app.listen({ port: config.PORT, host: config.HOST })
   if (config.metricsPort !== undefined) {
     // In production the OpenAPI document is served here, not on the public port.
-    const openapi = config.NODE_ENV === 'production' ? () => app.swagger() : undefined
+    const openapi = config.production ? () => app.swagger() : undefined
     metricsServer = await startMetricsServer(app.metrics.registry, {
-      port: config.metricsPort, host: config.HOST, openapi, onCollectError: (err) => app.backgroundError('metrics', err)
+      port: config.metricsPort,
+      host: config.METRICS_HOST,
+      requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+      openapi,
+      // The same answers as the public port's probes, from a port its connection budget cannot fill.
+      health: async (url) => { const res = await app.inject({ method: 'GET', url }); return { statusCode: res.statusCode, body: res.body } },
+      onCollectError: (err) => app.backgroundError('metrics', err)
     })
-    app.log.info({ port: metricsServer.port, openapi: openapi !== undefined }, 'metrics listening on their own port')
+    app.log.info({ port: metricsServer.port, host: config.METRICS_HOST, openapi: openapi !== undefined }, 'metrics listening on their own port')
   }
 } catch (err) {
   app.log.fatal({ err }, 'could not start')

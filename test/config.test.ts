@@ -1,10 +1,12 @@
 import t, { type Test } from 'tap'
 import { ConfigError, loadConfig, startupSummary } from '../src/config.js'
 
-const aws = { AWS_REGION: 'eu-west-2', CONNECT_INSTANCE_ID: 'inst', CONNECT_CONTACT_FLOW_ID: 'flow' }
+// Production is the default; the tests of other settings relax it, the ones about production say so.
+const dev = { NODE_ENV: 'development' }
+const aws = { ...dev, AWS_REGION: 'eu-west-2', CONNECT_INSTANCE_ID: 'inst', CONNECT_CONTACT_FLOW_ID: 'flow' }
 
 t.test('documented defaults', async (t) => {
-  const c = loadConfig({ CONNECT_SIMULATOR: 'true' })
+  const c = loadConfig({ ...dev, CONNECT_SIMULATOR: 'true' })
   t.equal(c.PORT, 3000)
   t.equal(c.HOST, '0.0.0.0')
   t.equal(c.LOG_LEVEL, 'info')
@@ -53,6 +55,19 @@ t.test('TRUST_PROXY true', async (t) => {
   t.equal(loadConfig({ ...aws, TRUST_PROXY: 'true' }).trustProxy, true)
 })
 
+t.test('TRUST_PROXY: a list that covers every address, however split, or names nothing, stops the start', async (t) => {
+  const everyone = ['0.0.0.0/1,128.0.0.0/1', '::/1,8000::/1', '0.0.0.0/2, 64.0.0.0/2, 128.0.0.0/1', '128.0.0.0/1,0.0.0.0/1,10.0.0.0/8',
+    '::ffff:0.0.0.0/97,::ffff:128.0.0.0/97,0.0.0.0/1', '::/0', '0.0.0.0/0', '::ffff:0:0/96',
+    // Half the IPv6 space, but the half that holds every IPv4 client as a dual-stack socket reports it (::ffff:a.b.c.d).
+    '::/1']
+  for (const spelling of everyone) t.match(refusal(t, { ...aws, TRUST_PROXY: spelling }), /TRUST_PROXY: .*(every address|anyone)/, spelling)
+  for (const spelling of [' , ', ',', ' ,, ']) t.match(refusal(t, { ...aws, TRUST_PROXY: spelling }), /TRUST_PROXY: .*names no proxy/, JSON.stringify(spelling))
+  // Large but not everything: private ranges, both halves of IPv4 but for a gap, half of IPv6 without the mapped IPv4.
+  for (const spelling of ['10.0.0.0/8,172.16.0.0/12', '0.0.0.0/1,128.0.0.0/2', '8000::/1', '0.0.0.0/1,fd00::/8']) {
+    t.ok(Array.isArray(loadConfig({ ...aws, TRUST_PROXY: spelling }).trustProxy), `${spelling} is accepted`)
+  }
+})
+
 const bad: Array<[string, Record<string, string>, RegExp]> = [
   ['instance, flow and region are required against AWS', {}, /AWS_REGION, CONNECT_INSTANCE_ID, CONNECT_CONTACT_FLOW_ID/],
   ['a missing flow is named', { AWS_REGION: 'x', CONNECT_INSTANCE_ID: 'i' }, /CONNECT_CONTACT_FLOW_ID/],
@@ -87,6 +102,31 @@ t.test('production with a resume secret, or with persistent chat off, starts', a
   t.ok(loadConfig({ ...aws, NODE_ENV: 'production', ALLOWED_ORIGINS: 'none', PERSISTENT_CHAT: 'off' }))
 })
 
+t.test('NODE_ENV unset (or anything but development) is production: its checks, and the admin surface off the public port', async (t) => {
+  const { NODE_ENV: _dev, ...unset } = aws
+  for (const env of [unset, { ...unset, NODE_ENV: '' }, { ...unset, NODE_ENV: 'test' }, { ...unset, NODE_ENV: 'staging' }] as Array<Record<string, string>>) {
+    t.match(refusal(t, env), /RESUME_TOKEN_SECRET: required in production/, `NODE_ENV=${JSON.stringify(env.NODE_ENV)}: refused without a resume key (it got a random one)`)
+    const c = loadConfig({ ...env, RESUME_TOKEN_SECRET: 'k'.repeat(32), ALLOWED_ORIGINS: 'none' })
+    t.equal(c.production, true)
+    t.equal(c.metricsPort, 9464, '/metrics and the OpenAPI document on the admin port (they were on the public one)')
+    t.equal(startupSummary(c).mode, 'production')
+  }
+  t.equal(loadConfig(aws).production, false, 'NODE_ENV=development relaxes it')
+})
+
+t.test('production warns about plain http:// JWKS and redis:// to another host; loopback and TLS are quiet', async (t) => {
+  const production = { ...aws, NODE_ENV: 'production', RESUME_TOKEN_SECRET: 'k'.repeat(32), ALLOWED_ORIGINS: 'none' }
+  const warned = (env: Record<string, string>) => loadConfig({ ...production, ...env }).warnings
+  t.match(warned({ CUSTOMER_JWKS_URL: 'http://idp.example.com/jwks.json' }), [/CUSTOMER_JWKS_URL is plain http:\/\//])
+  t.match(warned({ REDIS_URL: 'redis://:password@redis.internal:6379' }), [/REDIS_URL is plain redis:\/\//])
+  t.notMatch(JSON.stringify(warned({ REDIS_URL: 'redis://:s3cret-pw@redis.internal:6379' })), 's3cret-pw', 'the URL is not quoted')
+  for (const env of [{ CUSTOMER_JWKS_URL: 'https://idp.example.com/jwks.json', REDIS_URL: 'rediss://:p@redis.internal:6379' } as Record<string, string>,
+    { CUSTOMER_JWKS_URL: 'http://127.0.0.1:8080/jwks', REDIS_URL: 'redis://localhost:6379' }, { REDIS_URL: 'redis://[::1]:6379' }]) {
+    t.same(warned(env), [], JSON.stringify(env))
+  }
+  t.same(loadConfig({ ...aws, REDIS_URL: 'redis://redis.internal:6379' }).warnings.filter((w) => w.includes('REDIS_URL')), [], 'development says nothing')
+})
+
 t.test('unknown variables and empty values are ignored', async (t) => {
   const c = loadConfig({ ...aws, SOMETHING_ELSE: 'x', PORT: '' })
   t.equal(c.PORT, 3000)
@@ -115,7 +155,7 @@ t.test('AWS_REGION: a display name, underscores, a two-digit number or a misspel
   for (const region of ['London', 'eu_west_2', 'eu-west-22', 'eu-west-0', 'EU-WEST-2', 'eu-west', 'eu-wst-2', 'europe-west-2', 'eu-west-2a']) {
     t.match(refusal(t, { ...aws, AWS_REGION: region }), /^AWS_REGION: .* is not a region name such as eu-west-2/, region)
   }
-  t.match(refusal(t, { CONNECT_SIMULATOR: 'true', AWS_REGION: 'London' }), /AWS_REGION/, 'checked with the simulator too')
+  t.match(refusal(t, { ...dev, CONNECT_SIMULATOR: 'true', AWS_REGION: 'London' }), /AWS_REGION/, 'checked with the simulator too')
 })
 
 t.test('production without ALLOWED_ORIGINS stops start-up, naming it and the mobile-only choice', async (t) => {
@@ -162,6 +202,11 @@ t.test('METRICS_PORT: 9464 in production unless set; off the public port only wh
   t.equal(loadConfig({ ...aws, METRICS_PORT: '0' }).metricsPort, 0)
 })
 
+t.test('METRICS_HOST: loopback unless set, whatever HOST says', async (t) => {
+  t.equal(loadConfig({ ...aws, HOST: '0.0.0.0' }).METRICS_HOST, '127.0.0.1')
+  t.equal(loadConfig({ ...aws, METRICS_HOST: '0.0.0.0' }).METRICS_HOST, '0.0.0.0')
+})
+
 t.test('start-up summary: mode, Connect, region and every setting; secrets only as set or unset', async (t) => {
   const secret = 's'.repeat(40)
   const c = loadConfig({ ...aws, NODE_ENV: 'production', RESUME_TOKEN_SECRET: secret, REDIS_URL: 'redis://:hunter2-password@redis:6379',
@@ -176,5 +221,5 @@ t.test('start-up summary: mode, Connect, region and every setting; secrets only 
   t.notMatch(text, secret)
   t.notMatch(text, 'hunter2')
   t.same(Object.keys(summary.settings).length, Object.keys((await import('../src/config.js')).EnvSchema.properties).length, 'every setting')
-  t.match(startupSummary(loadConfig({ CONNECT_SIMULATOR: 'true', ALLOWED_ORIGINS: 'none' })), { mode: 'development', connect: 'simulator', allowedOrigins: 'none' })
+  t.match(startupSummary(loadConfig({ ...dev, CONNECT_SIMULATOR: 'true', ALLOWED_ORIGINS: 'none' })), { mode: 'development', connect: 'simulator', allowedOrigins: 'none' })
 })

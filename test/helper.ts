@@ -16,6 +16,8 @@ export interface Harness { app: App; sim: ConnectSimulator; config: Config; logs
 export async function build (t: Test, env: Record<string, string> = {}, options: { sim?: SimulatorOptions; simulator?: ConnectSimulator; deps?: AppDeps } = {}): Promise<Harness> {
   const sim = options.simulator ?? await startSimulator(options.sim)
   const config = loadConfig({
+    // Production is the default; the tests that mean it say so.
+    NODE_ENV: 'development',
     CONNECT_SIMULATOR: 'true',
     LOG_LEVEL: 'info',
     ALLOWED_ORIGINS: ORIGIN,

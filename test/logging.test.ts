@@ -78,7 +78,7 @@ async function realSdkError (t: Test): Promise<Error> {
 
 t.test('an unexpected 500 whose cause is an SDK error logs names, ids and stack, not the upstream message', async (t) => {
   const sdkError = await realSdkError(t)
-  const config = loadConfig({ CONNECT_SIMULATOR: 'true' })
+  const config = loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true' })
   const real = createTrustPolicy(config)
   const trust = {
     ...real,
@@ -106,7 +106,7 @@ t.test('the logger itself: SDK errors under err, error or nested, and headers un
   const sdkError = await realSdkError(t)
   const chunks: string[] = []
   const stream = { write (chunk: string) { chunks.push(chunk); return true } } as unknown as NodeJS.WritableStream
-  const log = pino(loggerOptions(loadConfig({ CONNECT_SIMULATOR: 'true', LOG_LEVEL: 'trace' }), stream) as pino.LoggerOptions, stream as pino.DestinationStream)
+  const log = pino(loggerOptions(loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true', LOG_LEVEL: 'trace' }), stream) as pino.LoggerOptions, stream as pino.DestinationStream)
   log.error({ err: sdkError }, 'direct')
   log.error({ error: sdkError }, 'under error')
   log.error({ err: new UpstreamFailed('ours', { cause: sdkError }) }, 'wrapped')

@@ -129,6 +129,8 @@ t.test('a bad or missing setting stops the process with exit 1 and a message nam
     [{ CONNECT_SIMULATOR: 'true', SHUTDOWN_GRACE_MS: '-1' }, /SHUTDOWN_GRACE_MS/],
     [{ CONNECT_SIMULATOR: 'true', METRICS_PORT: '70000' }, /METRICS_PORT/],
     [{ CONNECT_SIMULATOR: 'true', NODE_ENV: 'production' }, /RESUME_TOKEN_SECRET/],
+    // NODE_ENV unset is production: it started with a random resume key before.
+    [{ CONNECT_SIMULATOR: 'true', NODE_ENV: '' }, /RESUME_TOKEN_SECRET: required in production/],
     [{ CONNECT_SIMULATOR: 'true', TRUST_PROXY: '0.0.0.0/0' }, /TRUST_PROXY/],
     [{ CONNECT_SIMULATOR: 'true', NODE_ENV: 'production', RESUME_TOKEN_SECRET: 'r'.repeat(32) }, /ALLOWED_ORIGINS: required in production/],
     [{ ...AWS, AWS_REGION: 'London' }, /AWS_REGION: "London" is not a region name/],
@@ -225,6 +227,27 @@ t.test('the production build runs from dist/ with production dependencies only; 
   t.ok(((await doc.json()) as { paths: Record<string, { post?: unknown }> }).paths['/chat/start']?.post)
   t.notOk(server.lines.some((l) => typeof l.msg === 'string' && !l.msg.startsWith('{') && l.level === undefined), 'JSON lines only, no pretty printer')
 
+  server.child.kill('SIGTERM')
+  t.same(await server.exited, { code: 0, signal: null })
+})
+
+t.test('a start without NODE_ENV is production: admin surface off the public port, metrics on loopback, plain-http JWKS warned about', async (t) => {
+  const server = start(t, {
+    NODE_ENV: '',
+    CONNECT_SIMULATOR: 'true',
+    RESUME_TOKEN_SECRET: 'a-resume-token-secret-of-at-least-32-chars',
+    ALLOWED_ORIGINS: 'https://shop.example.com',
+    CUSTOMER_JWKS_URL: 'http://idp.example.com/.well-known/jwks.json',
+    METRICS_PORT: '0'
+  })
+  const base = await server.listening()
+  t.match(server.lines.find((l) => l.msg === 'connect-chat-gateway starting'), { mode: 'production' })
+  t.ok(server.lines.some((l) => l.level === 40 && String(l.msg).startsWith('CUSTOMER_JWKS_URL is plain http://')), 'warned at start-up')
+  const admin = await server.waitFor('metrics port', (l) => l.msg === 'metrics listening on their own port')
+  t.equal(admin.host, '127.0.0.1')
+  for (const path of ['/metrics', '/docs/json', '/docs/']) t.equal((await fetch(`${base}${path}`)).status, 404, `${path} not on the public port (it was 200)`)
+  t.equal((await fetch(`http://127.0.0.1:${String(admin.port)}/metrics`)).status, 200)
+  t.equal((await fetch(`http://127.0.0.1:${String(admin.port)}/health/live`)).status, 200, 'the probes on the admin port too')
   server.child.kill('SIGTERM')
   t.same(await server.exited, { code: 0, signal: null })
 })

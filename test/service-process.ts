@@ -27,7 +27,8 @@ export function serviceEnv (env: Record<string, string>, keepCoverage = false): 
   // NODE_V8_COVERAGE stays out of a child running the temporary build: its coverage would refer to
   // files deleted at teardown. A child running src/ from this checkout keeps it.
   for (const [k, v] of Object.entries(process.env)) if (!ours.has(k) && !k.startsWith('AWS_') && (keepCoverage || k !== 'NODE_V8_COVERAGE')) clean[k] = v
-  return { ...clean, AWS_EC2_METADATA_DISABLED: 'true', PORT: '0', HOST: '127.0.0.1', ...env }
+  // Production is the default; the tests that mean it say so (NODE_ENV: '' for "unset").
+  return { ...clean, AWS_EC2_METADATA_DISABLED: 'true', NODE_ENV: 'development', PORT: '0', HOST: '127.0.0.1', ...env }
 }
 
 /**

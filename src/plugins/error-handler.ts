@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, Fa
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
-import { ChatClosed, GatewayError, HeadersTooLarge, HumanCheckRequired, MalformedRequest, RequestTimedOut, RouteNotFound, ValidationFailed, type ProblemDetail } from '../errors.js'
+import { ChatClosed, GatewayError, HeadersTooLarge, HumanCheckRequired, MalformedRequest, RequestTimedOut, RouteNotFound, StateUnavailable, ValidationFailed, type ProblemDetail } from '../errors.js'
 import { requestPath } from './request-log.js'
 import { SECURITY_HEADERS } from './security-headers.js'
 
@@ -148,8 +148,9 @@ async function errorHandler (app: FastifyInstance) {
       request.log[level]({ code: error.code, upstream: error.upstream }, 'chat start failed upstream')
     } else if (error instanceof GatewayError) {
       // Our own refusals (overloaded, deadline): expected under load, worth a line, not a stack. A
-      // closed queue is the business's hours, not trouble: its request line says enough.
-      if (payload.statusCode >= 500 && !(error instanceof ChatClosed)) request.log.warn({ code: error.code }, error.message)
+      // closed queue is the business's hours, not trouble: its request line says enough. A Redis
+      // outage (StateUnavailable) is logged once by the state guard, not once per request.
+      if (payload.statusCode >= 500 && !(error instanceof ChatClosed) && !(error instanceof StateUnavailable)) request.log.warn({ code: error.code }, error.message)
     } else if (payload.statusCode >= 500) {
       request.log.error({ err: error }, 'unexpected error')
     }

@@ -81,6 +81,16 @@ async function originPolicy (app: FastifyInstance, { config }: OriginPolicyOptio
     done()
   })
 
+  // Node answers `Expect: 100-continue` with "100 Continue" before any hook has run, inviting the
+  // body of a request this policy is about to refuse. With a listener of our own it does not: the
+  // request takes the usual path, and "100 Continue" goes out only once every onRequest check
+  // (origin, rate limit, …) has passed, just before the body is read.
+  app.server.on('checkContinue', (req, res) => app.server.emit('request', req, res))
+  app.addHook('preParsing', (request, reply, payload, done) => {
+    if (request.headers.expect?.toLowerCase() === '100-continue') reply.raw.writeContinue()
+    done(null, payload)
+  })
+
   if (config.REQUIRE_ORIGIN) {
     // Browsers send Origin on every POST, same-origin included; GETs stay open for probes and scrapers.
     app.addHook('onRequest', (request, _reply, done) => {

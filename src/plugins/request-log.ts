@@ -14,12 +14,13 @@ declare module 'fastify' {
 const WELL_FORMED_ID = /^[A-Za-z0-9._:=+/-]{1,128}$/
 
 /**
- * Fastify's genReqId: keeps the load balancer's X-Request-Id when it is well formed, so one id
- * follows a request across the LB and every replica's log; otherwise a fresh UUID.
+ * Fastify's genReqId: keeps the load balancer's X-Request-Id when it is well formed and came from a
+ * TRUST_PROXY balancer, so one id follows a request across the LB and every replica's log;
+ * otherwise a fresh UUID (a client's own id could pass its request off as another's).
  */
-export function genReqId (req: IncomingMessage): string {
+export function genReqId (req: IncomingMessage, fromTrustedProxy: boolean): string {
   const given = req.headers['x-request-id']
-  return typeof given === 'string' && WELL_FORMED_ID.test(given) ? given : randomUUID()
+  return fromTrustedProxy && typeof given === 'string' && WELL_FORMED_ID.test(given) ? given : randomUUID()
 }
 
 /** The path a request tried, bounded, without the query string (which may carry anything). */

@@ -26,6 +26,8 @@ export type { SimulatedContact } from './contact.js'
 
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
 const DEFAULT_CHAT_DURATION_MS = 25 * 60 * 60_000
+const DEFAULT_REQUEST_HISTORY = 10_000
+const DEFAULT_FORGET_ENDED_MS = 60 * 60 * 1000
 
 export interface SimulatorOptions {
   port?: number
@@ -38,6 +40,13 @@ export interface SimulatorOptions {
   maxActiveChats?: number
   /** Every chat is active for this long after creation, then ended; default: its ChatDurationInMinutes, else 25 hours. */
   chatDurationMs?: number
+  /**
+   * An ended chat is forgotten this long after it ended (its contact, transcript and tokens), so a
+   * long run or a load test does not keep every chat; default one hour. Until then it can be continued.
+   */
+  forgetEndedAfterMs?: number
+  /** `requests` keeps the newest this many; default 10,000 (stats() counts them all). */
+  requestHistory?: number
   log?: (line: string) => void
   /**
    * Serve the `/__sim/*` control API (stats, fault, rate, reset) so another process can drive the
@@ -86,7 +95,7 @@ export interface SimulatorStats {
 export interface ConnectSimulator {
   readonly url: string
   readonly port: number
-  /** Every StartChatContact request received, in order (including refused/faulted ones). */
+  /** StartChatContact requests received, in order (including refused/faulted ones); the newest `requestHistory`. */
   readonly requests: RecordedRequest[]
   readonly contacts: Map<string, SimulatedContact>
   /** The Participant Service side: faults, the agent's voice, transcripts. Undefined when turned off. */
@@ -128,6 +137,8 @@ interface IdempotencyEntry {
   expiresAt: number
   /** Resolves once the contact exists; pending while the first request is still in flight. */
   response: Promise<StartChatResponse>
+  /** The contact it answered with, once created: forgotten with it. */
+  contactId?: string
 }
 
 class Simulator implements ConnectSimulator {
@@ -149,6 +160,7 @@ class Simulator implements ConnectSimulator {
   /** Requests past the quota check whose contact is not created yet (they hold a slot). */
   private reserved = 0
   private counters = Simulator.zeroCounters()
+  private lastSweep = 0
   private closed = false
   private readonly participantService: ParticipantService | undefined
   private readonly verifyStandIn = new VerifyStandIn()
@@ -283,6 +295,9 @@ class Simulator implements ConnectSimulator {
     const authorization = req.headers.authorization
     if (authorization !== undefined) record.authorization = authorization
     this.requests.push(record)
+    // Bounded: the oldest tenth goes at once, so trimming is not a copy per request.
+    const history = this.options.requestHistory ?? DEFAULT_REQUEST_HISTORY
+    if (this.requests.length > history) this.requests.splice(0, this.requests.length - Math.floor(history * 0.9))
     this.counters.received++
     const exchange: Exchange = { req, res, record, startedAt: Date.now() }
     this.handleStartChat(exchange).catch((err: unknown) => this.internalError(res, err, record))
@@ -393,12 +408,12 @@ class Simulator implements ConnectSimulator {
     // Reserve the slot and the token now; the contact itself appears after the latency.
     this.reserved++
     const created = deferred<StartChatResponse>()
-    if (valid.clientToken !== undefined) {
-      this.idempotency.set(valid.clientToken, { expiresAt: Date.now() + IDEMPOTENCY_TTL_MS, response: created.promise })
-    }
+    const entry: IdempotencyEntry = { expiresAt: Date.now() + IDEMPOTENCY_TTL_MS, response: created.promise }
+    if (valid.clientToken !== undefined) this.idempotency.set(valid.clientToken, entry)
     await this.delays.sleep(this.latencyMs)
     this.reserved--
     const response = this.createContact(input, valid)
+    entry.contactId = response.ContactId
     created.resolve(response)
     this.answer(ex, 200, response)
   }
@@ -491,6 +506,7 @@ class Simulator implements ConnectSimulator {
       input
     }
     if (source) contact.continuedFromContactId = source.contactId
+    this.forgetEnded(now)
     this.contacts.set(contactId, contact)
     this.maybeActive.add(contact)
     this.participantService?.contactCreated(contact)
@@ -502,6 +518,26 @@ class Simulator implements ConnectSimulator {
     }
     if (contact.continuedFromContactId !== undefined) response.ContinuedFromContactId = contact.continuedFromContactId
     return response
+  }
+
+  /** Drops chats ended longer than forgetEndedAfterMs ago, with their idempotency entries (and expired ones); at most once a minute. */
+  private forgetEnded (now: number): void {
+    const after = this.options.forgetEndedAfterMs ?? DEFAULT_FORGET_ENDED_MS
+    if (now - this.lastSweep < Math.min(after, 60_000)) return
+    this.lastSweep = now
+    const forgotten: SimulatedContact[] = []
+    for (const contact of this.contacts.values()) {
+      if (contact.endsAt + after <= now) forgotten.push(contact)
+    }
+    for (const contact of forgotten) {
+      this.contacts.delete(contact.contactId)
+      this.maybeActive.delete(contact)
+    }
+    if (forgotten.length > 0) this.participantService?.contactsForgotten(forgotten)
+    const gone = new Set(forgotten.map((c) => c.contactId))
+    for (const [token, entry] of this.idempotency) {
+      if (entry.expiresAt <= now || (entry.contactId !== undefined && gone.has(entry.contactId))) this.idempotency.delete(token)
+    }
   }
 
   private activeCount (): number {

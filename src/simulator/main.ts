@@ -37,6 +37,8 @@ function optionsFromEnv (): SimulatorOptions {
   if (maxActiveChats !== undefined) options.maxActiveChats = maxActiveChats
   const chatDurationMs = envNumber('SIM_CHAT_DURATION_MS')
   if (chatDurationMs !== undefined) options.chatDurationMs = chatDurationMs
+  const forgetEndedAfterMs = envNumber('SIM_FORGET_ENDED_MS')
+  if (forgetEndedAfterMs !== undefined) options.forgetEndedAfterMs = forgetEndedAfterMs
   const agent = { joinDelayMs: envNumber('SIM_AGENT_JOIN_DELAY_MS'), typingMs: envNumber('SIM_AGENT_TYPING_MS') }
   options.availability = queueSettingsFromEnv(process.env)
   options.participant = {

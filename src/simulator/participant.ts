@@ -198,6 +198,20 @@ export class ParticipantService implements ParticipantSimulator {
     if (chat && !chat.ended) this.finish(chat, 'SYSTEM')
   }
 
+  /** The Connect side forgot these ended contacts: their transcripts and tokens go too. */
+  contactsForgotten (contacts: SimulatedContact[]): void {
+    const ids = new Set(contacts.map((c) => c.contactId))
+    for (const contact of contacts) {
+      this.byParticipantToken.delete(contact.participantToken)
+      const chat = this.chats.get(contact.contactId)
+      if (chat?.endTimer) clearTimeout(chat.endTimer)
+      this.chats.delete(contact.contactId)
+    }
+    for (const tokens of [this.connectionTokens, this.websocketTokens]) {
+      for (const [token, grant] of tokens) if (ids.has(grant.contactId)) tokens.delete(token)
+    }
+  }
+
   // --- public API ------------------------------------------------------------------------------
 
   fault (fault: ParticipantFault): void {

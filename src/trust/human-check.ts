@@ -2,7 +2,8 @@ import { createHash, createHmac } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { createChallenge, randomInt, verifySolution, type Challenge, type Solution } from 'altcha-lib'
 import { deriveKey } from 'altcha-lib/algorithms/pbkdf2'
-import { HumanCheckRequired, HumanCheckUnavailable, StateUnavailable } from '../errors.js'
+import { HumanCheckRequired, HumanCheckUnavailable } from '../errors.js'
+import { sharedOrUnavailable, type StateGuard } from '../shared-state.js'
 
 export type HumanCheckKind = 'off' | 'pow' | 'turnstile' | 'hcaptcha' | 'recaptcha'
 
@@ -26,18 +27,16 @@ export interface SpentProofs {
   claim (id: string, ttlMs: number): Promise<boolean>
 }
 
-export function createSpentProofs (options: { redis?: Redis; keyPrefix?: string; now?: () => number } = {}): SpentProofs {
+export function createSpentProofs (options: { redis?: Redis; guard?: StateGuard; keyPrefix?: string; now?: () => number } = {}): SpentProofs {
   const { redis } = options
   if (redis) {
     const prefix = `${options.keyPrefix ?? ''}proof-spent:`
+    // A proof whose use cannot be recorded for every replica could be used on each of them: refused.
+    const guard = options.guard ?? ((_use, run, message) => sharedOrUnavailable(run, { timeoutMs: 250, message }))
     return {
       async claim (id, ttlMs) {
-        try {
-          return await redis.set(prefix + id, '1', 'PX', ttlMs, 'NX') === 'OK'
-        } catch (err) {
-          // A proof whose use cannot be recorded for every replica could be used on each of them.
-          throw new StateUnavailable('The check cannot be confirmed right now; please try again shortly', { retryAfterSeconds: 5, cause: err })
-        }
+        return await guard('human_check', () => redis.set(prefix + id, '1', 'PX', ttlMs, 'NX'),
+          'The human check cannot be confirmed right now; please try again shortly') === 'OK'
       }
     }
   }

@@ -4,6 +4,7 @@ import type { Config } from '../config.js'
 import type { StartedChat } from '../connect/chat-starter.js'
 import { CustomerTokenInvalid, PersistentChatDisabled, ResumeTokenRefused } from '../errors.js'
 import { createCustomerTokenVerifier, type CustomerClaims, type CustomerTokenOptions } from './customer-token.js'
+import type { StateGuard } from '../shared-state.js'
 import { ResumeTokens } from './resume-token.js'
 import { createSpentResumes, type Hold, type SpentResumes } from './spent-resumes.js'
 
@@ -57,6 +58,8 @@ export interface TrustPolicyOptions {
   now?: () => number
   /** Shared memory of spent resume tokens; in this process only without it. */
   redis?: Redis
+  /** The app's fail-closed rule for Redis: a hold Redis does not confirm refuses the resume. */
+  stateGuard?: StateGuard
   onRedisFailed?: (err: unknown) => void
   /** Resume keys and the spent-token memory, shared by every widget and kept across reloads. */
   shared?: TrustShared
@@ -95,7 +98,7 @@ export function createTrustShared (config: Config, options: TrustPolicyOptions =
   return {
     keys,
     resumeTokens: new ResumeTokens({ keys, ttlSeconds: config.resumeTokenTtlSeconds, now: options.now }),
-    spent: createSpentResumes({ redis: options.redis, keyPrefix: config.REDIS_KEY_PREFIX, onRedisFailed: options.onRedisFailed })
+    spent: createSpentResumes({ redis: options.redis, keyPrefix: config.REDIS_KEY_PREFIX, guard: options.stateGuard, onRedisFailed: options.onRedisFailed })
   }
 }
 
@@ -123,13 +126,11 @@ export function createTrustPolicy (config: Config, options: TrustPolicyOptions =
     onJwksUnavailable: (err) => options.log?.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } },
       'CUSTOMER_JWKS_URL could not be read; using the keys fetched before, if any')
   })
-  if (verifyCustomerToken && config.NODE_ENV === 'production' && !keys.audience && !keys.issuer) {
+  if (verifyCustomerToken && config.production && !keys.audience && !keys.issuer) {
     options.log?.warn({ setting: 'CUSTOMER_JWT_AUDIENCE', ...(widget !== undefined ? { widget } : {}) },
       'neither CUSTOMER_JWT_AUDIENCE nor CUSTOMER_JWT_ISSUER is set: any token signed with this key is accepted, whatever it was issued for')
   }
-  // A hold outlives the start it protects (pacing, retries), so a second use waits for the answer.
-  const holdMs = config.CHAT_START_TIMEOUT_MS + 5_000
-  // Every token issued for the contact expires by then, so remembering longer buys nothing.
+  // Every token issued for the contact expires by then, so holding or remembering longer buys nothing.
   const spentMs = config.resumeTokenTtlSeconds * 1000
 
   return {
@@ -163,7 +164,7 @@ export function createTrustPolicy (config: Config, options: TrustPolicyOptions =
         if (claims.customer !== undefined && claims.customer !== customer?.sub) {
           throw new ResumeTokenRefused('This resume token belongs to a signed-in customer; sign in as them to continue the chat')
         }
-        const hold = await spent.hold(claims.contactId, holdMs)
+        const hold = await spent.hold(claims.contactId, spentMs)
         if (!hold) throw new ResumeTokenRefused('This resume token has already been used; continue with the newest one or start a new chat')
         // Connect wants the session's first contact for ENTIRE_PAST_SESSION, the segment itself otherwise.
         const sourceContactId = rehydrationType === 'ENTIRE_PAST_SESSION' ? claims.initialContactId : claims.contactId
@@ -197,7 +198,7 @@ export function createTrustPolicy (config: Config, options: TrustPolicyOptions =
       sourceContactId,
       initialContactId,
       unverifiedSource,
-      spend: async () => { await hold?.spend(spentMs) },
+      spend: async () => { await hold?.spend() },
       release: async () => { await hold?.release() }
     }
   }

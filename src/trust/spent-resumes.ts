@@ -1,24 +1,30 @@
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
+import { sharedOrUnavailable, type StateGuard } from '../shared-state.js'
 
 /**
  * Which chats have already been continued. A resume token opens one continued chat: it is held
  * while its StartChatContact runs (so concurrent uses reach Connect at most once), spent when
  * Connect accepts, and let go when the call fails (a Connect error must not burn the customer's
- * token). Kept in Redis for all replicas; in this process alone without Redis, or while it is down.
+ * token). Without Redis, remembered in this process. With Redis, Redis must confirm the hold or the
+ * resume is refused (StateUnavailable): a hold taken in one replica's memory alone would let another
+ * replica, or one started later, accept the same token again.
  *
  * Keyed by the contact the token names, not by the token's text: every token ever issued for that
  * contact (a double click returns the same contact twice) is spent together, and a re-encoded copy
  * of a token cannot pass as a new one.
  */
 export interface SpentResumes {
-  /** Holds `contactId` for `holdMs`; false when it is held or spent already. */
-  hold (contactId: string, holdMs: number): Promise<Hold | undefined>
+  /**
+   * Holds `contactId` until spend() or release(), for `ttlMs` at most; undefined when it is held or
+   * spent already. Throws StateUnavailable when Redis is configured and does not confirm.
+   */
+  hold (contactId: string, ttlMs: number): Promise<Hold | undefined>
 }
 
 export interface Hold {
-  /** Connect accepted the continued chat: remember it for `ttlMs`. */
-  spend (ttlMs: number): Promise<void>
+  /** Connect accepted the continued chat: the token stays spent until its hold's `ttlMs` ends. */
+  spend (): Promise<void>
   /** The call failed: the token may be used again. */
   release (): Promise<void>
 }
@@ -33,14 +39,10 @@ class LocalLedger {
     const now = Date.now()
     const entry = this.entries.get(key)
     if (entry && entry.until > now) return false
-    this.set(key, holder, now + ms)
-    return true
-  }
-
-  set (key: string, holder: string, until: number): void {
     this.entries.delete(key)
     if (this.entries.size >= LOCAL_MAX) this.entries.delete(this.entries.keys().next().value!)
-    this.entries.set(key, { holder, until })
+    this.entries.set(key, { holder, until: now + ms })
+    return true
   }
 
   release (key: string, holder: string): void {
@@ -48,7 +50,7 @@ class LocalLedger {
   }
 }
 
-// Deletes the hold only if it is still ours: a hold that expired may belong to someone else now.
+// Deletes the hold only if it is still ours and not spent: a late release must not free a spent token.
 const RELEASE_LUA = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
@@ -58,7 +60,9 @@ interface LedgerRedis { ccgResumeRelease (key: string, holder: string): Promise<
 export interface SpentResumesOptions {
   redis?: Redis
   keyPrefix?: string
-  /** A Redis command failed: the decision is taken in this process instead. */
+  /** The app's fail-closed rule for Redis (one outage log for every use); a bare deadline without it. */
+  guard?: StateGuard
+  /** Redis did not take a spend or a release (the hold stands; a release failing keeps the token spent). */
   onRedisFailed?: (err: unknown) => void
 }
 
@@ -66,37 +70,43 @@ export function createSpentResumes (options: SpentResumesOptions = {}): SpentRes
   const local = new LocalLedger()
   const redis = options.redis as (Redis & Partial<LedgerRedis>) | undefined
   if (redis && typeof redis.ccgResumeRelease !== 'function') redis.defineCommand('ccgResumeRelease', { numberOfKeys: 1, lua: RELEASE_LUA })
+  const ledger = redis as (Redis & LedgerRedis) | undefined
   const prefix = `${options.keyPrefix ?? ''}resume-spent:`
+  const message = 'Whether this resume token was used cannot be checked right now; please try again shortly'
+  const guard: StateGuard = options.guard ?? ((_use, run) => sharedOrUnavailable(run, { timeoutMs: 250, message }))
 
-  async function shared<T> (run: (r: Redis & LedgerRedis) => Promise<T>): Promise<T | undefined> {
-    if (!redis) return undefined
-    try {
-      return await run(redis as Redis & LedgerRedis)
-    } catch (err) {
-      options.onRedisFailed?.(err)
-      return undefined
-    }
-  }
+  /** Best effort: a failure leaves the hold standing until it expires, the safe side. */
+  const quietly = (run: () => Promise<unknown>) => run().then(() => {}, (err: unknown) => { options.onRedisFailed?.(err) })
 
   return {
-    async hold (contactId, holdMs) {
+    async hold (contactId, ttlMs) {
       const key = prefix + contactId
       const holder = randomUUID()
-      // This replica's own memory first: it also answers while Redis is down.
-      if (!local.hold(key, holder, holdMs)) return undefined
-      const reply = await shared((r) => r.set(key, holder, 'PX', holdMs, 'NX'))
-      if (reply === null) {
-        local.release(key, holder)
-        return undefined
+      // This replica's own memory first: a second use here is refused without asking Redis.
+      if (!local.hold(key, holder, ttlMs)) return undefined
+      if (ledger) {
+        // Held for the token's whole life at once, so a spend that Redis misses later loses nothing.
+        let reply: string | null
+        try {
+          reply = await guard('resume_tokens', () => ledger.set(key, `held:${holder}`, 'PX', ttlMs, 'NX'), message)
+        } catch (err) {
+          local.release(key, holder)
+          // A SET that lands after the deadline would hold the token for nobody: take it back.
+          void quietly(() => ledger.ccgResumeRelease(key, `held:${holder}`))
+          throw err
+        }
+        if (reply === null) {
+          local.release(key, holder)
+          return undefined
+        }
       }
       return {
-        async spend (ttlMs) {
-          local.set(key, holder, Date.now() + ttlMs)
-          await shared((r) => r.set(key, `spent:${holder}`, 'PX', ttlMs))
+        async spend () {
+          if (ledger) await quietly(() => ledger.set(key, `spent:${holder}`, 'PX', ttlMs, 'XX'))
         },
         async release () {
           local.release(key, holder)
-          await shared((r) => r.ccgResumeRelease(key, holder))
+          if (ledger) await quietly(() => ledger.ccgResumeRelease(key, `held:${holder}`))
         }
       }
     }

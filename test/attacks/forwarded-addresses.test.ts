@@ -62,7 +62,7 @@ t.test('a forwarded value that is not an address counts as the proxy itself and 
 })
 
 t.test('TRUST_PROXY: catch-alls, hop counts and junk stop the start with a message naming it', async (t) => {
-  const base = { CONNECT_SIMULATOR: 'true' }
+  const base = { NODE_ENV: 'development', CONNECT_SIMULATOR: 'true' }
   for (const bad of ['0.0.0.0/0', '::/0', '127.0.0.1,2', '2', '1', 'banana', '10.0.0.0/33', '10.0.0.1/8/9', '10.0.0.0/x']) {
     t.throws(() => loadConfig({ ...base, TRUST_PROXY: bad }), ConfigError, bad)
     t.throws(() => loadConfig({ ...base, TRUST_PROXY: bad }), { message: /^TRUST_PROXY: / }, `${bad}: the message names TRUST_PROXY`)

@@ -98,6 +98,32 @@ t.test('behind a proxy (no per-client cap): the total cap keeps descriptors back
   t.match(metrics.body, /ccg_connections_refused_total\{reason="total"\} [1-9]/, 'connections past the total cap were refused')
 })
 
+t.test('addresses holding every client slot under ulimit -n 1024: liveness and readiness still answer 200 on the probe slots', async (t) => {
+  const server = start(t, { ...env, REQUEST_TIMEOUT_MS: '60000' }, { maxOpenFiles: 1024 })
+  const port = Number(new URL(await server.listening()).port)
+  const attacks: Attack[] = []
+  t.teardown(() => { for (const a of attacks) a.stop() })
+  // 1,024 - 103 kept back = 921 connections, 16 of them for probes: 905 for clients. Addresses of 50
+  // connections each (the per-client cap) until exactly 905 are held and every other one was refused
+  // (past 921 on arrival, or answered 503 on a probe slot); one that a busy listener never accepted
+  // is made up for by the next address.
+  const CLIENT_SLOTS = 905
+  const open = () => attacks.reduce((n, a) => n + a.sockets.filter((s) => !s.destroyed && s.readyState === 'open').length, 0)
+  const closed = () => attacks.reduce((n, a) => n + a.closedByServer(), 0)
+  await until('every client slot to be held', async () => {
+    const held = open()
+    const settled = held + closed() === attacks.length * 50
+    if (settled && held < CLIENT_SLOTS && attacks.length < 40) attacks.push(await slowAttack(port, `127.0.1.${attacks.length + 1}`, 50, SLOW_HEAD))
+    return settled && held === CLIENT_SLOTS
+  }, 60_000)
+  for (const path of ['/health/live', '/health/ready']) {
+    t.equal((await call(port, CUSTOMER, 'GET', path)).status, 200, `${path} gets through (it was reset)`)
+  }
+  const refused = await call(port, CUSTOMER, 'POST', '/chat/start', chat).catch((err: Error) => ({ status: 0, body: err.message }))
+  t.equal(refused.status, 503, 'a chat start on a probe slot is refused, not hung')
+  t.equal(server.child.exitCode, null, 'the process is still running')
+})
+
 t.test('a connection that never sends a byte is closed by the server', async (t) => {
   const server = start(t, env)
   const port = Number(new URL(await server.listening()).port)

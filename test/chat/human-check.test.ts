@@ -143,7 +143,7 @@ t.test('a provider that does not answer in time: 503 HUMAN_CHECK_UNAVAILABLE (fa
 
 t.test('a provider check needs its secret', async (t) => {
   const { loadConfig } = await import('../../src/config.js')
-  t.throws(() => loadConfig({ CONNECT_SIMULATOR: 'true', HUMAN_CHECK: 'hcaptcha' }), /HUMAN_CHECK_SECRET: required with HUMAN_CHECK=hcaptcha/)
+  t.throws(() => loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true', HUMAN_CHECK: 'hcaptcha' }), /HUMAN_CHECK_SECRET: required with HUMAN_CHECK=hcaptcha/)
 })
 
 t.test('a widget profile asks for its own check: pow on one widget, none on the default one', async (t) => {

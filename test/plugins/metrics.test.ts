@@ -1,6 +1,7 @@
+import { connect } from 'node:net'
 import t from 'tap'
-import { startMetricsServer } from '../../src/plugins/metrics.js'
-import { build, metricSample, ORIGIN, startChat, validBody } from '../helper.js'
+import { METRICS_MAX_CONNECTIONS, startMetricsServer } from '../../src/plugins/metrics.js'
+import { build, metricSample, ORIGIN, startChat, until, validBody } from '../helper.js'
 
 t.test('GET /metrics is Prometheus text that reflects the traffic', async (t) => {
   const { app, sim } = await build(t, { RATE_LIMIT_MAX: '100' })
@@ -97,4 +98,50 @@ t.test('a port already in use is reported, not ignored', async (t) => {
   const first = await startMetricsServer(app.metrics.registry, { port: 0, host: '127.0.0.1' })
   t.teardown(() => first.close())
   await t.rejects(startMetricsServer(app.metrics.registry, { port: first.port, host: '127.0.0.1' }), { code: 'EADDRINUSE' })
+})
+
+/** A raw socket to the admin port that sends `head` and waits; resolves how it ended. */
+function rawSocket (port: number, head: string) {
+  const socket = connect({ port, host: '127.0.0.1' })
+  socket.on('error', () => {})
+  let answer = ''
+  socket.setEncoding('utf8').on('data', (d: string) => { answer += d })
+  socket.once('connect', () => socket.write(head))
+  // Not events.once: it rejects on the 'error' (a reset) that may come before 'close'.
+  const closed = new Promise<string>((resolve) => socket.once('close', () => resolve(answer)))
+  return { socket, closed }
+}
+
+t.test('the admin port has the public port\'s timeouts: a request whose headers never finish is closed', async (t) => {
+  const { app } = await build(t)
+  const server = await startMetricsServer(app.metrics.registry, { port: 0, host: '127.0.0.1', requestTimeoutMs: 1_000 })
+  t.teardown(() => server.close())
+  const slow = rawSocket(server.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ')
+  const silent = rawSocket(server.port, '')
+  t.teardown(() => { slow.socket.destroy(); silent.socket.destroy() })
+  t.match(await slow.closed, /^(HTTP\/1\.1 408|)/, 'closed by the server (it stayed open forever)')
+  t.equal(await silent.closed, '', 'a connection that sends nothing is closed too')
+})
+
+t.test('the admin port holds at most METRICS_MAX_CONNECTIONS connections: a flood of idle sockets is closed on arrival', async (t) => {
+  const { app } = await build(t)
+  const server = await startMetricsServer(app.metrics.registry, { port: 0, host: '127.0.0.1', requestTimeoutMs: 10_000 })
+  t.teardown(() => server.close())
+  const flood = Array.from({ length: METRICS_MAX_CONNECTIONS + 30 }, () => rawSocket(server.port, 'GET /metrics HTTP/1.1\r\n'))
+  t.teardown(() => { for (const s of flood) s.socket.destroy() })
+  let closed = 0
+  for (const s of flood) void s.closed.then(() => { closed++ })
+  await until('the connections past the cap to be closed', () => closed >= 30, 10_000)
+  t.equal(closed, 30, `${METRICS_MAX_CONNECTIONS} held, the rest closed (1,000 were held before)`)
+})
+
+t.test('the admin port answers the probes when given them, from a listener the public budget cannot fill', async (t) => {
+  const { app } = await build(t)
+  const health = async (url: string) => { const res = await app.inject(url); return { statusCode: res.statusCode, body: res.body } }
+  const server = await startMetricsServer(app.metrics.registry, { port: 0, host: '127.0.0.1', health })
+  t.teardown(() => server.close())
+  const live = await fetch(`http://127.0.0.1:${server.port}/health/live`)
+  t.equal(live.status, 200)
+  t.match(await live.json(), { status: 'ok', version: String })
+  t.same(await (await fetch(`http://127.0.0.1:${server.port}/health/ready`)).json(), { status: 'ready' })
 })

@@ -1,9 +1,10 @@
+import { connect } from 'node:net'
 import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { CustomerTokenInvalid } from '../../src/errors.js'
 import { createTrustPolicy, type TrustPolicy } from '../../src/trust/index.js'
 import { loadConfig } from '../../src/config.js'
-import { build, ORIGIN, startChat, validBody, type Harness } from '../helper.js'
+import { build, listenLocal, ORIGIN, startChat, validBody, type Harness } from '../helper.js'
 
 // ALLOWED_ORIGINS drives CORS and is enforced on the server.
 
@@ -101,7 +102,7 @@ t.test('REQUIRE_ORIGIN=true: a POST without Origin -> 403; a listed Origin -> 20
 
 // Amazon's sample answers crashes without CORS headers, and widgets then report "CORS errors".
 const throwingTrust = (error: Error): TrustPolicy => ({
-  ...createTrustPolicy(loadConfig({ CONNECT_SIMULATOR: 'true' })),
+  ...createTrustPolicy(loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true' })),
   async customer (authorization: string | undefined) { if (authorization) throw error; return undefined }
 })
 const json = (payload: string) => ({ method: 'POST' as const, url: '/chat/start', headers: { 'content-type': 'application/json' }, payload })
@@ -205,4 +206,39 @@ t.test('REQUIRE_ORIGIN: a POST without Origin is logged as such', async (t) => {
   const res = await startChat(h.app, validBody())
   t.equal(res.statusCode, 403)
   t.ok(logLines(h).some((l) => l.msg === 'origin refused: no Origin header, and REQUIRE_ORIGIN=true' && l.origin === undefined))
+})
+
+/** Sends a request head with `Expect: 100-continue` on a raw socket; the body only if invited. */
+async function expectContinue (port: number, origin: string) {
+  const body = JSON.stringify(validBody())
+  const socket = connect({ port, host: '127.0.0.1' })
+  socket.on('error', () => {})
+  let text = ''
+  let sentBody = false
+  const done = new Promise<void>((resolve) => {
+    socket.setEncoding('utf8').on('data', (chunk: string) => {
+      text += chunk
+      if (!sentBody && text.startsWith('HTTP/1.1 100')) { sentBody = true; socket.write(body) }
+      // The final answer is in once its JSON body is.
+      if (/\r\n\r\n\{.*\}$/s.test(text.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, ''))) resolve()
+    })
+    socket.once('close', () => resolve())
+  })
+  socket.write(`POST /chat/start HTTP/1.1\r\nHost: gw\r\nOrigin: ${origin}\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\n\r\n`)
+  await done
+  socket.destroy()
+  return { text, sentBody }
+}
+
+t.test('Expect: 100-continue from an unlisted origin -> 403 without "100 Continue" (the body was invited first); a listed one is invited', async (t) => {
+  const h = await build(t)
+  const port = await listenLocal(h.app)
+  const refused = await expectContinue(port, 'https://evil.example')
+  t.match(refused.text, /^HTTP\/1\.1 403 /, 'the refusal is the first thing said')
+  t.notMatch(refused.text, /100 Continue/)
+  t.notOk(refused.sentBody, 'no body was sent')
+  const allowed = await expectContinue(port, ORIGIN)
+  t.match(allowed.text, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /)
+  t.equal(h.sim.requests.length, 1, 'only the listed origin reached Connect')
 })

@@ -56,7 +56,7 @@ t.test('the window resets after RATE_LIMIT_WINDOW (milliseconds or a duration)',
 })
 
 t.test('RATE_LIMIT_WINDOW: durations parse; a typo stops start-up naming the setting', async (t) => {
-  const windowMs = (w: string) => loadConfig({ CONNECT_SIMULATOR: 'true', RATE_LIMIT_WINDOW: w }).rateLimitWindowMs
+  const windowMs = (w: string) => loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true', RATE_LIMIT_WINDOW: w }).rateLimitWindowMs
   t.equal(windowMs('60000'), 60_000)
   t.equal(windowMs('1 minute'), 60_000)
   t.equal(windowMs('30 seconds'), 30_000)

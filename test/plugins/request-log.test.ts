@@ -8,7 +8,7 @@ const lines = (logs: string): Line[] => logs.split('\n').filter(Boolean).map((l)
 const requestLines = (logs: string) => lines(logs).filter((l) => l.msg === 'request completed')
 
 t.test('a well-formed X-Request-Id from the load balancer is kept, returned and logged', async (t) => {
-  const { app, logs } = await build(t)
+  const { app, logs } = await build(t, { TRUST_PROXY: '127.0.0.1' })
   for (const id of ['lb-7f3a9c', '0b8e5f8c2d9a4e1f9b7c6a5d4e3f2a1b', 'Root=1-67891233-abcdef012345678912345678', '8d3f1c2e-4a5b-4c6d-8e7f-9a0b1c2d3e4f']) {
     const res = await startChat(app, validBody(), { 'x-request-id': id })
     t.equal(res.statusCode, 200)
@@ -18,8 +18,33 @@ t.test('a well-formed X-Request-Id from the load balancer is kept, returned and 
   }
 })
 
-t.test('a malformed X-Request-Id is replaced by a fresh UUID', async (t) => {
+t.test('X-Request-Id from a peer that is not a TRUST_PROXY balancer is replaced by a fresh UUID: a client cannot name its request', async (t) => {
+  const forged = 'victim-request-0001'
+  const direct = await build(t)
+  const res = await startChat(direct.app, validBody(), { 'x-request-id': forged })
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['x-request-id'], UUID, 'without TRUST_PROXY (it was kept)')
+  t.notOk(direct.logs().includes(forged), 'and never logged')
+
+  const behind = await build(t, { TRUST_PROXY: '10.0.0.0/8' })
+  const inject = (remoteAddress: string) => behind.app.inject({ method: 'GET', url: '/health/live', remoteAddress, headers: { 'x-request-id': forged } })
+  t.match((await inject('203.0.113.9')).headers['x-request-id'], UUID, 'from a client that is not a listed balancer')
+  t.equal((await inject('10.1.2.3')).headers['x-request-id'], forged, 'from the listed balancer: kept')
+  t.equal((await inject('::ffff:10.1.2.3')).headers['x-request-id'], forged, 'as a dual-stack socket reports it too')
+})
+
+t.test('X-Amzn-Trace-Id is logged beside the request id when present and well formed', async (t) => {
   const { app, logs } = await build(t)
+  const trace = 'Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=1'
+  const res = await startChat(app, validBody(), { 'x-amzn-trace-id': trace })
+  const line = requestLines(logs()).find((l) => l.reqId === res.headers['x-request-id'])
+  t.equal(line?.amznTraceId, trace)
+  const bad = await startChat(app, validBody(), { 'x-amzn-trace-id': 'Root=1"}{' })
+  t.notOk(requestLines(logs()).find((l) => l.reqId === bad.headers['x-request-id'])?.amznTraceId, 'a malformed one is left out')
+})
+
+t.test('a malformed X-Request-Id is replaced by a fresh UUID', async (t) => {
+  const { app, logs } = await build(t, { TRUST_PROXY: '127.0.0.1' })
   for (const bad of ['has space', 'x'.repeat(129), '<script>', 'a"b', '', 'ünïcode']) {
     const res = await app.inject({ method: 'GET', url: '/health/live', headers: { 'x-request-id': bad } })
     t.match(res.headers['x-request-id'], UUID, `replaced: ${JSON.stringify(bad.slice(0, 20))}`)
@@ -40,7 +65,7 @@ t.test('without X-Request-Id every request gets its own UUID, in the answer and 
 })
 
 t.test('error answers carry the request id too', async (t) => {
-  const { app, sim } = await build(t)
+  const { app, sim } = await build(t, { TRUST_PROXY: '127.0.0.1' })
   const notFound = await app.inject({ method: 'GET', url: '/nope', headers: { 'x-request-id': 'req-404' } })
   t.equal(notFound.statusCode, 404)
   t.equal(notFound.headers['x-request-id'], 'req-404')
@@ -54,7 +79,7 @@ t.test('error answers carry the request id too', async (t) => {
 })
 
 t.test('one line per request: method, route, status, time, address, id and the chat started; no headers, body or query', async (t) => {
-  const { app, logs } = await build(t)
+  const { app, logs } = await build(t, { TRUST_PROXY: '127.0.0.1' })
   const res = await app.inject({
     method: 'POST',
     url: '/chat/start?name=Query-Secret',
@@ -79,7 +104,7 @@ t.test('one line per request: method, route, status, time, address, id and the c
 })
 
 t.test('an unmatched request logs the path it tried, without the query string', async (t) => {
-  const { app, logs } = await build(t)
+  const { app, logs } = await build(t, { TRUST_PROXY: '127.0.0.1' })
   await app.inject({ method: 'GET', url: '/wp-admin/setup.php?token=Query-Secret', headers: { 'x-request-id': 'unmatched' } })
   const line = requestLines(logs()).find((l) => l.reqId === 'unmatched')
   t.match(line, { route: '(no route)', path: '/wp-admin/setup.php', statusCode: 404 })

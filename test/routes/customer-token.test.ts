@@ -13,7 +13,7 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
 /** The real app with a trust policy whose JWKS timings a test can shorten. */
 async function buildWith (t: Test, env: Record<string, string>, options: TrustPolicyOptions) {
-  const trust = createTrustPolicy(loadConfig({ CONNECT_SIMULATOR: 'true', ...env }), options)
+  const trust = createTrustPolicy(loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true', ...env }), options)
   return build(t, env, { deps: { trust } })
 }
 

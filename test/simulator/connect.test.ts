@@ -547,3 +547,28 @@ t.test('CLI prints its URL, serves the control API and exits on SIGTERM', async 
   const [code] = (await exited) as [number | null]
   t.equal(code, 0)
 })
+
+t.test('an ended chat is forgotten after forgetEndedAfterMs (contact, transcript, persistent source); active ones stay', async (t) => {
+  const { sim, client } = await setup(t, { forgetEndedAfterMs: 0 })
+  const ended = await start(client)
+  const active = await start(client)
+  sim.endChat(ended.ContactId ?? '')
+  t.ok(sim.participant?.transcript(ended.ContactId ?? ''), 'known until the next sweep')
+  await start(client)
+  t.notOk(sim.contacts.has(ended.ContactId ?? ''), 'the ended contact is gone (it was kept forever)')
+  t.throws(() => sim.participant?.transcript(ended.ContactId ?? ''), /unknown contact/, 'and its transcript')
+  t.ok(sim.contacts.has(active.ContactId ?? ''), 'the active one stays')
+  const err = await failure(start(client, { PersistentChat: { RehydrationType: 'FROM_SEGMENT', SourceContactId: ended.ContactId } }))
+  t.equal((err as ConnectServiceException).name, 'ResourceNotFoundException', 'a forgotten chat cannot be continued, as an unknown one')
+  t.equal(sim.stats().created, 3)
+})
+
+t.test('the request history keeps the newest requestHistory entries; stats() still counts all', async (t) => {
+  const { sim, client } = await setup(t, { requestHistory: 10 })
+  const ids: string[] = []
+  for (let i = 0; i < 25; i++) ids.push((await start(client)).ContactId ?? '')
+  t.ok(sim.requests.length <= 10, `${sim.requests.length} kept`)
+  t.equal(sim.stats().received, 25)
+  t.equal(sim.requests.at(-1)?.status, 200, 'the newest is last')
+  t.same(sim.contacts.size, 25, 'contacts are not requests: active chats all stay')
+})

@@ -95,5 +95,5 @@ t.test('an unreadable file is a ConfigError naming WIDGETS_FILE, at start-up thr
   writeFileSync(path, ' '.repeat(1024 * 1024 + 1))
   t.throws(() => readWidgetFile(path, {}), { message: /larger than/ })
   const { buildApp } = await import('../../src/app.js')
-  await t.rejects(buildApp(loadConfig({ CONNECT_SIMULATOR: 'true', LOG_LEVEL: 'silent', WIDGETS_FILE: '/nonexistent/widgets.json' }), { credentialsWaitMs: 0 }), ConfigError)
+  await t.rejects(buildApp(loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true', LOG_LEVEL: 'silent', WIDGETS_FILE: '/nonexistent/widgets.json' }), { credentialsWaitMs: 0 }), ConfigError)
 })
