@@ -78,7 +78,7 @@ t.test('the answer at a moment, from what is known', async (t) => {
 })
 
 t.test('settings: CONNECT_QUEUE_ID, AVAILABILITY_REFRESH, REFUSE_WHEN_CLOSED, and a widget\'s queueId', async (t) => {
-  const base = { CONNECT_SIMULATOR: 'true' }
+  const base = { NODE_ENV: 'development', CONNECT_SIMULATOR: 'true' }
   t.equal(loadConfig(base).availabilityRefreshMs, 15_000)
   t.equal(loadConfig({ ...base, AVAILABILITY_REFRESH: '1 minute' }).availabilityRefreshMs, 60_000)
   t.equal(loadConfig({ ...base, AVAILABILITY_REFRESH: '30' }).availabilityRefreshMs, 30_000, 'seconds without a unit')
