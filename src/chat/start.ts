@@ -1,10 +1,11 @@
 import type { ChatStarter } from '../connect/chat-starter.js'
 import type { ChatStartRequest } from '../connect/input.js'
 import { displayNameProblem } from '../display-name.js'
-import { GatewayError, ValidationFailed, type ProblemDetail } from '../errors.js'
+import { CUSTOMER_AUTHENTICATION, INTERACTIVE_TYPES, isGuide, type SegmentAttributes } from '../contact-fields.js'
+import { CustomerTokenInvalid, GatewayError, ValidationFailed, type ProblemDetail } from '../errors.js'
 import { DISPLAY_NAME_MAX, MAX_ATTRIBUTE_BYTES } from '../shapes.js'
 import type { EndTokens } from '../trust/end-token.js'
-import type { PersistentChatAsk, TrustLog } from '../trust/index.js'
+import type { CustomerClaims, PersistentChatAsk, TrustLog } from '../trust/index.js'
 import type { Widget } from '../widgets/index.js'
 import type { Caller } from './live-chats.js'
 import type { ChatQuota } from './quota.js'
@@ -17,6 +18,9 @@ export interface ChatAsk {
   SupportedMessagingContentTypes?: string[]
   ChatDurationInMinutes?: number
   PersistentChat?: PersistentChatAsk
+  ParticipantConfiguration?: { ResponseMode?: 'COMPLETE' | 'INCREMENTAL' }
+  /** data.relatedToken of an earlier chat: the new chat is related to it. */
+  RelatedContactToken?: string
 }
 
 /** Everything one start knows about its request besides the body. */
@@ -53,12 +57,13 @@ export interface StartedChatAnswer {
   startChatResult: { ContactId: string; ParticipantId: string; ParticipantToken: string; ContinuedFromContactId?: string }
   featurePermissions: Widget['featurePermissions']
   resumeToken?: string
+  relatedToken?: string
   endToken: string
 }
 
 const utf8 = (s: string) => Buffer.byteLength(s, 'utf8')
 
-/** Checks the schema cannot express: trimmed length, the attribute allowlist and total size. */
+/** Checks the schema cannot express: trimmed length, the attribute allowlist and total size, what the profile allows. */
 function checkAsk (ask: ChatAsk, widget: Widget, trusted: Record<string, string>): { displayName: string; attributes: Record<string, string> } {
   const problems: ProblemDetail[] = []
   const displayName = ask.ParticipantDetails.DisplayName.trim()
@@ -83,8 +88,60 @@ function checkAsk (ask: ChatAsk, widget: Widget, trusted: Record<string, string>
   if (bytes > MAX_ATTRIBUTE_BYTES) {
     problems.push({ path: 'Attributes', message: `must total at most ${MAX_ATTRIBUTE_BYTES} UTF-8 bytes (is ${bytes})` })
   }
+  // Streamed replies are the profile's to turn on; anyone may ask for whole ones.
+  if (ask.ParticipantConfiguration?.ResponseMode === 'INCREMENTAL' && widget.contactFields.responseMode !== 'INCREMENTAL') {
+    problems.push({ path: 'ParticipantConfiguration.ResponseMode', message: 'may only be COMPLETE on this widget (INCREMENTAL is set by the widget profile)' })
+  }
+  // Connect refuses the two together; saying so here spends neither token.
+  if (ask.RelatedContactToken !== undefined && ask.PersistentChat !== undefined) {
+    problems.push({ path: 'RelatedContactToken', message: 'cannot be combined with PersistentChat' })
+  }
   if (problems.length > 0) throw new ValidationFailed(problems)
   return { displayName, attributes: { ...attributes } }
+}
+
+/** A claim as an attribute or CustomerId value: strings as they are, numbers and booleans spelled out. */
+function claimText (claims: Readonly<Record<string, unknown>>, claim: string): string | undefined {
+  if (!Object.hasOwn(claims, claim)) return undefined
+  const value = claims[claim]
+  if (typeof value === 'string') return value
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  throw new CustomerTokenInvalid(`The customer token's ${claim.slice(0, 60)} claim must be a string or a number`)
+}
+
+/**
+ * What a verified customer token sets: attributes (its `attributes` claim, then the profile's
+ * claimAttributes), CustomerId from the profile's claim, and the authenticated segment attribute.
+ * Without a token: none of them, whatever the body says.
+ */
+function customerFields (customer: CustomerClaims | undefined, widget: Widget): { attributes: Record<string, string>; customerId?: string; authenticated: boolean } {
+  if (!customer) return { attributes: {}, authenticated: false }
+  const { claimAttributes, customerIdClaim } = widget.contactFields
+  const attributes: Record<string, string> = Object.assign(Object.create(null), customer.attributes)
+  for (const [claim, attribute] of Object.entries(claimAttributes)) {
+    const value = claimText(customer.claims, claim)
+    if (value !== undefined) attributes[attribute] = value
+  }
+  const customerId = claimText(customer.claims, customerIdClaim)
+  if (customerId !== undefined && (customerId.length === 0 || customerId.length > 128)) {
+    throw new CustomerTokenInvalid(`The customer token's ${customerIdClaim.slice(0, 60)} claim must be 1 to 128 characters to be the CustomerId`)
+  }
+  return { attributes, ...(customerId !== undefined ? { customerId } : {}), authenticated: true }
+}
+
+/** The profile's segment attributes, and the authenticated status only a verified token brings. */
+function segmentAttributes (widget: Widget, authenticated: boolean): SegmentAttributes | undefined {
+  const own = widget.contactFields.segmentAttributes
+  if (!authenticated) return own
+  return { ...own, [CUSTOMER_AUTHENTICATION]: { ValueString: 'AUTHENTICATED' } }
+}
+
+/** A guide's views are interactive messages: Connect refuses connect:Guide unless the chat accepts them. */
+function contentTypes (asked: string[] | undefined, segments: SegmentAttributes | undefined): string[] | undefined {
+  if (!isGuide(segments)) return asked
+  const types = new Set(asked ?? ['text/plain'])
+  for (const type of INTERACTIVE_TYPES) types.add(type)
+  return [...types]
 }
 
 /**
@@ -117,7 +174,8 @@ export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartCo
   // A closed queue refuses before anything else is asked of the caller.
   deps.whenClosed?.(widget)
   const customer = await trust.customer(ctx.authorization, ctx.log)
-  const { displayName, attributes } = checkAsk(ask, widget, customer?.attributes ?? {})
+  const fromCustomer = customerFields(customer, widget)
+  const { displayName, attributes } = checkAsk(ask, widget, fromCustomer.attributes)
   const caller: Caller = customer?.sub !== undefined
     ? { key: `customer:${customer.sub}`, anonymous: false }
     : { key: `address:${ctx.clientKey}`, anonymous: true }
@@ -126,21 +184,30 @@ export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartCo
     await guarded(() => check.verify(ctx.humanCheckProof, { origin: ctx.origin, remoteIp: ctx.remoteIp, isOriginAllowed: widget.isOriginAllowed }))
   }
   const persistentChat = await trust.resolvePersistentChat(ask.PersistentChat, customer)
+  let related
   let seat
   try {
+    related = await trust.resolveRelatedChat(ask.RelatedContactToken, customer)
     seat = await guarded(() => deps.quota.take(caller))
   } catch (err) {
-    await persistentChat?.release()
+    await Promise.all([persistentChat?.release(), related?.release()])
     throw err
   }
   const durationMinutes = chatDuration(ask.ChatDurationInMinutes, widget, caller.anonymous, deps.maxDuration)
+  const segments = segmentAttributes(widget, fromCustomer.authenticated)
+  const { disconnectOnCustomerExit, responseMode } = widget.contactFields
   const request: ChatStartRequest = {
     displayName,
     attributes,
     initialMessage: ask.InitialMessage && { contentType: ask.InitialMessage.ContentType, content: ask.InitialMessage.Content },
-    supportedMessagingContentTypes: ask.SupportedMessagingContentTypes,
+    supportedMessagingContentTypes: contentTypes(ask.SupportedMessagingContentTypes, segments),
     chatDurationInMinutes: durationMinutes,
     persistentChat: persistentChat && { rehydrationType: persistentChat.rehydrationType, sourceContactId: persistentChat.sourceContactId },
+    ...(segments ? { segmentAttributes: segments } : {}),
+    ...(fromCustomer.customerId !== undefined ? { customerId: fromCustomer.customerId } : {}),
+    ...(related ? { relatedContactId: related.contactId } : {}),
+    ...(disconnectOnCustomerExit ? { disconnectOnCustomerExit } : {}),
+    ...(ask.ParticipantConfiguration?.ResponseMode ?? responseMode ? { responseMode: ask.ParticipantConfiguration?.ResponseMode ?? responseMode } : {}),
     idempotencyKey: ctx.idempotencyKey,
     // The same key from someone else must never return this caller's chat.
     caller: caller.key
@@ -149,14 +216,16 @@ export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartCo
   try {
     chat = await deps.starter.start(request, widget.target, ctx.startedAt, ctx.signal)
   } catch (err) {
-    await Promise.all([seat.release(), persistentChat?.release()])
+    await Promise.all([seat.release(), persistentChat?.release(), related?.release()])
     throw err
   }
   await Promise.all([
     seat.confirm({ instanceId: widget.target.instanceId, contactId: chat.contactId }, durationMinutes),
-    persistentChat?.spend()
+    persistentChat?.spend(),
+    related?.spend()
   ])
   const resumeToken = await trust.issueResumeToken(chat, persistentChat, customer)
+  const relatedToken = trust.issueRelatedToken(chat, customer)
   const endToken = deps.endTokens.issue({ contactId: chat.contactId, ...(widget.named !== undefined ? { widget: widget.named } : {}) }, durationMinutes * 60)
   return {
     contactId: chat.contactId,
@@ -170,6 +239,7 @@ export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartCo
       },
       featurePermissions: widget.featurePermissions,
       ...(resumeToken ? { resumeToken } : {}),
+      ...(relatedToken ? { relatedToken } : {}),
       endToken
     }
   }
