@@ -158,3 +158,15 @@ t.test('the environment\'s shapes stop start-up, naming the setting', async (t) 
   t.same(config.claimAttributes, { tier: 'customerTier', acct: 'accountNumber' })
   t.equal(config.CUSTOMER_ID_CLAIM, 'sub')
 })
+
+t.test('the OpenAPI document shows which fields a client may never send, and the relatedToken answer', async (t) => {
+  const { app } = await build(t)
+  const doc = (await app.inject('/docs/json')).json()
+  const op = doc.paths['/chat/start'].post
+  const body = op.requestBody.content['application/json'].schema.properties
+  for (const field of ['SegmentAttributes', 'CustomerId', 'RelatedContactId', 'DisconnectOnCustomerExit']) {
+    t.match(body[field], { not: {}, description: /never accepted from a client/ }, field)
+  }
+  t.match(body.ParticipantConfiguration.properties.ResponseMode, { enum: ['COMPLETE', 'INCREMENTAL'] })
+  t.ok(op.responses['200'].content['application/json'].schema.properties.data.properties.relatedToken)
+})

@@ -111,3 +111,13 @@ t.test('a token works only on the widget that issued it', async (t: Test) => {
   t.equal((await on('sales', validBody({ RelatedContactToken: relatedToken }))).statusCode, 200)
   t.equal(sim.requests.length, 2)
 })
+
+t.test('the gateway\'s own tokens never pass as customer tokens, even when the secrets are the same', async (t) => {
+  const { app, sim } = await build(t, { ...related, RESUME_TOKEN_SECRET: CUSTOMER_SECRET })
+  const data = await first(app)
+  for (const token of [data.relatedToken, data.resumeToken, (data as unknown as { endToken: string }).endToken]) {
+    const res = await startChat(app, validBody(), { authorization: `Bearer ${token}` })
+    t.equal(res.statusCode, 401)
+  }
+  t.equal(sim.requests.length, 1)
+})
