@@ -159,7 +159,7 @@ export function chatDuration (asked: number | undefined, widget: Widget, anonymo
  * hold, a seat under the chat quota, the start itself, then the tokens that continue or end it.
  * Whatever fails gives back what was taken before it (hold, seat).
  */
-export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartContext): Promise<{ answer: StartedChatAnswer; contactId: string; persistent: boolean }> {
+export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartContext): Promise<{ answer: StartedChatAnswer; contactId: string; persistent: boolean; related: boolean }> {
   const { widget } = ctx
   /** The quota's and the human check's refusals are counted here; the starter counts its own outcomes. */
   const guarded = async <T>(step: () => Promise<T>): Promise<T> => {
@@ -230,6 +230,7 @@ export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartCo
   return {
     contactId: chat.contactId,
     persistent: persistentChat !== undefined,
+    related: related !== undefined,
     answer: {
       startChatResult: {
         ContactId: chat.contactId,
