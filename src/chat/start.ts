@@ -1,13 +1,13 @@
 import type { ChatStarter } from '../connect/chat-starter.js'
 import type { ChatStartRequest } from '../connect/input.js'
 import { displayNameProblem } from '../display-name.js'
-import { CUSTOMER_AUTHENTICATION, INTERACTIVE_TYPES, isGuide, type SegmentAttributes } from '../contact-fields.js'
-import { CustomerTokenInvalid, GatewayError, ValidationFailed, type ProblemDetail } from '../errors.js'
+import { GatewayError, ValidationFailed, type ProblemDetail } from '../errors.js'
 import { DISPLAY_NAME_MAX, MAX_ATTRIBUTE_BYTES } from '../shapes.js'
 import type { EndTokens } from '../trust/end-token.js'
-import type { CustomerClaims, PersistentChatAsk, TrustLog } from '../trust/index.js'
+import type { PersistentChatAsk, TrustLog } from '../trust/index.js'
 import type { Widget } from '../widgets/index.js'
 import type { Caller } from './live-chats.js'
+import { contentTypes, customerFields, segmentAttributes } from './profile-fields.js'
 import type { ChatQuota } from './quota.js'
 
 /** What a caller may ask for: the body's fields, already past the schema. */
@@ -100,50 +100,6 @@ function checkAsk (ask: ChatAsk, widget: Widget, trusted: Record<string, string>
   return { displayName, attributes: { ...attributes } }
 }
 
-/** A claim as an attribute or CustomerId value: strings as they are, numbers and booleans spelled out. */
-function claimText (claims: Readonly<Record<string, unknown>>, claim: string): string | undefined {
-  if (!Object.hasOwn(claims, claim)) return undefined
-  const value = claims[claim]
-  if (typeof value === 'string') return value
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
-  throw new CustomerTokenInvalid(`The customer token's ${claim.slice(0, 60)} claim must be a string or a number`)
-}
-
-/**
- * What a verified customer token sets: attributes (its `attributes` claim, then the profile's
- * claimAttributes), CustomerId from the profile's claim, and the authenticated segment attribute.
- * Without a token: none of them, whatever the body says.
- */
-function customerFields (customer: CustomerClaims | undefined, widget: Widget): { attributes: Record<string, string>; customerId?: string; authenticated: boolean } {
-  if (!customer) return { attributes: {}, authenticated: false }
-  const { claimAttributes, customerIdClaim } = widget.contactFields
-  const attributes: Record<string, string> = Object.assign(Object.create(null), customer.attributes)
-  for (const [claim, attribute] of Object.entries(claimAttributes)) {
-    const value = claimText(customer.claims, claim)
-    if (value !== undefined) attributes[attribute] = value
-  }
-  const customerId = claimText(customer.claims, customerIdClaim)
-  if (customerId !== undefined && (customerId.length === 0 || customerId.length > 128)) {
-    throw new CustomerTokenInvalid(`The customer token's ${customerIdClaim.slice(0, 60)} claim must be 1 to 128 characters to be the CustomerId`)
-  }
-  return { attributes, ...(customerId !== undefined ? { customerId } : {}), authenticated: true }
-}
-
-/** The profile's segment attributes, and the authenticated status only a verified token brings. */
-function segmentAttributes (widget: Widget, authenticated: boolean): SegmentAttributes | undefined {
-  const own = widget.contactFields.segmentAttributes
-  if (!authenticated) return own
-  return { ...own, [CUSTOMER_AUTHENTICATION]: { ValueString: 'AUTHENTICATED' } }
-}
-
-/** A guide's views are interactive messages: Connect refuses connect:Guide unless the chat accepts them. */
-function contentTypes (asked: string[] | undefined, segments: SegmentAttributes | undefined): string[] | undefined {
-  if (!isGuide(segments)) return asked
-  const types = new Set(asked ?? ['text/plain'])
-  for (const type of INTERACTIVE_TYPES) types.add(type)
-  return [...types]
-}
-
 /**
  * The chat's lifetime is the server's: a request may ask for less than the cap, never more, and a
  * chat always goes out with an explicit duration, so Connect's 25-hour default never applies.
@@ -156,8 +112,8 @@ export function chatDuration (asked: number | undefined, widget: Widget, anonymo
 
 /**
  * Starts one chat: who the caller is, what they may ask, a human check where one is due, the resume
- * hold, a seat under the chat quota, the start itself, then the tokens that continue or end it.
- * Whatever fails gives back what was taken before it (hold, seat).
+ * and related-chat holds, a seat under the chat quota, the start itself, then the tokens that
+ * continue, relate to or end it. Whatever fails gives back what was taken before it (holds, seat).
  */
 export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartContext): Promise<{ answer: StartedChatAnswer; contactId: string; persistent: boolean; related: boolean }> {
   const { widget } = ctx
@@ -195,7 +151,8 @@ export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartCo
   }
   const durationMinutes = chatDuration(ask.ChatDurationInMinutes, widget, caller.anonymous, deps.maxDuration)
   const segments = segmentAttributes(widget, fromCustomer.authenticated)
-  const { disconnectOnCustomerExit, responseMode } = widget.contactFields
+  const { disconnectOnCustomerExit } = widget.contactFields
+  const responseMode = ask.ParticipantConfiguration?.ResponseMode ?? widget.contactFields.responseMode
   const request: ChatStartRequest = {
     displayName,
     attributes,
@@ -207,7 +164,7 @@ export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartCo
     ...(fromCustomer.customerId !== undefined ? { customerId: fromCustomer.customerId } : {}),
     ...(related ? { relatedContactId: related.contactId } : {}),
     ...(disconnectOnCustomerExit ? { disconnectOnCustomerExit } : {}),
-    ...(ask.ParticipantConfiguration?.ResponseMode ?? responseMode ? { responseMode: ask.ParticipantConfiguration?.ResponseMode ?? responseMode } : {}),
+    ...(responseMode ? { responseMode } : {}),
     idempotencyKey: ctx.idempotencyKey,
     // The same key from someone else must never return this caller's chat.
     caller: caller.key
