@@ -102,6 +102,8 @@ t.test('the default profile from the environment: segment attributes, disconnect
   })
   t.equal((await startChat(app, validBody({ ParticipantConfiguration: { ResponseMode: 'COMPLETE' } }))).statusCode, 200)
   t.same(sim.requests[1]!.input.ParticipantConfiguration, { ResponseMode: 'COMPLETE' }, 'a client may ask for whole replies')
+  t.equal((await startChat(app, validBody({ ParticipantConfiguration: { ResponseMode: 'INCREMENTAL' } }))).statusCode, 200, 'and for what the profile streams')
+  t.same(sim.requests[2]!.input.ParticipantConfiguration, { ResponseMode: 'INCREMENTAL' })
 })
 
 t.test('a guide profile: its subtype, plus the interactive content types Connect needs, and an authenticated customer on top', async (t) => {
