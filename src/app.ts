@@ -126,7 +126,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
         // The failing schema comes with each error, so its own patternMessage/containsMessage can
         // word the answer (see the error handler); those two keywords are annotations, not rules.
         verbose: true,
-        keywords: ['patternMessage', 'containsMessage']
+        keywords: ['patternMessage', 'containsMessage', 'notMessage']
       }
     }
   }

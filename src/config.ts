@@ -2,6 +2,7 @@ import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 import { isIP } from 'node:net'
 import { addressNumber } from './client-address.js'
+import { parseClaimAttributes, parseSegmentAttributes } from './contact-fields.js'
 
 // Every setting the service reads, with the names and defaults operators rely on (docs: README, Configuration).
 // Values arrive as strings; TypeBox converts them ('true' -> true, '25' -> 25) before checking.
@@ -68,7 +69,14 @@ export const EnvSchema = Type.Object({
   HUMAN_CHECK: Type.Enum(['off', 'pow', 'turnstile', 'hcaptcha', 'recaptcha'], { default: 'off', description: 'human check asked of anonymous callers: off, pow (self-hosted ALTCHA), turnstile, hcaptcha or recaptcha' }),
   HUMAN_CHECK_WHEN: Type.Enum(['always', 'busy'], { default: 'busy', description: 'always, or busy: only while anonymous live chats are above half their share' }),
   HUMAN_CHECK_SECRET: OptionalString('the provider\'s secret key (turnstile, hcaptcha, recaptcha); for pow, the challenge signing key (else RESUME_TOKEN_SECRET\'s first key)'),
-  HUMAN_CHECK_VERIFY_URL: OptionalString('where provider tokens are verified instead of the provider\'s own address (a proxy, or the simulator)')
+  HUMAN_CHECK_VERIFY_URL: OptionalString('where provider tokens are verified instead of the provider\'s own address (a proxy, or the simulator)'),
+  // The default profile's StartChatContact fields that only the operator sets (a widget profile has the same).
+  SEGMENT_ATTRIBUTES: OptionalString('segment attributes of every chat, as JSON in Connect\'s shape, e.g. {"connect:Subtype":{"ValueString":"connect:Guide"}}', { maxLength: 8192 }),
+  DISCONNECT_ON_CUSTOMER_EXIT: Type.Optional(Type.Enum(['AGENT'], { description: 'AGENT: the agent is disconnected when the customer leaves, so post-chat surveys and disconnect flows run' })),
+  RESPONSE_MODE: Type.Optional(Type.Enum(['COMPLETE', 'INCREMENTAL'], { description: 'ParticipantConfiguration.ResponseMode: INCREMENTAL streams AI-agent replies; a client may still ask for COMPLETE' })),
+  CLAIM_ATTRIBUTES: OptionalString('verified customer token claims copied to contact attributes: claim:attribute pairs, comma-separated (tier:customerTier)', { maxLength: 4096 }),
+  CUSTOMER_ID_CLAIM: Type.String({ default: 'sub', minLength: 1, maxLength: 128, description: 'the verified customer token claim sent as CustomerId' }),
+  RELATED_CHATS: Bool(false, 'hand out data.relatedToken with each chat, so a later start can continue from it as a related contact (RelatedContactToken)')
 })
 
 export type Env = Static<typeof EnvSchema>
@@ -309,6 +317,14 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (env.HUMAN_CHECK_VERIFY_URL !== undefined && !URL.canParse(env.HUMAN_CHECK_VERIFY_URL)) {
     throw new ConfigError('HUMAN_CHECK_VERIFY_URL: not a URL')
   }
+  let segmentAttributes
+  let claimAttributes
+  try {
+    segmentAttributes = env.SEGMENT_ATTRIBUTES === undefined ? undefined : parseSegmentAttributes(env.SEGMENT_ATTRIBUTES, 'SEGMENT_ATTRIBUTES')
+    claimAttributes = parseClaimAttributes(env.CLAIM_ATTRIBUTES ?? '', 'CLAIM_ATTRIBUTES')
+  } catch (err) {
+    throw new ConfigError((err as Error).message)
+  }
   if (env.HUMAN_CHECK === 'pow' && env.HUMAN_CHECK_SECRET === undefined && resumeSecrets.length === 0 && production) {
     throw new ConfigError('HUMAN_CHECK_SECRET: HUMAN_CHECK=pow needs a signing key shared by every replica (HUMAN_CHECK_SECRET, or RESUME_TOKEN_SECRET)')
   }
@@ -318,7 +334,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
   const {
     CONNECT_INSTANCE_ID, CONNECT_CONTACT_FLOW_ID, ALLOWED_ORIGINS: _origins, ALLOWED_ATTRIBUTES, TRUST_PROXY, RATE_LIMIT_WINDOW,
     RESUME_TOKEN_SECRET: _secrets, RESUME_TOKEN_TTL, CUSTOMER_JWT_MAX_AGE, MAX_CONNECTIONS_PER_CLIENT, METRICS_PORT, CONNECT_BURST,
-    AVAILABILITY_REFRESH: _refresh,
+    AVAILABILITY_REFRESH: _refresh, SEGMENT_ATTRIBUTES: _segments, CLAIM_ATTRIBUTES: _claims,
     ...settings
   } = env
   const trustProxy = parseTrustProxy(TRUST_PROXY)
@@ -347,7 +363,9 @@ export function loadConfig (source: Record<string, string | undefined> = process
     // The schema's pattern already limits the forms to seconds or s/m/h/d.
     resumeTokenTtlSeconds: parseDurationMs('RESUME_TOKEN_TTL', RESUME_TOKEN_TTL, 's', '3600, 12h or 30d') / 1000,
     connectBurst: CONNECT_BURST ?? Math.max(1, Math.ceil(env.CONNECT_RATE_LIMIT ?? 1)),
-    availabilityRefreshMs
+    availabilityRefreshMs,
+    segmentAttributes,
+    claimAttributes
   }
 }
 
@@ -372,7 +390,9 @@ const DERIVED: { [K in Exclude<keyof Env, keyof Config>]: (config: Config) => un
   MAX_CONNECTIONS_PER_CLIENT: (c) => c.maxConnectionsPerClient,
   METRICS_PORT: (c) => c.metricsPort,
   CONNECT_BURST: (c) => c.CONNECT_RATE_LIMIT === undefined ? undefined : c.connectBurst,
-  AVAILABILITY_REFRESH: (c) => `${c.availabilityRefreshMs} ms`
+  AVAILABILITY_REFRESH: (c) => `${c.availabilityRefreshMs} ms`,
+  SEGMENT_ATTRIBUTES: (c) => c.segmentAttributes === undefined ? undefined : Object.keys(c.segmentAttributes).join(','),
+  CLAIM_ATTRIBUTES: (c) => Object.entries(c.claimAttributes).map(([claim, attribute]) => `${claim}:${attribute}`).join(',')
 }
 
 /**

@@ -214,3 +214,9 @@ export class HumanCheckUnavailable extends GatewayError {
   readonly statusCode = 503
   readonly code = 'HUMAN_CHECK_UNAVAILABLE'
 }
+
+/** A RelatedContactToken that is forged, expired, spent, for another widget or customer, or on a widget without related chats. */
+export class RelatedTokenRefused extends GatewayError {
+  readonly statusCode = 403
+  readonly code = 'RELATED_TOKEN_REFUSED'
+}

@@ -7,6 +7,7 @@ import type { EndTokens } from '../trust/end-token.js'
 import type { PersistentChatAsk, TrustLog } from '../trust/index.js'
 import type { Widget } from '../widgets/index.js'
 import type { Caller } from './live-chats.js'
+import { contentTypes, customerFields, segmentAttributes } from './profile-fields.js'
 import type { ChatQuota } from './quota.js'
 
 /** What a caller may ask for: the body's fields, already past the schema. */
@@ -17,6 +18,9 @@ export interface ChatAsk {
   SupportedMessagingContentTypes?: string[]
   ChatDurationInMinutes?: number
   PersistentChat?: PersistentChatAsk
+  ParticipantConfiguration?: { ResponseMode?: 'COMPLETE' | 'INCREMENTAL' }
+  /** data.relatedToken of an earlier chat: the new chat is related to it. */
+  RelatedContactToken?: string
 }
 
 /** Everything one start knows about its request besides the body. */
@@ -53,12 +57,13 @@ export interface StartedChatAnswer {
   startChatResult: { ContactId: string; ParticipantId: string; ParticipantToken: string; ContinuedFromContactId?: string }
   featurePermissions: Widget['featurePermissions']
   resumeToken?: string
+  relatedToken?: string
   endToken: string
 }
 
 const utf8 = (s: string) => Buffer.byteLength(s, 'utf8')
 
-/** Checks the schema cannot express: trimmed length, the attribute allowlist and total size. */
+/** Checks the schema cannot express: trimmed length, the attribute allowlist and total size, what the profile allows. */
 function checkAsk (ask: ChatAsk, widget: Widget, trusted: Record<string, string>): { displayName: string; attributes: Record<string, string> } {
   const problems: ProblemDetail[] = []
   const displayName = ask.ParticipantDetails.DisplayName.trim()
@@ -83,6 +88,14 @@ function checkAsk (ask: ChatAsk, widget: Widget, trusted: Record<string, string>
   if (bytes > MAX_ATTRIBUTE_BYTES) {
     problems.push({ path: 'Attributes', message: `must total at most ${MAX_ATTRIBUTE_BYTES} UTF-8 bytes (is ${bytes})` })
   }
+  // Streamed replies are the profile's to turn on; anyone may ask for whole ones.
+  if (ask.ParticipantConfiguration?.ResponseMode === 'INCREMENTAL' && widget.contactFields.responseMode !== 'INCREMENTAL') {
+    problems.push({ path: 'ParticipantConfiguration.ResponseMode', message: 'may only be COMPLETE on this widget (INCREMENTAL is set by the widget profile)' })
+  }
+  // Connect refuses the two together; saying so here spends neither token.
+  if (ask.RelatedContactToken !== undefined && ask.PersistentChat !== undefined) {
+    problems.push({ path: 'RelatedContactToken', message: 'cannot be combined with PersistentChat' })
+  }
   if (problems.length > 0) throw new ValidationFailed(problems)
   return { displayName, attributes: { ...attributes } }
 }
@@ -99,10 +112,10 @@ export function chatDuration (asked: number | undefined, widget: Widget, anonymo
 
 /**
  * Starts one chat: who the caller is, what they may ask, a human check where one is due, the resume
- * hold, a seat under the chat quota, the start itself, then the tokens that continue or end it.
- * Whatever fails gives back what was taken before it (hold, seat).
+ * and related-chat holds, a seat under the chat quota, the start itself, then the tokens that
+ * continue, relate to or end it. Whatever fails gives back what was taken before it (holds, seat).
  */
-export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartContext): Promise<{ answer: StartedChatAnswer; contactId: string; persistent: boolean }> {
+export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartContext): Promise<{ answer: StartedChatAnswer; contactId: string; persistent: boolean; related: boolean }> {
   const { widget } = ctx
   /** The quota's and the human check's refusals are counted here; the starter counts its own outcomes. */
   const guarded = async <T>(step: () => Promise<T>): Promise<T> => {
@@ -117,7 +130,8 @@ export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartCo
   // A closed queue refuses before anything else is asked of the caller.
   deps.whenClosed?.(widget)
   const customer = await trust.customer(ctx.authorization, ctx.log)
-  const { displayName, attributes } = checkAsk(ask, widget, customer?.attributes ?? {})
+  const fromCustomer = customerFields(customer, widget)
+  const { displayName, attributes } = checkAsk(ask, widget, fromCustomer.attributes)
   const caller: Caller = customer?.sub !== undefined
     ? { key: `customer:${customer.sub}`, anonymous: false }
     : { key: `address:${ctx.clientKey}`, anonymous: true }
@@ -126,21 +140,31 @@ export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartCo
     await guarded(() => check.verify(ctx.humanCheckProof, { origin: ctx.origin, remoteIp: ctx.remoteIp, isOriginAllowed: widget.isOriginAllowed }))
   }
   const persistentChat = await trust.resolvePersistentChat(ask.PersistentChat, customer)
+  let related
   let seat
   try {
+    related = await trust.resolveRelatedChat(ask.RelatedContactToken, customer)
     seat = await guarded(() => deps.quota.take(caller))
   } catch (err) {
-    await persistentChat?.release()
+    await Promise.all([persistentChat?.release(), related?.release()])
     throw err
   }
   const durationMinutes = chatDuration(ask.ChatDurationInMinutes, widget, caller.anonymous, deps.maxDuration)
+  const segments = segmentAttributes(widget, fromCustomer.authenticated)
+  const { disconnectOnCustomerExit } = widget.contactFields
+  const responseMode = ask.ParticipantConfiguration?.ResponseMode ?? widget.contactFields.responseMode
   const request: ChatStartRequest = {
     displayName,
     attributes,
     initialMessage: ask.InitialMessage && { contentType: ask.InitialMessage.ContentType, content: ask.InitialMessage.Content },
-    supportedMessagingContentTypes: ask.SupportedMessagingContentTypes,
+    supportedMessagingContentTypes: contentTypes(ask.SupportedMessagingContentTypes, segments),
     chatDurationInMinutes: durationMinutes,
     persistentChat: persistentChat && { rehydrationType: persistentChat.rehydrationType, sourceContactId: persistentChat.sourceContactId },
+    ...(segments ? { segmentAttributes: segments } : {}),
+    ...(fromCustomer.customerId !== undefined ? { customerId: fromCustomer.customerId } : {}),
+    ...(related ? { relatedContactId: related.contactId } : {}),
+    ...(disconnectOnCustomerExit ? { disconnectOnCustomerExit } : {}),
+    ...(responseMode ? { responseMode } : {}),
     idempotencyKey: ctx.idempotencyKey,
     // The same key from someone else must never return this caller's chat.
     caller: caller.key
@@ -149,18 +173,21 @@ export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartCo
   try {
     chat = await deps.starter.start(request, widget.target, ctx.startedAt, ctx.signal)
   } catch (err) {
-    await Promise.all([seat.release(), persistentChat?.release()])
+    await Promise.all([seat.release(), persistentChat?.release(), related?.release()])
     throw err
   }
   await Promise.all([
     seat.confirm({ instanceId: widget.target.instanceId, contactId: chat.contactId }, durationMinutes),
-    persistentChat?.spend()
+    persistentChat?.spend(),
+    related?.spend()
   ])
   const resumeToken = await trust.issueResumeToken(chat, persistentChat, customer)
+  const relatedToken = trust.issueRelatedToken(chat, customer)
   const endToken = deps.endTokens.issue({ contactId: chat.contactId, ...(widget.named !== undefined ? { widget: widget.named } : {}) }, durationMinutes * 60)
   return {
     contactId: chat.contactId,
     persistent: persistentChat !== undefined,
+    related: related !== undefined,
     answer: {
       startChatResult: {
         ContactId: chat.contactId,
@@ -170,6 +197,7 @@ export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartCo
       },
       featurePermissions: widget.featurePermissions,
       ...(resumeToken ? { resumeToken } : {}),
+      ...(relatedToken ? { relatedToken } : {}),
       endToken
     }
   }

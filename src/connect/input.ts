@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { StartChatContactCommandInput } from '@aws-sdk/client-connect'
+import type { SegmentAttributes } from '../contact-fields.js'
 
 /** A chat start that has passed every check: what the browser may decide, nothing more. */
 export interface ChatStartRequest {
@@ -9,6 +10,14 @@ export interface ChatStartRequest {
   supportedMessagingContentTypes?: string[]
   chatDurationInMinutes?: number
   persistentChat?: { rehydrationType: 'ENTIRE_PAST_SESSION' | 'FROM_SEGMENT'; sourceContactId: string }
+  /** From the widget profile, plus connect:CustomerAuthentication for a verified customer. */
+  segmentAttributes?: SegmentAttributes
+  /** From a verified customer token only. */
+  customerId?: string
+  /** From a related-chat token we issued only. */
+  relatedContactId?: string
+  disconnectOnCustomerExit?: Array<'AGENT'>
+  responseMode?: 'COMPLETE' | 'INCREMENTAL'
   /** The caller's Idempotency-Key, if any. */
   idempotencyKey?: string
   /** Who is asking (customer subject or client address): part of the ClientToken, never sent otherwise. */
@@ -53,6 +62,11 @@ export function buildStartChatInput (request: ChatStartRequest, target: ConnectT
       SourceContactId: request.persistentChat.sourceContactId
     }
   }
+  if (request.segmentAttributes && Object.keys(request.segmentAttributes).length > 0) input.SegmentAttributes = request.segmentAttributes
+  if (request.customerId !== undefined) input.CustomerId = request.customerId
+  if (request.relatedContactId !== undefined) input.RelatedContactId = request.relatedContactId
+  if (request.disconnectOnCustomerExit) input.DisconnectOnCustomerExit = request.disconnectOnCustomerExit
+  if (request.responseMode !== undefined) input.ParticipantConfiguration = { ResponseMode: request.responseMode }
   const token = clientTokenFor(request, target)
   if (token !== undefined) input.ClientToken = token
   return input

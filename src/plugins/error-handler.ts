@@ -55,6 +55,7 @@ function messageOf (issue: AjvIssue): string {
     case 'uniqueItems': return 'must not repeat a value'
     case 'pattern': return typeof own?.patternMessage === 'string' ? own.patternMessage : 'is not in the expected format'
     case 'contains': return typeof own?.containsMessage === 'string' ? own.containsMessage : 'lacks a required value'
+    case 'not': return typeof own?.notMessage === 'string' ? own.notMessage : 'is not allowed'
     default: return 'is not valid'
   }
 }

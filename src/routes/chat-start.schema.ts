@@ -12,6 +12,10 @@ export const CONTENT_TYPES = [
   'application/vnd.amazonaws.connect.message.interactive.response'
 ] as const
 
+/** A field Connect knows but only the gateway sets: named in the schema so a browser sending it is told why. */
+const Refused = (source: string) =>
+  Type.Optional(Type.Never({ description: `never accepted from a client: ${source}`, notMessage: `is never accepted from a client: ${source}` }))
+
 const Ignored = (description: string) =>
   Type.Optional(Type.String({ maxLength: 500, description: `${description}; accepted from sample clients and ignored` }))
 
@@ -38,6 +42,14 @@ export const ChatStartBody = Type.Object({
     ResumeToken: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'data.resumeToken of the chat to continue' })),
     SourceContactId: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'only honoured with PERSISTENT_CHAT=unverified' }))
   }, { additionalProperties: false })),
+  ParticipantConfiguration: Type.Optional(Type.Object({
+    ResponseMode: Type.Optional(Type.Enum(['COMPLETE', 'INCREMENTAL'], { description: 'COMPLETE always; INCREMENTAL only where the widget profile sets responseMode INCREMENTAL' }))
+  }, { additionalProperties: false })),
+  RelatedContactToken: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: 'data.relatedToken of an earlier chat: the new chat starts as a contact related to it' })),
+  SegmentAttributes: Refused('the widget profile sets segment attributes'),
+  CustomerId: Refused('it comes from a verified customer token'),
+  RelatedContactId: Refused('send RelatedContactToken'),
+  DisconnectOnCustomerExit: Refused('the widget profile sets it'),
   InstanceId: Ignored('instance id'),
   ConnectInstanceId: Ignored('instance id'),
   ContactFlowId: Ignored('contact flow id'),
@@ -76,6 +88,7 @@ export const ChatStartReply = Type.Object({
     }),
     featurePermissions: Type.Object({ MESSAGING_MARKDOWN: Type.Boolean(), ATTACHMENTS: Type.Boolean() }),
     resumeToken: Type.Optional(Type.String({ description: 'send back as PersistentChat.ResumeToken to continue this chat later' })),
+    relatedToken: Type.Optional(Type.String({ description: 'on widgets with related chats: send back as RelatedContactToken to start a new chat related to this one' })),
     endToken: Type.String({ description: 'send to POST /chat/end (as {"EndToken": …}) to end this chat, e.g. on pagehide with navigator.sendBeacon' })
   })
 })

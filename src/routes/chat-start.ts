@@ -46,7 +46,7 @@ const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (
       signal: caller.signal,
       startedAt
     })
-    request.logFields = { contactId: started.contactId, persistent: started.persistent }
+    request.logFields = { contactId: started.contactId, persistent: started.persistent, ...(started.related ? { related: true } : {}) }
     return { data: started.answer }
   }
 

@@ -402,7 +402,7 @@ class Simulator implements ConnectSimulator {
       return this.answer(ex, 200, response)
     }
 
-    const quotaError = this.checkActiveQuota() ?? this.checkPersistentSource(valid)
+    const quotaError = this.checkActiveQuota() ?? this.checkPersistentSource(valid) ?? this.checkRelatedContact(valid)
     if (quotaError) return this.refuse(ex, quotaError, quotaError.type === 'LimitExceededException' ? 'limitExceeded' : undefined)
 
     // Reserve the slot and the token now; the contact itself appears after the latency.
@@ -489,10 +489,16 @@ class Simulator implements ConnectSimulator {
     return undefined
   }
 
+  private checkRelatedContact (valid: ValidInput): ApiError | undefined {
+    if (valid.relatedContactId === undefined || this.contacts.has(valid.relatedContactId)) return undefined
+    return { status: 404, type: 'ResourceNotFoundException', message: 'Related contact not found' }
+  }
+
   private createContact (input: JsonObject, valid: ValidInput): StartChatResponse {
     const now = Date.now()
     const contactId = randomUUID()
     const source = valid.persistentChat ? this.contacts.get(valid.persistentChat.sourceContactId) : undefined
+    const related = valid.relatedContactId === undefined ? undefined : this.contacts.get(valid.relatedContactId)
     const contact: SimulatedContact = {
       contactId,
       participantId: randomUUID(),
@@ -503,9 +509,12 @@ class Simulator implements ConnectSimulator {
       // Connect ends a chat after ChatDurationInMinutes (25 hours without one); chatDurationMs, when
       // set, stands in for every duration so tests and the demo see chats end.
       endsAt: now + (this.options.chatDurationMs ?? (typeof input.ChatDurationInMinutes === 'number' ? input.ChatDurationInMinutes * 60_000 : DEFAULT_CHAT_DURATION_MS)),
+      // Linking copies the related contact's attributes; the request's own win over them.
+      attributes: { ...related?.attributes, ...(isObject(input.Attributes) ? input.Attributes as Record<string, string> : {}) },
       input
     }
     if (source) contact.continuedFromContactId = source.contactId
+    if (related) contact.relatedContactId = related.contactId
     this.forgetEnded(now)
     this.contacts.set(contactId, contact)
     this.maybeActive.add(contact)

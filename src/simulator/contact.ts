@@ -5,6 +5,10 @@ export interface SimulatedContact {
   participantToken: string
   initialContactId: string
   continuedFromContactId?: string
+  /** RelatedContactId: the contact this one was linked to, and whose attributes it copied. */
+  relatedContactId?: string
+  /** The contact's attributes: a related contact's, then the request's own over them. */
+  attributes: Record<string, string>
   createdAt: number
   endsAt: number
   input: Record<string, unknown>

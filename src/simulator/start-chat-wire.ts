@@ -32,6 +32,7 @@ export type JsonObject = Record<string, unknown>
 export interface ValidInput {
   clientToken?: string
   persistentChat?: { rehydrationType: 'ENTIRE_PAST_SESSION' | 'FROM_SEGMENT'; sourceContactId: string }
+  relatedContactId?: string
 }
 
 export class ValidationError extends Error {}
@@ -109,6 +110,64 @@ function checkPersistentChat (value: unknown, input: JsonObject): NonNullable<Va
   return { rehydrationType: type, sourceContactId }
 }
 
+const INTERACTIVE = 'application/vnd.amazonaws.connect.message.interactive'
+const INTERACTIVE_RESPONSE = `${INTERACTIVE}.response`
+const SEGMENT_VALUE_TYPES = new Set(['ValueString', 'ValueInteger', 'ValueMap', 'ValueList', 'ValueArn'])
+
+/** One SegmentAttributeValue: a union, so exactly one member is set. */
+function checkSegmentValue (value: unknown, field: string, depth: number): void {
+  if (depth > 5) throw new ValidationError(`${field} is nested too deeply`)
+  const member = checkObject(value, field)
+  const set = Object.keys(member).filter((k) => member[k] !== undefined && member[k] !== null)
+  if (set.length !== 1 || !SEGMENT_VALUE_TYPES.has(set[0]!)) {
+    throw new ValidationError(`${field} must set exactly one of ValueString, ValueInteger, ValueMap, ValueList, ValueArn`)
+  }
+  const [type] = set
+  const inner = member[type!]
+  if (type === 'ValueString' || type === 'ValueArn') checkString(inner, `${field}.${type}`, 1, 1024)
+  else if (type === 'ValueInteger') {
+    if (!Number.isInteger(inner)) throw new ValidationError(`${field}.ValueInteger must be an integer`)
+  } else if (type === 'ValueMap') {
+    for (const [key, v] of Object.entries(checkObject(inner, `${field}.ValueMap`))) {
+      checkString(key, `${field}.ValueMap key`, 1, 128)
+      checkSegmentValue(v, `${field}.ValueMap.${key}`, depth + 1)
+    }
+  } else {
+    if (!Array.isArray(inner)) throw new ValidationError(`${field}.ValueList must be a list`)
+    inner.forEach((v, i) => checkSegmentValue(v, `${field}.ValueList[${i}]`, depth + 1))
+  }
+}
+
+function checkSegmentAttributes (value: unknown, input: JsonObject): void {
+  const attributes = checkObject(value, 'SegmentAttributes')
+  for (const [key, v] of Object.entries(attributes)) {
+    checkString(key, 'SegmentAttributes key', 1, 128)
+    checkSegmentValue(v, `SegmentAttributes.${key}`, 1)
+  }
+  // A guide's steps are interactive messages; Connect will not start a guide chat that cannot show them.
+  const subtype = attributes['connect:Subtype']
+  if (isObject(subtype) && subtype.ValueString === 'connect:Guide') {
+    const types = Array.isArray(input.SupportedMessagingContentTypes) ? input.SupportedMessagingContentTypes : []
+    if (!types.includes(INTERACTIVE) || !types.includes(INTERACTIVE_RESPONSE)) {
+      throw new ValidationError(`SegmentAttributes connect:Subtype connect:Guide requires SupportedMessagingContentTypes to contain ${INTERACTIVE} and ${INTERACTIVE_RESPONSE}`)
+    }
+  }
+}
+
+function checkDisconnectOnCustomerExit (value: unknown): void {
+  if (!Array.isArray(value) || value.some((v) => v !== 'AGENT')) {
+    throw new ValidationError('DisconnectOnCustomerExit must be a list of participant types (AGENT)')
+  }
+}
+
+function checkParticipantConfiguration (value: unknown): void {
+  const configuration = checkObject(value, 'ParticipantConfiguration')
+  const mode = configuration.ResponseMode
+  if (mode !== undefined && mode !== 'COMPLETE' && mode !== 'INCREMENTAL') {
+    throw new ValidationError('ParticipantConfiguration.ResponseMode must be COMPLETE or INCREMENTAL')
+  }
+}
+
 /** Validates a parsed body; throws ValidationError naming the first offending field. */
 export function validateStartChatInput (input: JsonObject): ValidInput {
   checkString(input.InstanceId, 'InstanceId', 1, 100)
@@ -122,11 +181,19 @@ export function validateStartChatInput (input: JsonObject): ValidInput {
   if (input.SupportedMessagingContentTypes !== undefined) {
     checkSupportedContentTypes(input.SupportedMessagingContentTypes)
   }
-  optionalString(input, 'RelatedContactId', 'RelatedContactId', 1, 256)
+  const relatedContactId = optionalString(input, 'RelatedContactId', 'RelatedContactId', 1, 256)
   const persistentChat =
     input.PersistentChat === undefined ? undefined : checkPersistentChat(input.PersistentChat, input)
+  optionalString(input, 'CustomerId', 'CustomerId', 0, 128)
+  if (input.SegmentAttributes !== undefined) checkSegmentAttributes(input.SegmentAttributes, input)
+  if (input.DisconnectOnCustomerExit !== undefined) checkDisconnectOnCustomerExit(input.DisconnectOnCustomerExit)
+  if (input.ParticipantConfiguration !== undefined) checkParticipantConfiguration(input.ParticipantConfiguration)
   // An empty token would be a useless idempotency key; treat it as absent.
-  return { clientToken: clientToken === '' ? undefined : clientToken, persistentChat }
+  return {
+    clientToken: clientToken === '' ? undefined : clientToken,
+    persistentChat,
+    ...(relatedContactId !== undefined ? { relatedContactId } : {})
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

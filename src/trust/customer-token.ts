@@ -6,7 +6,12 @@ import {
 import { Value } from 'typebox/value'
 import { CustomerTokenInvalid } from '../errors.js'
 import { Attributes } from '../shapes.js'
+import { END_TOKEN_TYP } from './end-token.js'
+import { RELATED_TOKEN_TYP } from './related-token.js'
 import { RESUME_TOKEN_TYP } from './resume-token.js'
+
+/** Our own tokens, never a customer's, whatever key signed them. */
+const OWN_TYPES = new Set([RESUME_TOKEN_TYP, RELATED_TOKEN_TYP, END_TOKEN_TYP])
 
 export interface CustomerTokenOptions {
   /** HS256 shared secret. */
@@ -33,6 +38,8 @@ export interface CustomerTokenOptions {
 export interface CustomerClaims {
   sub?: string
   attributes: Record<string, string>
+  /** Every claim of the verified token, for a profile's claimAttributes and customerIdClaim. */
+  claims: Readonly<Record<string, unknown>>
 }
 
 // The browser's attribute rules (key pattern, key length, count) apply to trusted attributes too.
@@ -118,7 +125,7 @@ export function createCustomerTokenVerifier (options: CustomerTokenOptions): ((t
     let payload: JWTPayload
     try {
       const { alg, typ } = decodeProtectedHeader(token)
-      if (typ === RESUME_TOKEN_TYP) throw new CustomerTokenInvalid('The customer token is not valid')
+      if (typ !== undefined && OWN_TYPES.has(typ)) throw new CustomerTokenInvalid('The customer token is not valid')
       if (secret && alg !== undefined && HMAC_ALGS.includes(alg)) {
         payload = (await jwtVerify(token, await secret, { ...common, algorithms: HMAC_ALGS })).payload
       } else if (jwks && alg !== undefined && JWKS_ALGS.includes(alg)) {
@@ -137,6 +144,6 @@ export function createCustomerTokenVerifier (options: CustomerTokenOptions): ((t
     }
     // A plain copy without a prototype: keys such as __proto__ stay data.
     const trusted: Record<string, string> = Object.assign(Object.create(null), attributes)
-    return { ...(typeof payload.sub === 'string' ? { sub: payload.sub } : {}), attributes: trusted }
+    return { ...(typeof payload.sub === 'string' ? { sub: payload.sub } : {}), attributes: trusted, claims: payload }
   }
 }

@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config.js'
 import type { StartedChat } from '../connect/chat-starter.js'
-import { CustomerTokenInvalid, PersistentChatDisabled, ResumeTokenRefused } from '../errors.js'
+import { CustomerTokenInvalid, PersistentChatDisabled, RelatedTokenRefused, ResumeTokenRefused } from '../errors.js'
 import { createCustomerTokenVerifier, type CustomerClaims, type CustomerTokenOptions } from './customer-token.js'
 import type { StateGuard } from '../shared-state.js'
+import { RelatedTokens } from './related-token.js'
 import { ResumeTokens } from './resume-token.js'
 import { createSpentResumes, type Hold, type SpentResumes } from './spent-resumes.js'
 
@@ -29,6 +30,15 @@ export interface ResolvedPersistentChat {
   release (): Promise<void>
 }
 
+/** The earlier contact a related chat continues from, held for this caller until spend() or release(). */
+export interface ResolvedRelatedChat {
+  contactId: string
+  /** Call when Connect accepted the related chat: the token is spent. */
+  spend (): Promise<void>
+  /** Call when the start failed: the token stays usable. */
+  release (): Promise<void>
+}
+
 /** The little of a pino logger this module needs (Fastify's app.log and request.log fit). */
 export interface TrustLog {
   info? (obj: object, msg: string): void
@@ -47,6 +57,13 @@ export interface TrustPolicy {
   resolvePersistentChat (ask: PersistentChatAsk | undefined, customer?: CustomerClaims): Promise<ResolvedPersistentChat | undefined>
   /** A resume token for a chat just started (`resumed`: how it continued another), or undefined when persistent chat is off. */
   issueResumeToken (chat: StartedChat, resumed?: ResolvedPersistentChat, customer?: CustomerClaims): Promise<string | undefined>
+  /**
+   * The contact a RelatedContactToken names, when this widget hands out related chats, the token is
+   * ours, for this widget and `customer`, and not used before. Throws RelatedTokenRefused.
+   */
+  resolveRelatedChat (token: string | undefined, customer?: CustomerClaims): Promise<ResolvedRelatedChat | undefined>
+  /** A related-chat token for a chat just started, or undefined when the widget has related chats off. */
+  issueRelatedToken (chat: StartedChat, customer?: CustomerClaims): string | undefined
   close (): Promise<void>
 }
 
@@ -71,6 +88,8 @@ export interface TrustProfile {
   widget?: string
   persistentChat: 'verified' | 'unverified' | 'off'
   customerToken: { required: boolean; secret?: string; jwksUrl?: string; audience?: string; issuer?: string }
+  /** Hand out related-chat tokens, and accept them. */
+  relatedChats?: boolean
 }
 
 export function trustProfile (config: Config): TrustProfile {
@@ -82,12 +101,14 @@ export function trustProfile (config: Config): TrustProfile {
       jwksUrl: config.CUSTOMER_JWKS_URL,
       audience: config.CUSTOMER_JWT_AUDIENCE,
       issuer: config.CUSTOMER_JWT_ISSUER
-    }
+    },
+    relatedChats: config.RELATED_CHATS
   }
 }
 
 export interface TrustShared {
   resumeTokens: ResumeTokens
+  relatedTokens: RelatedTokens
   spent: SpentResumes
   /** RESUME_TOKEN_SECRET's keys (a random one when unset): they sign end tokens too, under a type of their own. */
   keys: Uint8Array[]
@@ -98,6 +119,7 @@ export function createTrustShared (config: Config, options: TrustPolicyOptions =
   return {
     keys,
     resumeTokens: new ResumeTokens({ keys, ttlSeconds: config.resumeTokenTtlSeconds, now: options.now }),
+    relatedTokens: new RelatedTokens(keys, config.resumeTokenTtlSeconds, options.now),
     spent: createSpentResumes({ redis: options.redis, keyPrefix: config.REDIS_KEY_PREFIX, guard: options.stateGuard, onRedisFailed: options.onRedisFailed })
   }
 }
@@ -114,7 +136,7 @@ function resumeKeys (config: Config, log: TrustLog | undefined): Uint8Array[] {
 }
 
 export function createTrustPolicy (config: Config, options: TrustPolicyOptions = {}, profile: TrustProfile = trustProfile(config)): TrustPolicy {
-  const { resumeTokens, spent } = options.shared ?? createTrustShared(config, options)
+  const { resumeTokens, relatedTokens, spent } = options.shared ?? createTrustShared(config, options)
   const { customerToken: keys, widget } = profile
   const verifyCustomerToken = createCustomerTokenVerifier({
     secret: keys.secret,
@@ -185,6 +207,33 @@ export function createTrustPolicy (config: Config, options: TrustPolicyOptions =
         ...(customer?.sub !== undefined ? { customer: customer.sub } : {}),
         ...(widget !== undefined ? { widget } : {}),
         ...(resumed?.unverifiedSource ? { unverifiedSource: true } : {})
+      })
+    },
+
+    async resolveRelatedChat (token, customer) {
+      if (token === undefined) return undefined
+      if (!profile.relatedChats) throw new RelatedTokenRefused('Related chats are turned off on this chat widget')
+      const claims = await relatedTokens.verify(token)
+      if (claims.widget !== widget) throw new RelatedTokenRefused('This related-chat token belongs to another chat widget')
+      if (claims.customer !== undefined && claims.customer !== customer?.sub) {
+        throw new RelatedTokenRefused('This related-chat token belongs to a signed-in customer; sign in as them to continue from that chat')
+      }
+      // Spent apart from resume tokens: continuing a chat and relating a new one to it are two uses.
+      const hold = await spent.hold(`related:${claims.contactId}`, spentMs)
+      if (!hold) throw new RelatedTokenRefused('This related-chat token has already been used')
+      return {
+        contactId: claims.contactId,
+        spend: async () => { await hold.spend() },
+        release: async () => { await hold.release() }
+      }
+    },
+
+    issueRelatedToken (chat, customer) {
+      if (!profile.relatedChats) return undefined
+      return relatedTokens.issue({
+        contactId: chat.contactId,
+        ...(customer?.sub !== undefined ? { customer: customer.sub } : {}),
+        ...(widget !== undefined ? { widget } : {})
       })
     },
 

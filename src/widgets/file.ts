@@ -3,6 +3,7 @@ import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
 import { ConfigError, parseDurationMs, parseOrigins, type OriginList } from '../config.js'
 import { ATTRIBUTE_KEY, Attributes } from '../shapes.js'
+import { segmentAttributesProblem, type ProfileContactFields, type SegmentAttributes } from '../contact-fields.js'
 
 // The widget profile file (WIDGETS_FILE): one entry per widget embedded somewhere, each with its own
 // flow, origins, attributes and trust. Secrets never live in it: `secretEnv` names the variable.
@@ -46,7 +47,13 @@ export const WidgetProfileSchema = Type.Object({
   }, { additionalProperties: false })),
   chatDurationInMinutes: Type.Optional(Type.Integer({ minimum: 60, maximum: 10_080, description: 'the longest chat this widget opens: a larger ChatDurationInMinutes is lowered to it, and it is the duration when the request names none' })),
   queueId: Type.Optional(Text(100, 'queue whose hours and agents GET /chat/availability/:widget reports; CONNECT_QUEUE_ID when left out and the instance is the default one')),
-  refuseWhenClosed: Type.Optional(Type.Boolean({ description: 'answer 503 CHAT_CLOSED while the queue is closed; REFUSE_WHEN_CLOSED when left out' }))
+  refuseWhenClosed: Type.Optional(Type.Boolean({ description: 'answer 503 CHAT_CLOSED while the queue is closed; REFUSE_WHEN_CLOSED when left out' })),
+  segmentAttributes: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'SegmentAttributes of every chat, in Connect\'s shape: {"connect:Subtype": {"ValueString": "connect:Guide"}}' })),
+  disconnectOnCustomerExit: Type.Optional(Type.Array(Type.Enum(['AGENT']), { minItems: 1, maxItems: 1, description: '["AGENT"]: the agent is disconnected when the customer leaves, so post-chat surveys run' })),
+  responseMode: Type.Optional(Type.Enum(['COMPLETE', 'INCREMENTAL'], { description: 'ParticipantConfiguration.ResponseMode; INCREMENTAL streams AI-agent replies' })),
+  claimAttributes: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ pattern: ATTRIBUTE_KEY, minLength: 1, maxLength: 128 }), { maxProperties: 50, description: 'verified customer token claim -> contact attribute' })),
+  customerIdClaim: Type.Optional(Text(128, 'the verified customer token claim sent as CustomerId (default sub)')),
+  relatedChats: Type.Optional(Type.Boolean({ description: 'hand out data.relatedToken, so a later start can continue from the chat as a related contact' }))
 }, { additionalProperties: false })
 
 export const WidgetFileSchema = Type.Object({
@@ -71,6 +78,8 @@ export interface WidgetSpec {
   humanCheck?: HumanCheckSpec
   queueId?: string
   refuseWhenClosed?: boolean
+  contactFields: ProfileContactFields
+  relatedChats: boolean
 }
 
 /** A widget's own human check; `secret` from its secretEnv (else the deployment's HUMAN_CHECK_SECRET applies). */
@@ -142,6 +151,15 @@ function spec (entry: WidgetProfileEntry, at: string, env: EnvLookup): WidgetSpe
     }
     humanCheck = { kind: type, when, ...(secret !== undefined ? { secret } : {}) }
   }
+  const segmentProblem = entry.segmentAttributes === undefined ? undefined : segmentAttributesProblem(entry.segmentAttributes, `${at}.segmentAttributes`)
+  if (segmentProblem) throw new ConfigError(segmentProblem)
+  const contactFields: ProfileContactFields = {
+    ...(entry.segmentAttributes !== undefined ? { segmentAttributes: entry.segmentAttributes as SegmentAttributes } : {}),
+    ...(entry.disconnectOnCustomerExit !== undefined ? { disconnectOnCustomerExit: entry.disconnectOnCustomerExit } : {}),
+    ...(entry.responseMode !== undefined ? { responseMode: entry.responseMode } : {}),
+    claimAttributes: Object.assign(Object.create(null) as Record<string, string>, entry.claimAttributes ?? {}),
+    customerIdClaim: entry.customerIdClaim ?? 'sub'
+  }
   return {
     id: entry.id,
     contactFlowId: entry.contactFlowId,
@@ -159,7 +177,9 @@ function spec (entry: WidgetProfileEntry, at: string, env: EnvLookup): WidgetSpe
     ...(entry.chatDurationInMinutes !== undefined ? { chatDurationInMinutes: entry.chatDurationInMinutes } : {}),
     ...(humanCheck ? { humanCheck } : {}),
     ...(entry.queueId !== undefined ? { queueId: entry.queueId } : {}),
-    ...(entry.refuseWhenClosed !== undefined ? { refuseWhenClosed: entry.refuseWhenClosed } : {})
+    ...(entry.refuseWhenClosed !== undefined ? { refuseWhenClosed: entry.refuseWhenClosed } : {}),
+    contactFields,
+    relatedChats: entry.relatedChats ?? false
   }
 }
 

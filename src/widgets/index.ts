@@ -2,6 +2,7 @@ import type { Config, OriginList } from '../config.js'
 import { ConfigError } from '../config.js'
 import type { QueueRef } from '../connect/availability.js'
 import type { ConnectTarget } from '../connect/input.js'
+import type { ProfileContactFields } from '../contact-fields.js'
 import type { HumanCheck } from '../trust/human-check.js'
 import { createTrustPolicy, createTrustShared, type TrustPolicy, type TrustPolicyOptions } from '../trust/index.js'
 import { DEFAULT_WIDGET, readWidgetFile, type EnvLookup, type HumanCheckSpec, type WidgetSpec } from './file.js'
@@ -23,6 +24,8 @@ export interface Widget {
   /** Attributes the profile always sends; they win over the browser's and a customer token's. */
   attributes: Readonly<Record<string, string>>
   featurePermissions: { MESSAGING_MARKDOWN: boolean; ATTACHMENTS: boolean }
+  /** The StartChatContact fields only the operator sets: segment attributes, disconnect, response mode, claims. */
+  contactFields: ProfileContactFields
   trust: TrustPolicy
   /** A limit of its own, counted per client and widget; without it the default limit, shared. */
   rateLimit?: { max: number; windowMs: number }
@@ -100,6 +103,13 @@ export function createWidgets (config: Config, options: WidgetsOptions = {}): Wi
     allowedAttributes: config.allowedAttributes,
     attributes: {},
     featurePermissions: { MESSAGING_MARKDOWN: config.FEATURE_MARKDOWN, ATTACHMENTS: config.FEATURE_ATTACHMENTS },
+    contactFields: {
+      ...(config.segmentAttributes !== undefined ? { segmentAttributes: config.segmentAttributes } : {}),
+      ...(config.DISCONNECT_ON_CUSTOMER_EXIT !== undefined ? { disconnectOnCustomerExit: [config.DISCONNECT_ON_CUSTOMER_EXIT] } : {}),
+      ...(config.RESPONSE_MODE !== undefined ? { responseMode: config.RESPONSE_MODE } : {}),
+      claimAttributes: config.claimAttributes,
+      customerIdClaim: config.CUSTOMER_ID_CLAIM
+    },
     trust: options.defaultTrust ?? createTrustPolicy(config, { ...trustOptions, shared }),
     ...(options.humanCheck ? { humanCheck: options.humanCheck } : {}),
     ...(config.CONNECT_QUEUE_ID !== undefined
@@ -129,10 +139,12 @@ export function createWidgets (config: Config, options: WidgetsOptions = {}): Wi
       MESSAGING_MARKDOWN: spec.featurePermissions.MESSAGING_MARKDOWN ?? config.FEATURE_MARKDOWN,
       ATTACHMENTS: spec.featurePermissions.ATTACHMENTS ?? config.FEATURE_ATTACHMENTS
     },
+    contactFields: spec.contactFields,
     trust: createTrustPolicy(config, { ...trustOptions, shared }, {
       widget: spec.id,
       persistentChat: spec.persistentChat ?? config.PERSISTENT_CHAT,
-      customerToken: spec.customerToken ?? { required: false }
+      customerToken: spec.customerToken ?? { required: false },
+      relatedChats: spec.relatedChats
     }),
     ...(spec.rateLimit ? { rateLimit: spec.rateLimit } : {}),
     ...(spec.chatDurationInMinutes !== undefined ? { chatDurationInMinutes: spec.chatDurationInMinutes } : {}),

@@ -38,6 +38,7 @@ export const validBody = fc.record({
   SupportedMessagingContentTypes: fc.shuffledSubarray(CONNECT_CONTENT_TYPES.slice(1)).chain((rest) =>
     fc.shuffledSubarray(['text/plain', ...rest], { minLength: rest.length + 1 })),
   ChatDurationInMinutes: fc.integer({ min: 60, max: 10_080 }),
+  ParticipantConfiguration: fc.record({ ResponseMode: fc.constant('COMPLETE') }, { requiredKeys: [] }),
   InstanceId: fc.string({ maxLength: 40 }),
   ConnectInstanceId: fc.string({ maxLength: 40 }),
   ContactFlowId: fc.string({ maxLength: 40 }),
@@ -56,14 +57,15 @@ const fieldPath = fc.constantFrom<Array<string | number>>(
   ['InitialMessage'], ['InitialMessage', 'ContentType'], ['InitialMessage', 'Content'], ['InitialMessage', 'Extra'],
   ['SupportedMessagingContentTypes'], ['SupportedMessagingContentTypes', 0], ['SupportedMessagingContentTypes', 5],
   ['ChatDurationInMinutes'], ['PersistentChat'], ['PersistentChat', 'RehydrationType'], ['PersistentChat', 'SourceContactId'],
-  ['InstanceId'], ['ContactFlowId'], ['Username'], ['RelatedContactId'], ['ClientToken'], ['participantDetails'], ['']
+  ['InstanceId'], ['ContactFlowId'], ['Username'], ['RelatedContactId'], ['RelatedContactToken'], ['SegmentAttributes'], ['CustomerId'],
+  ['DisconnectOnCustomerExit'], ['ParticipantConfiguration'], ['ParticipantConfiguration', 'ResponseMode'], ['ClientToken'], ['participantDetails'], ['']
 )
 
 const patchValue = fc.oneof(
   fc.constant<unknown>(DELETE),
   oddString(),
   fc.jsonValue({ maxDepth: 3 }),
-  fc.constantFrom<unknown>(59, 60, 60.5, 10_080, 10_081, -0, 1e21, -1, 0, '', ' ', '   \u3000', true, null, [], {}, 'text/plain', 'text/markdown', 'TEXT/PLAIN'),
+  fc.constantFrom<unknown>(59, 60, 60.5, 10_080, 10_081, -0, 1e21, -1, 0, '', ' ', '   \u3000', true, null, [], {}, 'text/plain', 'text/markdown', 'TEXT/PLAIN', 'COMPLETE', 'INCREMENTAL', ['AGENT']),
   fc.constantFrom('text/plain', 'application/json', 'text/html').map((x) => [x]),
   fc.nat({ max: 1_100 }).map((n) => 'é'.repeat(n)),
   fc.constantFrom(256, 257, 500, 501, 1024, 1025).map((n) => 'x'.repeat(n)),

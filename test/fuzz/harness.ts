@@ -55,10 +55,10 @@ export function checkUpstreamInput (input: Record<string, unknown>, expected: Ex
   const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b)
   if (input.InstanceId !== config.instanceId || input.ContactFlowId !== config.contactFlowId) return 'instance or flow not from configuration'
   if (!same(input.ParticipantDetails, { DisplayName: expected.DisplayName })) return 'DisplayName'
-  for (const key of ['Attributes', 'InitialMessage', 'SupportedMessagingContentTypes', 'ChatDurationInMinutes'] as const) {
+  for (const key of ['Attributes', 'InitialMessage', 'SupportedMessagingContentTypes', 'ChatDurationInMinutes', 'ParticipantConfiguration'] as const) {
     if (!same(input[key], expected[key])) return key
   }
-  const allowed = new Set(['InstanceId', 'ContactFlowId', 'ParticipantDetails', 'Attributes', 'InitialMessage', 'SupportedMessagingContentTypes', 'ChatDurationInMinutes', 'ClientToken'])
+  const allowed = new Set(['InstanceId', 'ContactFlowId', 'ParticipantDetails', 'Attributes', 'InitialMessage', 'SupportedMessagingContentTypes', 'ChatDurationInMinutes', 'ParticipantConfiguration', 'ClientToken'])
   const extra = Object.keys(input).filter((k) => !allowed.has(k))
   return extra.length > 0 ? `unexpected fields ${extra.join(',')}` : undefined
 }

@@ -12,7 +12,8 @@ const CONTENT_TYPES = new Set([
 const IGNORED = ['InstanceId', 'ConnectInstanceId', 'ContactFlowId', 'Username']
 /** ANONYMOUS_MAX_CHAT_DURATION_MINUTES's default. */
 const ANONYMOUS_MAX_DURATION = 180
-const FIELDS = new Set(['ParticipantDetails', 'Attributes', 'InitialMessage', 'SupportedMessagingContentTypes', 'ChatDurationInMinutes', 'PersistentChat', ...IGNORED])
+const FIELDS = new Set(['ParticipantDetails', 'Attributes', 'InitialMessage', 'SupportedMessagingContentTypes', 'ChatDurationInMinutes', 'PersistentChat',
+  'ParticipantConfiguration', 'RelatedContactToken', ...IGNORED])
 // Control characters: C0, DEL, C1, and the line/paragraph separators (README: "control characters refused").
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001F\u007F-\u009F\u2028\u2029]/
@@ -44,6 +45,7 @@ export interface Expected {
   InitialMessage?: { ContentType: string; Content: string }
   SupportedMessagingContentTypes?: string[]
   ChatDurationInMinutes?: number
+  ParticipantConfiguration?: { ResponseMode: 'COMPLETE' }
 }
 
 export type Verdict = { accept: true; expected: Expected } | { accept: false; why: string }
@@ -131,6 +133,15 @@ export function judge (body: unknown): Verdict {
   expected.ChatDurationInMinutes = Math.min(typeof body.ChatDurationInMinutes === 'number' ? body.ChatDurationInMinutes : ANONYMOUS_MAX_DURATION, ANONYMOUS_MAX_DURATION)
   // Without a resume token this service issued, no persistent chat is started.
   if (body.PersistentChat !== undefined) return refuse('PersistentChat without a valid resume token')
+  // Nor a related chat without a related-chat token it issued (the fuzzed profile hands out none).
+  if (body.RelatedContactToken !== undefined) return refuse('RelatedContactToken without a valid token')
+  // Whole replies anyone may ask for; streamed ones only a profile turns on (the fuzzed one does not).
+  if (body.ParticipantConfiguration !== undefined) {
+    const c = body.ParticipantConfiguration
+    if (!isPlainObject(c) || !onlyKeys(c, ['ResponseMode'])) return refuse('ParticipantConfiguration')
+    if (c.ResponseMode !== undefined && c.ResponseMode !== 'COMPLETE') return refuse('ParticipantConfiguration.ResponseMode')
+    if (c.ResponseMode === 'COMPLETE') expected.ParticipantConfiguration = { ResponseMode: 'COMPLETE' }
+  }
   for (const key of IGNORED) {
     const v = body[key]
     if (v !== undefined && (typeof v !== 'string' || chars(v) > 500)) return refuse(key)

@@ -47,6 +47,8 @@ t.test('an unexpected crash -> 500 without a stack trace or the error text', asy
         async customer () { throw new Error('secret internals at /srv/app.js:12') },
         async resolvePersistentChat () { return undefined },
         async issueResumeToken () { return undefined },
+        async resolveRelatedChat () { return undefined },
+        issueRelatedToken () { return undefined },
         async close () {}
       }
     }

@@ -33,9 +33,16 @@ t.test('the example file in docs/widgets.md loads as written', async (t) => {
     attributes: { brand: 'acme', queue: 'sales' },
     customerToken: { required: false, secret: SECRET, audience: 'chat.acme.example' },
     rateLimit: { max: 5, windowMs: 60_000 },
-    chatDurationInMinutes: 120
+    chatDurationInMinutes: 120,
+    contactFields: { disconnectOnCustomerExit: ['AGENT'], claimAttributes: { tier: 'customerTier' }, customerIdClaim: 'sub' },
+    relatedChats: true
   })
-  t.match(specs[1], { instanceId: '0b7c8d2e-0000-4f3a-8e11-globex000001', persistentChat: 'off', customerToken: { required: true } })
+  t.match(specs[1], {
+    instanceId: '0b7c8d2e-0000-4f3a-8e11-globex000001',
+    persistentChat: 'off',
+    customerToken: { required: true },
+    contactFields: { segmentAttributes: { 'connect:Subtype': { ValueString: 'connect:Guide' } }, responseMode: 'INCREMENTAL', customerIdClaim: 'customer_number' }
+  })
   t.notOk(JSON.stringify(readFileSync(new URL('../../docs/widgets.md', import.meta.url), 'utf8')).includes(SECRET), 'the secret is not in the file')
 })
 
@@ -53,6 +60,8 @@ t.test('the dev sample file loads, with origins for the demo page on its default
   const specs = readWidgetFile(new URL('../../demo/widgets.json', import.meta.url).pathname, {})
   t.same(specs.map((s) => s.id), ['sales', 'support'])
   for (const s of specs) t.ok(s.origins.exact.includes('http://localhost:3001'), s.id)
+  t.same(specs[0]!.contactFields.disconnectOnCustomerExit, ['AGENT'], 'one sample runs post-chat surveys')
+  t.same(specs[1]!.contactFields.segmentAttributes, { 'connect:Subtype': { ValueString: 'connect:Guide' } }, 'one sample is a guide')
 })
 
 const bad: Array<[string, string, RegExp]> = [
