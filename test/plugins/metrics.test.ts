@@ -120,7 +120,8 @@ t.test('the admin port has the public port\'s timeouts: a request whose headers 
   const silent = rawSocket(server.port, '')
   t.teardown(() => { slow.socket.destroy(); silent.socket.destroy() })
   t.match(await slow.closed, /^(HTTP\/1\.1 408|)/, 'closed by the server (it stayed open forever)')
-  t.equal(await silent.closed, '', 'a connection that sends nothing is closed too')
+  // Closed either way; Node may say 408 first when its timer sees the socket before the connection check.
+  t.match(await silent.closed, /^(HTTP\/1\.1 408|)/, 'a connection that sends nothing is closed too')
 })
 
 t.test('the admin port holds at most METRICS_MAX_CONNECTIONS connections: a flood of idle sockets is closed on arrival', async (t) => {
