@@ -17,8 +17,8 @@
  * wait), and the rate climbs back step by step once the throttles stop.
  */
 import { randomUUID } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
+import { abortError, delay, systemClock, type Clock, type Timer } from '../clock.js'
 import { Overloaded } from '../errors.js'
 import type { Pacer } from './chat-starter.js'
 import { THROTTLED } from './errors.js'
@@ -89,6 +89,8 @@ export interface PacerOptions {
   /** How often this replica announces itself in Redis (default 5 s; entries live 3 times as long). */
   heartbeatMs?: number
   events?: PacerEvents
+  /** The pacer's time: its waits, rate steps and heartbeats (the system clock by default). */
+  clock?: Clock
 }
 
 interface PacingRedis {
@@ -111,16 +113,12 @@ interface Waiter {
   slot: Slot
   /** Reserved on the shared schedule (marks on Redis's clock) or the local one. */
   shared: boolean
-  timer?: NodeJS.Timeout
+  timer?: Timer
   done (error?: Error): void
 }
 
 /** The deployment's learned rate: `base` calls/s since `since`, climbing back after a hold; 1/k of the rate before. */
 interface RateRecord { base: number; since: number; at: number; k: number }
-
-function abortError (signal: AbortSignal): Error {
-  return Object.assign(new Error('The operation was aborted', { cause: signal.reason }), { name: 'AbortError', code: 'ABORT_ERR' })
-}
 
 export class TokenBucketPacer implements Pacer {
   private readonly id = randomUUID()
@@ -142,8 +140,9 @@ export class TokenBucketPacer implements Pacer {
   private alone = false
   /** Local time at which the shared schedule, as last seen, has handed out all its slots. */
   private sharedHorizon = 0
-  private stepTimer: NodeJS.Timeout | undefined
-  private readonly heartbeat: NodeJS.Timeout | undefined
+  private stepTimer: Timer | undefined
+  private heartbeat: Timer | undefined
+  private readonly clock: Clock
   /** Hears at once when another replica lowers the rate, to re-plan the starts waiting here. */
   private readonly subscriber: Redis | undefined
   private readonly onReady = () => { void this.beat() }
@@ -154,6 +153,7 @@ export class TokenBucketPacer implements Pacer {
     // on schedule but arriving closer together than they left are not throttled by Connect.
     this.burst = options.burst >= 2 ? Math.floor(options.burst) - 1 : 1
     this.lastRate = options.rate
+    this.clock = options.clock ?? systemClock
     const prefix = `${options.keyPrefix ?? ''}pacing:`
     this.keys = {
       bucket: `${prefix}bucket`, rate: `${prefix}rate`, replicas: `${prefix}replicas`,
@@ -167,7 +167,10 @@ export class TokenBucketPacer implements Pacer {
       }
       redis.on('ready', this.onReady)
       if (redis.status === 'ready') void this.beat()
-      this.heartbeat = setInterval(() => { void this.beat() }, this.heartbeatMs).unref()
+      const every = () => {
+        this.heartbeat = this.clock.setTimeout(() => { void this.beat(); every() }, this.heartbeatMs, { unref: true })
+      }
+      every()
       const subscriber = this.subscriber = redis.duplicate()
       subscriber.on('error', () => {})
       subscriber.on('ready', () => { subscriber.subscribe(this.keys.channel).catch(() => {}) })
@@ -181,14 +184,14 @@ export class TokenBucketPacer implements Pacer {
   get replicas (): number { return this.knownReplicas }
 
   /** The deployment's pace right now, in calls per second. */
-  get rate (): number { return this.rateAt(Date.now()) }
+  get rate (): number { return this.rateAt(this.clock.now()) }
 
   /** The pace right now, as a fraction of the configured rate (1 unless Connect throttled us). */
   get factor (): number { return this.rate / this.options.rate }
 
   async acquire (deadline: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted) throw abortError(signal)
-    const started = Date.now()
+    const started = this.clock.now()
     if (this.waiting >= (this.options.maxQueue ?? Infinity)) {
       throw this.shed(this.waiting * this.intervalMs(1))
     }
@@ -198,7 +201,7 @@ export class TokenBucketPacer implements Pacer {
       const { slot, shared } = await this.reserve(limit - started)
       if (!slot.granted) throw this.shed(slot.waitMs)
       await this.wait(slot, shared, limit, signal)
-      this.options.events?.granted?.(Date.now() - started)
+      this.options.events?.granted?.(this.clock.now() - started)
     } finally {
       this.setWaiting(-1)
     }
@@ -206,7 +209,7 @@ export class TokenBucketPacer implements Pacer {
 
   /** Connect throttled a call: lower the deployment's rate to what Connect accepts. */
   onThrottled (): void {
-    const now = Date.now()
+    const now = this.clock.now()
     if (now - this.lastLearnAt < this.learning.debounceMs) return
     this.lastLearnAt = now
     const redis = this.commands()
@@ -231,21 +234,21 @@ export class TokenBucketPacer implements Pacer {
   async beforeAttempt (attempt: number, deadline: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted) throw abortError(signal)
     if (attempt > 1) await this.acquire(deadline, signal)
-    const now = Date.now()
+    const now = this.clock.now()
     const slot = this.sent.reserve(now, this.intervalMs(1), this.burstAt(now), deadline - now - (this.options.callReserveMs ?? 0))
     if (!slot.granted) throw this.shed(slot.waitMs)
     try {
-      if (slot.waitMs > 0) await sleep(slot.waitMs, undefined, { signal })
+      if (slot.waitMs > 0) await delay(this.clock, slot.waitMs, signal)
       if (signal.aborted) throw abortError(signal)
     } catch (error) {
-      this.sent.release(Date.now(), [slot])
+      this.sent.release(this.clock.now(), [slot])
       throw error
     }
   }
 
   async close (): Promise<void> {
-    clearInterval(this.heartbeat)
-    clearTimeout(this.stepTimer)
+    this.clock.clearTimeout(this.heartbeat)
+    this.clock.clearTimeout(this.stepTimer)
     this.subscriber?.disconnect()
     const redis = this.options.redis
     if (!redis) return
@@ -258,7 +261,7 @@ export class TokenBucketPacer implements Pacer {
   }
 
   private async reserve (maxWaitMs: number): Promise<{ slot: Slot; shared: boolean }> {
-    const now = Date.now()
+    const now = this.clock.now()
     const redis = this.commands()
     if (redis) {
       try {
@@ -267,7 +270,7 @@ export class TokenBucketPacer implements Pacer {
           this.keys.bucket, this.keys.rate, this.keys.replicas, intervalMs, this.burstAt(now), Math.min(maxWaitMs, 1e12))
         if (replicas >= 1) this.knownReplicas = replicas
         // From the answer's arrival: a horizon seen late is safe, one seen early is not.
-        this.sharedHorizon = Date.now() + Number(horizon)
+        this.sharedHorizon = this.clock.now() + Number(horizon)
         this.setAlone(false)
         // A change another replica made while our subscription was down.
         this.adopt(record, 'shared')
@@ -311,13 +314,13 @@ export class TokenBucketPacer implements Pacer {
         this.abandon([waiter])
       }
       const waiter: Waiter = {
-        sendAt: Date.now() + slot.waitMs,
+        sendAt: this.clock.now() + slot.waitMs,
         limit,
         slot,
         shared,
         done: (error) => {
           this.waiters.delete(waiter)
-          clearTimeout(waiter.timer)
+          this.clock.clearTimeout(waiter.timer)
           signal.removeEventListener('abort', onAbort)
           if (error) reject(error)
           else resolve()
@@ -330,8 +333,8 @@ export class TokenBucketPacer implements Pacer {
   }
 
   private wake (waiter: Waiter): void {
-    clearTimeout(waiter.timer)
-    waiter.timer = setTimeout(() => waiter.done(), Math.max(0, waiter.sendAt - Date.now()))
+    this.clock.clearTimeout(waiter.timer)
+    waiter.timer = this.clock.setTimeout(() => waiter.done(), Math.max(0, waiter.sendAt - this.clock.now()))
   }
 
   private abandon (left: Array<{ slot: Slot; shared: boolean }>): void {
@@ -343,7 +346,7 @@ export class TokenBucketPacer implements Pacer {
   private giveBack (slots: Array<{ slot: Slot; shared: boolean }>): void {
     const usable = slots.filter((s) => Number.isFinite(s.slot.mark))
     const local = usable.filter((s) => !s.shared).map((s) => s.slot)
-    if (local.length > 0) this.returned(this.local.release(Date.now(), local))
+    if (local.length > 0) this.returned(this.local.release(this.clock.now(), local))
     const shared = usable.filter((s) => s.shared).flatMap((s) => [s.slot.mark.toFixed(3), String(s.slot.intervalMs)])
     const redis = this.commands()
     if (shared.length === 0 || !redis || this.alone) return
@@ -355,7 +358,7 @@ export class TokenBucketPacer implements Pacer {
   }
 
   private accepted (): void {
-    const now = Date.now()
+    const now = this.clock.now()
     this.acceptedAt.push(now)
     this.trimAccepted(now)
     const redis = this.commands()
@@ -378,7 +381,7 @@ export class TokenBucketPacer implements Pacer {
         l.windowMs, l.debounceMs, now, fullRecoveryMs + l.stepMs, this.keys.channel, MIN_CUT, MAX_CUT)
       this.adopt(record, changed === 1 ? 'throttled' : 'shared', changed === 1 ? Number(measured) : undefined)
     } catch {
-      this.learnLocally(Date.now())
+      this.learnLocally(this.clock.now())
     }
   }
 
@@ -412,7 +415,7 @@ export class TokenBucketPacer implements Pacer {
    * deadline is refused now and its slot given back.
    */
   private replan (k: number, pivot: number, shared: boolean): { replanned: number; shed: number } {
-    const now = Date.now()
+    const now = this.clock.now()
     const dropped: Waiter[] = []
     let replanned = 0
     for (const w of [...this.waiters]) {
@@ -434,7 +437,7 @@ export class TokenBucketPacer implements Pacer {
   }
 
   private changed (reason: RateChange['reason'], details: Omit<RateChange, 'reason' | 'configured'>): void {
-    const rate = this.rateAt(Date.now())
+    const rate = this.rateAt(this.clock.now())
     this.lastRate = rate
     this.options.events?.rateChanged?.(rate, { reason, configured: this.options.rate, ...details })
     this.planRecovery()
@@ -442,17 +445,17 @@ export class TokenBucketPacer implements Pacer {
 
   /** One event per step back up, until the configured rate. */
   private planRecovery (): void {
-    clearTimeout(this.stepTimer)
+    this.clock.clearTimeout(this.stepTimer)
     const r = this.record
-    const now = Date.now()
+    const now = this.clock.now()
     if (!r || this.rateAt(now) >= this.options.rate) return
     const { holdMs, stepMs } = this.learning
     const next = r.since + holdMs + Math.max(0, Math.floor((now - r.since - holdMs) / stepMs) + 1) * stepMs
-    this.stepTimer = setTimeout(() => {
-      const rate = this.rateAt(Date.now())
+    this.stepTimer = this.clock.setTimeout(() => {
+      const rate = this.rateAt(this.clock.now())
       if (rate > this.lastRate) this.changed('recovering', { replanned: 0, shed: 0 })
       else this.planRecovery()
-    }, Math.max(1, next - now + 1)).unref()
+    }, Math.max(1, next - now + 1), { unref: true })
   }
 
   /** Additive increase: after a quiet hold, `step` of the configured rate per `stepMs`. */
@@ -481,14 +484,14 @@ export class TokenBucketPacer implements Pacer {
     if (alone) {
       // Slots the shared schedule already handed out (to every replica) are still to be used:
       // this replica starts on its own only after them, with an empty bucket.
-      const burst = Math.max(1, Math.floor(this.burstAt(Date.now()) * share))
+      const burst = Math.max(1, Math.floor(this.burstAt(this.clock.now()) * share))
       this.local.tat = Math.max(this.local.tat, this.sharedHorizon + burst * this.intervalMs(share))
     }
     this.options.events?.fallback?.(alone, { replicas: this.knownReplicas, rate: alone ? this.rate * share : this.rate })
   }
 
   private intervalMs (share: number): number {
-    return 1000 / (this.rateAt(Date.now()) * share)
+    return 1000 / (this.rateAt(this.clock.now()) * share)
   }
 
   private shed (waitMs: number): Overloaded {
@@ -506,7 +509,7 @@ export class TokenBucketPacer implements Pacer {
   private async beat (): Promise<void> {
     const redis = this.options.redis
     if (!redis || redis.status !== 'ready') return
-    const now = Date.now()
+    const now = this.clock.now()
     const ttl = 3 * this.heartbeatMs
     try {
       const replies = await redis.multi()
