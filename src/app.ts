@@ -65,7 +65,7 @@ export interface AppDeps {
   credentialsWaitMs?: number
   /** The clock of live-chat counts and tokens; tests move it instead of waiting. */
   now?: () => number
-  /** The time of pacing and the chat-start deadline (the system clock by default). */
+  /** The time of pacing, the chat-start deadline and the in-process rate windows (the system clock by default). */
   clock?: Clock
   /** Proof-of-work difficulty and the provider's time to answer; tests make both small. */
   humanCheck?: Pick<HumanCheckOptions, 'pow' | 'verifyTimeoutMs'>
@@ -277,7 +277,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(originPolicy, { config })
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
   await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason, service: deps.service ?? readServiceInfo() })
-  await app.register(rateLimit, { config, redis })
+  await app.register(rateLimit, { config, redis, clock: deps.clock })
   // GET /chat/availability, answered from one poller per deployment; a closed queue can refuse starts.
   await app.register(availability, { config, widgets, redis, credentials: client.config.credentials, overrides: deps.connectOverrides, now: deps.availabilityNow })
   await app.register(chatStartRoute, {

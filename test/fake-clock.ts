@@ -3,9 +3,10 @@ import type { Clock } from '../src/clock.js'
 
 /**
  * A Clock that moves only when the test says so (@sinonjs/fake-timers underneath): waits are
- * checked exactly, and nothing sleeps on the wall clock.
+ * checked exactly, and nothing sleeps on the wall clock. It starts at the wall clock's now, so
+ * times taken from it and from Date.now() (by code it is not given to) stay close.
  */
-export function fakeClock (start = Date.UTC(2026, 0, 1)) {
+export function fakeClock (start = Date.now()) {
   const fake = createClock(start)
   const clock: Clock = {
     now: () => fake.now,
