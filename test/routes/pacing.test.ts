@@ -5,6 +5,7 @@ import { Redis } from 'ioredis'
 import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '../../src/simulator/connect.js'
 import { createPacer, type RateChange } from '../../src/connect/pacer.js'
 import type { App } from '../../src/app.js'
+import { fakeClock } from '../fake-clock.js'
 import { build, startChat, until, validBody } from '../helper.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from '../redis.js'
 
@@ -271,4 +272,22 @@ t.test('the learned rate follows a quota that changes during the run, down and b
   t.ok(up.some(([, c]) => c.reason === 'recovering'), `climbed back in steps: ${up.map(([rate]) => rate.toFixed(2)).join(', ')}`)
   stop = true
   await load
+})
+
+t.test('the app paces on the clock it is given: a start waits for its slot until that clock reaches it', async (t) => {
+  const time = fakeClock()
+  // 0.5/s, burst 1: after the first start, the next slot is 2 s away on the app's clock.
+  const { app, sim } = await build(t, { ...PACING, CONNECT_RATE_LIMIT: '0.5', CONNECT_BURST: '1' }, { deps: { clock: time.clock } })
+  t.equal((await startChat(app, validBody())).statusCode, 200)
+  let answered = false
+  const second = startChat(app, validBody()).then((res) => { answered = true; return res })
+  await until('the second start waits for its slot', async () => await metric(app, 'ccg_pacing_queue_length') === 1, 10_000)
+  await time.tick(1_999)
+  t.notOk(answered, 'not before its slot')
+  t.equal(sim.requests.length, 1)
+  await time.tick(1)
+  t.equal((await second).statusCode, 200, 'started once the clock reached it')
+  t.equal(sim.requests.length, 2)
+  const { values } = await app.metrics.registry.getSingleMetric('ccg_pacing_wait_seconds')!.get()
+  t.equal(values.find((v) => 'metricName' in v && v.metricName === 'ccg_pacing_wait_seconds_sum')?.value, 2, 'waited exactly 2 s, on that clock')
 })
