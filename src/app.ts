@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ConnectClientConfig } from '@aws-sdk/client-connect'
 import { randomBytes } from 'node:crypto'
+import type { Clock } from './clock.js'
 import type { Config } from './config.js'
 import { ChatStarter, type Pacer } from './connect/chat-starter.js'
 import { createConnectClient } from './connect/client.js'
@@ -64,6 +65,8 @@ export interface AppDeps {
   credentialsWaitMs?: number
   /** The clock of live-chat counts and tokens; tests move it instead of waiting. */
   now?: () => number
+  /** The time of pacing, the chat-start deadline and the in-process rate windows (the system clock by default). */
+  clock?: Clock
   /** Proof-of-work difficulty and the provider's time to answer; tests make both small. */
   humanCheck?: Pick<HumanCheckOptions, 'pow' | 'verifyTimeoutMs'>
   /** The availability poller's clock (tests move it across opening hours). */
@@ -197,7 +200,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     maxQueue: config.CONNECT_MAX_CONCURRENCY,
     // A slot this close to the deadline would most likely spend quota on a call that ends in 504.
     callReserveMs: 500,
-    events: pacerObserver(metrics, app.log)
+    events: pacerObserver(metrics, app.log),
+    clock: deps.clock
   }))
   // Until Connect throttles, the pace is the configured one; rateChanged keeps the gauge after that.
   if (!deps.pacer && config.CONNECT_RATE_LIMIT !== undefined) metrics.pacingRate.set(config.CONNECT_RATE_LIMIT)
@@ -222,7 +226,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     timeoutMs: config.CHAT_START_TIMEOUT_MS,
     maxConcurrency: config.CONNECT_MAX_CONCURRENCY,
     pacer,
-    ...starterObserver(metrics)
+    ...starterObserver(metrics),
+    clock: deps.clock
   })
   // Connect's concurrent-chat quota: live chats per caller, for anonymous callers, and in all.
   const contacts = new Contacts(client, config.CONNECT_ATTEMPT_TIMEOUT_MS)
@@ -272,7 +277,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(originPolicy, { config })
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
   await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason, service: deps.service ?? readServiceInfo() })
-  await app.register(rateLimit, { config, redis })
+  await app.register(rateLimit, { config, redis, clock: deps.clock })
   // GET /chat/availability, answered from one poller per deployment; a closed queue can refuse starts.
   await app.register(availability, { config, widgets, redis, credentials: client.config.credentials, overrides: deps.connectOverrides, now: deps.availabilityNow })
   await app.register(chatStartRoute, {

@@ -1,5 +1,6 @@
 import { StartChatContactCommand, type ConnectClient, type ServiceInputTypes, type ServiceOutputTypes } from '@aws-sdk/client-connect'
 import type { AbsoluteLocation, FinalizeRequestHandlerOptions, FinalizeRequestMiddleware } from '@smithy/types'
+import { systemClock, type Clock } from '../clock.js'
 import { CallerLeft, Overloaded, UpstreamFailed, type GatewayError } from '../errors.js'
 import { sendWith } from './client.js'
 import { mapConnectError } from './errors.js'
@@ -38,6 +39,8 @@ export interface ChatStarterOptions {
   onOutcome?: (outcome: ({ ok: true; durationMs: number } | { ok: false; durationMs: number; error: GatewayError }) & { widget?: string }) => void
   /** The caller left at `stage`: what their start was doing when they went. */
   onAbandoned?: (stage: AbandonStage) => void
+  /** The deadline's time (the system clock by default). */
+  clock?: Clock
 }
 
 /**
@@ -53,8 +56,11 @@ export type AbandonStage = 'waiting' | 'on_the_wire'
  */
 export class ChatStarter {
   private inFlight = 0
+  private readonly clock: Clock
 
-  constructor (private readonly options: ChatStarterOptions) {}
+  constructor (private readonly options: ChatStarterOptions) {
+    this.clock = options.clock ?? systemClock
+  }
 
   get activeCalls (): number { return this.inFlight }
 
@@ -62,7 +68,7 @@ export class ChatStarter {
    * Starts `request` on `target` (each widget has its own instance and flow; the cap, the deadline
    * and pacing are shared). `caller` aborts when the caller goes away (their connection closed).
    */
-  async start (request: ChatStartRequest, target: ConnectTarget, startedAt = Date.now(), caller?: AbortSignal): Promise<StartedChat> {
+  async start (request: ChatStartRequest, target: ConnectTarget, startedAt = this.clock.now(), caller?: AbortSignal): Promise<StartedChat> {
     const { options } = this
     const { widget } = target
     if (this.inFlight >= options.maxConcurrency) {
@@ -77,7 +83,7 @@ export class ChatStarter {
     const release = () => { if (counted) { counted = false; this.inFlight-- } }
     const deadline = startedAt + options.timeoutMs
     const controller = new AbortController()
-    const timer = setTimeout(() => controller.abort(), Math.max(0, deadline - Date.now()))
+    const timer = this.clock.setTimeout(() => controller.abort(), Math.max(0, deadline - this.clock.now()))
     let onTheWire = false
     let left = false
     const leave = () => {
@@ -107,7 +113,7 @@ export class ChatStarter {
           upstream: { errorName: 'IncompleteResponse', requestId: output.$metadata.requestId }
         })
       }
-      options.onOutcome?.({ ok: true, durationMs: Date.now() - startedAt, widget })
+      options.onOutcome?.({ ok: true, durationMs: this.clock.now() - startedAt, widget })
       return {
         contactId: output.ContactId,
         participantId: output.ParticipantId,
@@ -119,10 +125,10 @@ export class ChatStarter {
         ? new CallerLeft('The caller left before the chat started')
         : mapConnectError(raw, { deadlineExpired: controller.signal.aborted, persistentChat: request.persistentChat !== undefined })
       if (error.code === 'UPSTREAM_THROTTLED') options.pacer?.onThrottled?.()
-      options.onOutcome?.({ ok: false, durationMs: Date.now() - startedAt, error, widget })
+      options.onOutcome?.({ ok: false, durationMs: this.clock.now() - startedAt, error, widget })
       throw error
     } finally {
-      clearTimeout(timer)
+      this.clock.clearTimeout(timer)
       caller?.removeEventListener('abort', leave)
       release()
     }

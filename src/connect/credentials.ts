@@ -1,4 +1,5 @@
 import type { ConnectClient } from '@aws-sdk/client-connect'
+import { systemClock, type Clock, type Timer } from '../clock.js'
 
 export interface CredentialsEvents {
   /** Resolved: `provider` names where they came from (never the keys). */
@@ -22,6 +23,8 @@ export interface CredentialsWatchOptions {
   /** Backoff between failed attempts: doubles from `minBackoffMs` up to `maxBackoffMs`. */
   minBackoffMs?: number
   maxBackoffMs?: number
+  /** The time of the wait and the backoff (the system clock by default). */
+  clock?: Clock
 }
 
 /**
@@ -45,9 +48,10 @@ const MAX_REASON = 300
 export function watchCredentials (client: ConnectClient, options: CredentialsWatchOptions): CredentialsWatch {
   const minBackoffMs = options.minBackoffMs ?? 1_000
   const maxBackoffMs = options.maxBackoffMs ?? 60_000
+  const clock = options.clock ?? systemClock
   let notReadyReason: string | undefined = 'AWS credentials have not resolved yet'
   let closed = false
-  let timer: NodeJS.Timeout | undefined
+  let timer: Timer | undefined
   let attempt = 0
 
   const tryOnce = async (): Promise<void> => {
@@ -65,24 +69,24 @@ export function watchCredentials (client: ConnectClient, options: CredentialsWat
       notReadyReason = `no AWS credentials: ${reason}`
       const retryInMs = Math.min(maxBackoffMs, minBackoffMs * 2 ** Math.min(attempt - 1, 20))
       options.events.failed({ reason, errorName: name, attempt, retryInMs })
-      timer = setTimeout(() => { void tryOnce() }, retryInMs).unref()
+      timer = clock.setTimeout(() => { void tryOnce() }, retryInMs, { unref: true })
     }
   }
 
   const first = tryOnce()
-  let waited: NodeJS.Timeout | undefined
+  let waited: Timer | undefined
   const firstAttempt = Promise.race([
     first,
     // Not unref'd: start-up awaits it, and nothing else may hold the process open yet.
-    new Promise<void>((resolve) => { waited = setTimeout(resolve, options.waitMs ?? 5_000) })
-  ]).finally(() => clearTimeout(waited))
+    new Promise<void>((resolve) => { waited = clock.setTimeout(resolve, options.waitMs ?? 5_000) })
+  ]).finally(() => clock.clearTimeout(waited))
 
   return {
     get notReadyReason () { return notReadyReason },
     firstAttempt,
     close () {
       closed = true
-      clearTimeout(timer)
+      clock.clearTimeout(timer)
     }
   }
 }

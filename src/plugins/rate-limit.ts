@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { systemClock, type Clock } from '../clock.js'
 import type { Config } from '../config.js'
 import { RateLimited } from '../errors.js'
 import { widgetLabel } from '../metrics.js'
@@ -14,6 +15,8 @@ const LOCAL_CACHE_ENTRIES = 50_000
 export interface RateLimitOptions {
   config: Config
   redis?: Redis
+  /** The time of the in-process windows (the system clock by default). */
+  clock?: Clock
 }
 
 type Counted = { current: number; ttl: number }
@@ -21,8 +24,9 @@ type Counted = { current: number; ttl: number }
 /** Fixed windows in this process: the fallback while Redis is away, and the store without Redis. */
 class LocalWindows {
   private readonly windows = new Map<string, { count: number; resetAt: number }>()
+  constructor (private readonly clock: Clock) {}
   incr (key: string, timeWindow: number): Counted {
-    const now = Date.now()
+    const now = this.clock.now()
     let w = this.windows.get(key)
     if (!w || w.resetAt <= now) {
       this.windows.delete(key)
@@ -70,10 +74,10 @@ function outageTracker (log: FastifyBaseLogger, onFailOpen: () => void) {
  * loosens from one shared limit to one per replica, never to none). The plugin's own skipOnError
  * would let every request through unlimited while Redis is away.
  */
-function sharedStore (redis: Redis | undefined, nameSpace: string, outage: ReturnType<typeof outageTracker>): FastifyRateLimitStoreCtor {
+function sharedStore (redis: Redis | undefined, nameSpace: string, outage: ReturnType<typeof outageTracker>, clock: Clock): FastifyRateLimitStoreCtor {
   const counting = redis as (Redis & Partial<CountingRedis>) | undefined
   if (counting && typeof counting.ccgRateIncr !== 'function') counting.defineCommand('ccgRateIncr', { numberOfKeys: 1, lua: INCR_LUA })
-  const local = new LocalWindows()
+  const local = new LocalWindows(clock)
   const store: FastifyRateLimitStore = {
     incr (key, callback, timeWindow) {
       if (!counting) {
@@ -108,7 +112,7 @@ async function settled (redis: Redis, ms: number) {
  * Per-client (IP) limit for the routes that ask for it (`config.rateLimit` on the route; health,
  * metrics and docs never do), in Redis when configured so one limit holds across replicas. Redis trouble never blocks a request: the client fails fast (see src/redis.ts) and we fail open.
  */
-async function rateLimitPlugin (app: FastifyInstance, { config, redis }: RateLimitOptions) {
+async function rateLimitPlugin (app: FastifyInstance, { config, redis, clock = systemClock }: RateLimitOptions) {
   if (redis) await settled(redis, 1_000)
   const outage = outageTracker(app.log, () => app.metrics.redisFailOpen.inc({ use: 'rate_limit' }))
 
@@ -125,7 +129,7 @@ async function rateLimitPlugin (app: FastifyInstance, { config, redis }: RateLim
     },
     // A store error must never refuse or fail a request.
     skipOnError: true,
-    store: sharedStore(redis, `${config.REDIS_KEY_PREFIX}rate-limit:`, outage),
+    store: sharedStore(redis, `${config.REDIS_KEY_PREFIX}rate-limit:`, outage, clock),
     onExceeded: (request) => app.metrics.rateLimited.inc(widgetLabel(request.widget?.named)),
     errorResponseBuilder: (_request, context) => new RateLimited(
       `Too many chat starts from this address; retry in ${context.after}`,

@@ -1,8 +1,8 @@
 import t from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { createConnectClient } from '../../src/connect/client.js'
 import { startSimulator } from '../../src/simulator/connect.js'
 import { watchCredentials, type CredentialsEvents } from '../../src/connect/credentials.js'
+import { fakeClock } from '../fake-clock.js'
 import { build, startChat, until, validBody } from '../helper.js'
 
 // Readiness follows credentials. The providers here are the SDK's documented `credentials` option
@@ -39,9 +39,11 @@ t.test('no credentials: not ready with the reason; retried with doubling backoff
   t.teardown(() => client.destroy())
   const failures: Array<Parameters<CredentialsEvents['failed']>[0]> = []
   let resolved = 0
+  const time = fakeClock()
   const watch = watchCredentials(client, {
     minBackoffMs: 10,
     maxBackoffMs: 40,
+    clock: time.clock,
     events: { resolved: () => { resolved++ }, failed: (info) => failures.push(info) }
   })
   t.teardown(() => watch.close())
@@ -49,22 +51,34 @@ t.test('no credentials: not ready with the reason; retried with doubling backoff
   t.equal(watch.notReadyReason, 'no AWS credentials: Could not load credentials from any providers')
   t.match(failures[0], { attempt: 1, errorName: 'CredentialsProviderError', reason: 'Could not load credentials from any providers', retryInMs: 10 })
 
+  // The provider answers on its own time; the backoff between its attempts is the fake clock's.
+  for (const [i, backoff] of [10, 20, 40].entries()) {
+    await until(`failed attempt ${i + 1}`, () => failures.length === i + 1)
+    await time.tick(backoff)
+  }
   await until('four failed attempts', () => failures.length >= 4)
   t.same(failures.slice(0, 4).map((f) => f.retryInMs), [10, 20, 40, 40], 'backoff doubles up to its cap')
   state.available = true
+  await time.tick(40)
   await until('the credentials to resolve', () => resolved === 1)
   t.equal(watch.notReadyReason, undefined)
   const calls = state.calls
-  await sleep(100)
+  await time.runAll()
   t.equal(state.calls, calls, 'no further attempts once resolved')
 })
 
 t.test('a provider that hangs: start-up waits a bounded time, then serves not-ready', async (t) => {
   const client = createConnectClient({ region: 'eu-west-2', maxAttempts: 1, attemptTimeoutMs: 1000, maxSockets: 1, overrides: { credentials: () => new Promise(() => {}) } })
   t.teardown(() => client.destroy())
-  const watch = watchCredentials(client, { waitMs: 50, events: { resolved: () => t.fail('resolved'), failed: () => t.fail('failed') } })
+  const time = fakeClock()
+  const watch = watchCredentials(client, { waitMs: 50, clock: time.clock, events: { resolved: () => t.fail('resolved'), failed: () => t.fail('failed') } })
   t.teardown(() => watch.close())
-  await watch.firstAttempt
+  let waited = false
+  const first = watch.firstAttempt.then(() => { waited = true })
+  await time.tick(49)
+  t.notOk(waited, 'start-up waits its 50 ms')
+  await time.tick(1)
+  await first
   t.equal(watch.notReadyReason, 'AWS credentials have not resolved yet')
 })
 

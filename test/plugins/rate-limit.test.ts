@@ -3,6 +3,7 @@ import { Redis } from 'ioredis'
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { loadConfig } from '../../src/config.js'
+import { fakeClock } from '../fake-clock.js'
 import { build, startChat, validBody, type Harness } from '../helper.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from '../redis.js'
 
@@ -47,10 +48,11 @@ t.test('the limit runs before the body is read: invalid requests use it up too',
 
 t.test('the window resets after RATE_LIMIT_WINDOW (milliseconds or a duration)', async (t) => {
   for (const window of ['2000', '2 s']) {
-    const h = await build(t, { RATE_LIMIT_MAX: '1', RATE_LIMIT_WINDOW: window })
+    const time = fakeClock()
+    const h = await build(t, { RATE_LIMIT_MAX: '1', RATE_LIMIT_WINDOW: window }, { deps: { clock: time.clock } })
     t.equal((await startChat(h.app, validBody())).statusCode, 200)
     t.equal((await startChat(h.app, validBody())).statusCode, 429)
-    await new Promise((resolve) => setTimeout(resolve, 2_200))
+    await time.tick(2_200)
     t.equal((await startChat(h.app, validBody())).statusCode, 200, `allowed again after ${window}`)
   }
 })

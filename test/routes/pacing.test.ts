@@ -1,12 +1,12 @@
 import t, { type Test } from 'tap'
 import { createServer, connect, type Socket } from 'node:net'
 import { once } from 'node:events'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '../../src/simulator/connect.js'
 import { createPacer, type RateChange } from '../../src/connect/pacer.js'
 import type { App } from '../../src/app.js'
-import { build, startChat, validBody } from '../helper.js'
+import { fakeClock } from '../fake-clock.js'
+import { build, startChat, until, validBody } from '../helper.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from '../redis.js'
 
 // Connect's quota in these tests: 5 StartChatContact per second, burst 5. Pacing is set to match.
@@ -33,13 +33,15 @@ function fire (apps: App[], n: number): Promise<Outcome[]> {
 }
 
 /**
- * One start per app, then time for both buckets to refill. A process's first call to Connect is
- * slow (the SDK loads and resolves lazily; on a busy machine, hundreds of ms), which would bunch
- * the first paced calls together; a running service is past that.
+ * One start per app: a process's first call to Connect is slow (the SDK loads and resolves
+ * lazily; on a busy machine, hundreds of ms), which would bunch the first paced calls together; a
+ * running service is past that. Connect's bucket is then full again (set anew, not waited for);
+ * pacing keeps the warm-up's slots, as it would for starts just before a burst.
  */
 async function warm (sim: ConnectSimulator, apps: App[]) {
   for (const app of apps) await startChat(app, validBody())
-  await sleep(1_200)
+  sim.setRequestRate(null)
+  sim.setRequestRate(QUOTA.requestRate!)
   return { created: sim.stats().created }
 }
 
@@ -87,7 +89,7 @@ function checkRefusals (t: Test, outcomes: Outcome[], deadlineMs: number) {
 async function announced (t: Test, prefix: string, replicas: number) {
   const probe = new Redis(redisTestUrl())
   try {
-    for (let i = 0; i < 300 && await probe.zcard(`${prefix}pacing:replicas`) < replicas; i++) await sleep(10)
+    await until('replicas announced', async () => await probe.zcard(`${prefix}pacing:replicas`) >= replicas, 3_000).catch(() => {})
     t.equal(await probe.zcard(`${prefix}pacing:replicas`), replicas, `${replicas} replicas share the schedule`)
   } finally {
     probe.disconnect()
@@ -116,7 +118,8 @@ t.test('without Redis, one process paces a burst into the quota: no throttling, 
   await warm(sim, [app])
   const outcomes = await fire([app], 20)
   const ok = outcomes.filter((o) => o.status === 200).length
-  // 4 at once (one token kept for jitter), then one per 200 ms until 500 ms before the 2 s deadline:
+  // 3 or 4 at once (one token kept for jitter, one perhaps still used by the warm-up), then one
+  // per 200 ms until 500 ms before the 2 s deadline:
   // more than the burst means the queue worked; the quota caps it however fast the machine is.
   t.ok(ok > 4 && ok <= 12, `${ok} started`)
   const refused = checkRefusals(t, outcomes, 2_000)
@@ -189,12 +192,11 @@ t.test('two replicas sharing Redis', { skip: await redisSkip() }, async (t) => {
     const a = await build(t, env, { simulator: sim })
     const b = await build(t, env, { simulator: sim })
     await announced(t, env.REDIS_KEY_PREFIX, 2)
-    await warm(sim, [a.app, b.app])
+    const { created } = await warm(sim, [a.app, b.app])
 
     const before = fire([a.app, b.app], 10)
-    await sleep(1_500)
+    await until('the burst is under way', () => sim.stats().created >= created + 5, 10_000)
     proxy.cut()
-    await sleep(500)
     // 4.5 s of slots: at their share (2.5/s each) both together fit the quota; at the full rate
     // each, they would send twice what Connect takes and be throttled again and again.
     const after = await fire([a.app, b.app], 60)
@@ -270,4 +272,22 @@ t.test('the learned rate follows a quota that changes during the run, down and b
   t.ok(up.some(([, c]) => c.reason === 'recovering'), `climbed back in steps: ${up.map(([rate]) => rate.toFixed(2)).join(', ')}`)
   stop = true
   await load
+})
+
+t.test('the app paces on the clock it is given: a start waits for its slot until that clock reaches it', async (t) => {
+  const time = fakeClock()
+  // 0.5/s, burst 1: after the first start, the next slot is 2 s away on the app's clock.
+  const { app, sim } = await build(t, { ...PACING, CONNECT_RATE_LIMIT: '0.5', CONNECT_BURST: '1' }, { deps: { clock: time.clock } })
+  t.equal((await startChat(app, validBody())).statusCode, 200)
+  let answered = false
+  const second = startChat(app, validBody()).then((res) => { answered = true; return res })
+  await until('the second start waits for its slot', async () => await metric(app, 'ccg_pacing_queue_length') === 1, 10_000)
+  await time.tick(1_999)
+  t.notOk(answered, 'not before its slot')
+  t.equal(sim.requests.length, 1)
+  await time.tick(1)
+  t.equal((await second).statusCode, 200, 'started once the clock reached it')
+  t.equal(sim.requests.length, 2)
+  const { values } = await app.metrics.registry.getSingleMetric('ccg_pacing_wait_seconds')!.get()
+  t.equal(values.find((v) => 'metricName' in v && v.metricName === 'ccg_pacing_wait_seconds_sum')?.value, 2, 'waited exactly 2 s, on that clock')
 })
