@@ -25,6 +25,7 @@ import widgetPlugin from './plugins/widget.js'
 import chatStartRoute from './routes/chat-start.js'
 import type { TrustPolicy } from './trust/index.js'
 import { createRedis } from './redis.js'
+import type { Clock } from './refusal-log.js'
 import { createWidgets, type Widgets } from './widgets/index.js'
 
 declare module 'fastify' {
@@ -48,6 +49,8 @@ export interface AppDeps {
   pacer?: Pacer
   /** Longest wait for the first credentials attempt before the app is returned (default 5 s). */
   credentialsWaitMs?: number
+  /** Time for the refusal log's windows; tests pass a fake one. */
+  clock?: Clock
 }
 
 /**
@@ -190,7 +193,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(connectionBudget, { perClient: config.maxConnectionsPerClient, firstByteTimeoutMs: headersTimeoutMs(config.REQUEST_TIMEOUT_MS) })
   await app.register(clientAddress, { trustProxy: config.trustProxy })
   await app.register(errorHandler)
-  await app.register(requestLog)
+  await app.register(requestLog, { clock: deps.clock })
   // In production the document and /metrics live on METRICS_PORT only (see server.ts).
   const production = config.NODE_ENV === 'production'
   await app.register(openapi, { ui: !production, route: !production })

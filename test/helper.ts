@@ -1,8 +1,10 @@
+import FakeTimers from '@sinonjs/fake-timers'
 import { createServer } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { buildApp, type App, type AppDeps } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
+import type { Clock } from '../src/refusal-log.js'
 import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '../src/simulator/connect.js'
 
 export const ORIGIN = 'https://shop.example.com'
@@ -78,4 +80,14 @@ export async function freePort (): Promise<number> {
   const { port } = server.address() as { port: number }
   await new Promise((resolve) => server.close(resolve))
   return port
+}
+
+/** A @sinonjs/fake-timers clock behind the app's Clock: `tick(ms)` moves the time the code under test sees. */
+export function fakeClock (start = 0): { clock: Clock; tick: (ms: number) => void; timers: () => number } {
+  const fake = FakeTimers.createClock(start)
+  return {
+    clock: { now: () => fake.now, setInterval: (fn, ms) => fake.setInterval(fn, ms), clearInterval: (handle) => fake.clearInterval(handle as FakeTimers.TimerId) },
+    tick: (ms) => { fake.tick(ms) },
+    timers: () => fake.countTimers()
+  }
 }
