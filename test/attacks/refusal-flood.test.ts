@@ -102,3 +102,28 @@ t.test('10,000 invalid bodies from one address and 10,000 unlisted origins from 
   t.equal(metricSample(metrics, 'ccg_requests_refused_total{code="origin_not_allowed"}'), 10_000, 'every unlisted origin counted')
   t.equal(metricSample(metrics, 'ccg_origin_refused_total'), 10_000)
 })
+
+/** Sends `head` (request line and headers, no body) from `from` and returns the first answer's status line. */
+async function headersOnly (port: number, from: string, head: string): Promise<string> {
+  const socket = connect({ port, host: '127.0.0.1', localAddress: from })
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  socket.write(head)
+  const [first] = await once(socket.setEncoding('utf8'), 'data') as [string]
+  socket.destroy()
+  return first.split('\r\n')[0] ?? ''
+}
+
+t.test('refusals decided by the headers are answered without waiting for the body', async (t) => {
+  // Were the body awaited, the answer would be a 408 after REQUEST_TIMEOUT_MS.
+  const { app } = await build(t, { RATE_LIMIT_MAX: '1', REQUEST_TIMEOUT_MS: '20000' })
+  const port = await listenLocal(app)
+  const head = (origin: string, { url = '/chat/start', type = 'application/json', length = 500 } = {}) =>
+    `POST ${url} HTTP/1.1\r\nHost: gw\r\nContent-Type: ${type}\r\nOrigin: ${origin}\r\nContent-Length: ${length}\r\n\r\n`
+  t.equal(await headersOnly(port, '127.0.2.1', head('https://evil.example')), 'HTTP/1.1 403 Forbidden', 'an unlisted Origin')
+  t.equal(await headersOnly(port, '127.0.2.2', head(ORIGIN, { url: '/chat/start/no-such-widget' })), 'HTTP/1.1 404 Not Found', 'an unknown widget')
+  t.equal(await headersOnly(port, '127.0.2.3', head(ORIGIN, { length: 1_000_000 })), 'HTTP/1.1 413 Payload Too Large', 'a body over the limit by its Content-Length')
+  t.equal(await headersOnly(port, '127.0.2.4', head(ORIGIN, { type: 'application/xml' })), 'HTTP/1.1 415 Unsupported Media Type', 'a content type never parsed')
+  t.equal(await headersOnly(port, '127.0.2.5', head(ORIGIN, { type: 'application/xml' })), 'HTTP/1.1 415 Unsupported Media Type', 'the limit\'s one request')
+  t.equal(await headersOnly(port, '127.0.2.5', head(ORIGIN)), 'HTTP/1.1 429 Too Many Requests', 'the rate limit')
+})
