@@ -107,7 +107,7 @@ export function toErrorBody (error: FastifyError | GatewayError | Error): { body
  * oversized headers, a client too slow). Answered in our shape with the headers every answer
  * carries, logged at info without a stack: a client can send these as fast as it likes.
  */
-export function clientErrorHandler (this: { log: FastifyBaseLogger; refusalLog?: RefusalLog; metrics?: Metrics }, err: Error & { code?: string }, socket: Socket): void {
+export function clientErrorHandler (this: { log: FastifyBaseLogger; refusalLog: RefusalLog; metrics: Metrics }, err: Error & { code?: string }, socket: Socket): void {
   // A reset connection has nobody to answer.
   if (err.code === 'ECONNRESET' || socket.destroyed) return
   const error = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
@@ -115,9 +115,9 @@ export function clientErrorHandler (this: { log: FastifyBaseLogger; refusalLog?:
     : err.code === 'HPE_HEADER_OVERFLOW'
       ? new HeadersTooLarge('The request headers are too large')
       : new MalformedRequest('The request is not valid HTTP')
-  this.metrics?.requestsRefused.inc({ code: error.code.toLowerCase() })
+  this.metrics.requestsRefused.inc({ code: error.code.toLowerCase() })
   // Sampled per client like every refusal: a client can send these as fast as it can connect.
-  if (this.refusalLog?.admit(socketClient(socket).key, error.code, error.statusCode) ?? true) {
+  if (this.refusalLog.admit(socketClient(socket).key, error.code, error.statusCode)) {
     this.log.info({ code: error.code, reason: err.code, remoteAddress: socketClient(socket).address }, 'malformed request refused')
   }
   if (socket.writable) {
@@ -140,8 +140,8 @@ export function frameworkErrorHandler (error: FastifyError, request: FastifyRequ
   // No hook runs for these (no request line, no metrics hook): counted and sampled here.
   const { server } = request
   const client = socketClient(request.raw.socket)
-  server.metrics?.requestsRefused.inc({ code: payload.code.toLowerCase() })
-  if (server.refusalLog?.admit(client.key, payload.code, payload.statusCode) ?? true) {
+  server.metrics.requestsRefused.inc({ code: payload.code.toLowerCase() })
+  if (server.refusalLog.admit(client.key, payload.code, payload.statusCode)) {
     request.log.info({ code: payload.code, remoteAddress: client.address }, 'request refused before routing')
   }
   reply.headers(SECURITY_HEADERS).code(payload.statusCode).type('application/json; charset=utf-8').send(payload)
