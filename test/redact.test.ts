@@ -42,5 +42,7 @@ t.test('known shapes: nested, quoted and wildcard paths; the object itself when 
   t.equal(redact(clean), clean, 'no copy when nothing is censored')
   const err = Object.assign(new Error('e'), { secret: 's' })
   t.equal(redact({ err }).err, err, 'errors are left to their allowlist serializer')
+  const deep = compileRedactor(['x.y', '*.*.z'], 'X')
+  t.same(deep({ x: { q: { z: 1 }, y: 2 }, w: { q: { z: 1, k: 2 } } }), { x: { q: { z: 'X' }, y: 'X' }, w: { q: { z: 'X', k: 2 } } }, 'two wildcards deep, under a named key too')
   t.throws(() => compileRedactor(['.'], 'X'), /names nothing/)
 })
