@@ -65,7 +65,7 @@ export interface AppDeps {
   credentialsWaitMs?: number
   /** The clock of live-chat counts and tokens; tests move it instead of waiting. */
   now?: () => number
-  /** The time of pacing, the chat-start deadline and the in-process rate windows (the system clock by default). */
+  /** The time of pacing, the chat-start deadline, the in-process rate windows and the refusal log's windows (the system clock by default). */
   clock?: Clock
   /** Proof-of-work difficulty and the provider's time to answer; tests make both small. */
   humanCheck?: Pick<HumanCheckOptions, 'pow' | 'verifyTimeoutMs'>
@@ -265,7 +265,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   })
   await app.register(clientAddress, { trustProxy: config.trustProxy })
   await app.register(errorHandler)
-  await app.register(requestLog)
+  await app.register(requestLog, { clock: deps.clock })
   // In production the document and /metrics live on METRICS_PORT only (see server.ts).
   await app.register(openapi, { ui: !config.production, route: !config.production })
   await app.register(metricsPlugin, { exposeRoute: config.metricsPort === undefined, onCollectError: (err) => backgroundError('metrics', err) })

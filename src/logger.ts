@@ -2,11 +2,11 @@ import type { FastifyServerOptions } from 'fastify'
 import { createRequire } from 'node:module'
 import pino from 'pino'
 import type { Config } from './config.js'
+import { compileRedactor } from './redact.js'
 
 // Whatever identifies a customer or grants access to a chat is never written to a log.
 // Paths are the second line of defence: request lines carry no headers or bodies
-// (plugins/request-log.ts) and errors are serialized by allowlist (below). A leading wildcard costs
-// about 1 µs per log line (fast-redact), an exact path almost nothing: so every name at the top
+// (plugins/request-log.ts) and errors are serialized by allowlist (below). Every name at the top
 // level, the known nested shapes exactly, and a wildcard only for the few worst leaks.
 const SECRET_KEYS = [
   'authorization', 'Authorization', 'cookie', 'Cookie', 'headers', 'ParticipantToken', 'participantToken',
@@ -22,6 +22,12 @@ export const REDACT_PATHS = [
   'data.startChatResult.ParticipantToken', 'startChatResult.ParticipantToken', 'data.resumeToken', 'data.endToken',
   '*.ParticipantToken', '*.DisplayName', '*.Attributes', '*.authorization', '*.cookie'
 ]
+
+/**
+ * Compiled once (see redact.ts) and applied to each line's own fields. Child-logger bindings are not
+ * passed through it: they are ours (the request id, the widget id), never what a client sent.
+ */
+export const redactLine = compileRedactor(REDACT_PATHS, '[redacted]')
 
 interface ErrorLike {
   name?: string
@@ -86,7 +92,7 @@ export function loggerOptions (config: Config, stream?: NodeJS.WritableStream): 
   const transport = stream ? undefined : prettyTransport(config)
   return {
     level: config.LOG_LEVEL,
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    formatters: { log: redactLine },
     serializers: { err: (err: unknown) => serializeError(err), error: (err: unknown) => serializeError(err) },
     // Synchronous stdout: pino's default buffers, and close-with-grace's process.exit() then loses
     // the last lines (the fatal one or "shut down cleanly"). A few chat starts per second cost nothing.

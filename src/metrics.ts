@@ -36,6 +36,7 @@ export function createMetrics (sources: MetricSources = {}) {
       name: 'ccg_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['method', 'route', 'status_code'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers
     }),
+    requestsRefused: new Counter({ name: 'ccg_requests_refused_total', help: 'Requests this service refused on its own (4xx), by error code in lower case; every one, whether logged or summarised', labelNames: ['code'] as const, registers }),
     rateLimited: new Counter({ name: 'ccg_rate_limited_total', help: 'Requests refused by the per-client rate limit', labelNames: ['widget'] as const, registers }),
     originRefused: new Counter({ name: 'ccg_origin_refused_total', help: 'Requests refused because their Origin is not allowed', labelNames: ['widget'] as const, registers }),
     widgetNotFound: new Counter({ name: 'ccg_widget_not_found_total', help: 'Chat starts for a widget id no profile has (404)', registers }),

@@ -20,6 +20,10 @@ export function fakeClock (start = Date.now()) {
     /** Runs every pending timer (and those they start) in time order. */
     runAll: () => fake.runAllAsync(),
     /** Lets pending promise callbacks run without moving time. */
-    settle: () => fake.tickAsync(0)
+    settle: () => fake.tickAsync(0),
+    /** Moves time on by `ms` at once, running each timer due (for code that settles no promises). */
+    tickSync: (ms: number) => { fake.tick(ms) },
+    /** Timers pending. */
+    timers: () => fake.countTimers()
   }
 }

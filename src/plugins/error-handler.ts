@@ -3,6 +3,9 @@ import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import { STATUS_CODES } from 'node:http'
 import { ChatClosed, GatewayError, HeadersTooLarge, HumanCheckRequired, MalformedRequest, RequestTimedOut, RouteNotFound, StateUnavailable, ValidationFailed, type ProblemDetail } from '../errors.js'
+import type { Metrics } from '../metrics.js'
+import type { RefusalLog } from '../refusal-log.js'
+import { socketClient } from './client-address.js'
 import { requestPath } from './request-log.js'
 import { SECURITY_HEADERS } from './security-headers.js'
 
@@ -109,7 +112,7 @@ export function toErrorBody (error: FastifyError | GatewayError | Error): { body
  * oversized headers, a client too slow). Answered in our shape with the headers every answer
  * carries, logged at info without a stack: a client can send these as fast as it likes.
  */
-export function clientErrorHandler (this: { log: FastifyBaseLogger }, err: Error & { code?: string }, socket: Socket): void {
+export function clientErrorHandler (this: { log: FastifyBaseLogger; refusalLog: RefusalLog; metrics: Metrics }, err: Error & { code?: string }, socket: Socket): void {
   // A reset connection has nobody to answer.
   if (err.code === 'ECONNRESET' || socket.destroyed) return
   const error = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
@@ -117,7 +120,11 @@ export function clientErrorHandler (this: { log: FastifyBaseLogger }, err: Error
     : err.code === 'HPE_HEADER_OVERFLOW'
       ? new HeadersTooLarge('The request headers are too large')
       : new MalformedRequest('The request is not valid HTTP')
-  this.log.info({ code: error.code, reason: err.code }, 'malformed request refused')
+  this.metrics.requestsRefused.inc({ code: error.code.toLowerCase() })
+  // Sampled per client like every refusal: a client can send these as fast as it can connect.
+  if (this.refusalLog.admit(socketClient(socket).key, error.code, error.statusCode)) {
+    this.log.info({ code: error.code, reason: err.code, remoteAddress: socketClient(socket).address }, 'malformed request refused')
+  }
   if (socket.writable) {
     const payload = JSON.stringify(toErrorBody(error).body)
     socket.write(`HTTP/1.1 ${error.statusCode} ${STATUS_CODES[error.statusCode]}\r\n` +
@@ -135,7 +142,13 @@ export function clientErrorHandler (this: { log: FastifyBaseLogger }, err: Error
  */
 export function frameworkErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const { body: payload } = toErrorBody(error)
-  request.log.info({ code: payload.code }, 'request refused before routing')
+  // No hook runs for these (no request line, no metrics hook): counted and sampled here.
+  const { server } = request
+  const client = socketClient(request.raw.socket)
+  server.metrics.requestsRefused.inc({ code: payload.code.toLowerCase() })
+  if (server.refusalLog.admit(client.key, payload.code, payload.statusCode)) {
+    request.log.info({ code: payload.code, remoteAddress: client.address }, 'request refused before routing')
+  }
   reply.headers(SECURITY_HEADERS).code(payload.statusCode).type('application/json; charset=utf-8').send(payload)
 }
 
@@ -155,6 +168,8 @@ async function errorHandler (app: FastifyInstance) {
     } else if (payload.statusCode >= 500) {
       request.log.error({ err: error }, 'unexpected error')
     }
+    // A refusal of our own: its log line is sampled per client (see request-log.ts), never an upstream failure's.
+    if (payload.statusCode < 500 && !(error instanceof GatewayError && error.upstream)) request.refusal = payload.code
     if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
     reply.code(payload.statusCode).type('application/json; charset=utf-8').send(payload)
   })

@@ -22,6 +22,7 @@ async function metricsPlugin (app: FastifyInstance, { exposeRoute, onCollectErro
       route: request.routeOptions.url ?? '(no route)',
       status_code: String(reply.statusCode)
     }, reply.elapsedTime / 1000)
+    if (request.refusal !== null) app.metrics.requestsRefused.inc({ code: request.refusal.toLowerCase() })
     done()
   })
 

@@ -1,10 +1,9 @@
-import cors, { type FastifyCorsOptions } from '@fastify/cors'
+import cors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
 import { OriginNotAllowed } from '../errors.js'
 import { widgetLabel } from '../metrics.js'
-import type { Widget } from '../widgets/index.js'
 
 export { wildcardMatcher } from '../widgets/index.js'
 
@@ -25,58 +24,54 @@ export function loggableOrigin (origin: string): string {
 }
 
 /**
- * CORS and the origin policy in one onRequest hook, at the root so it runs before body parsing and
- * for every answer, 404s included. CORS headers alone protect nothing (a text/plain POST skips the
- * preflight), so an unlisted Origin is refused with 403 here, before the body is read. Each widget
- * profile has its own list (see plugins/widget.ts, which resolves the profile first).
+ * The origin policy, then CORS, both in root onRequest hooks so they run before body parsing and for
+ * every answer, 404s included. CORS headers alone protect nothing (a text/plain POST skips the
+ * preflight), so an unlisted Origin is refused with 403 first, before the body is read and before
+ * CORS does any work. Each widget profile has its own list (see plugins/widget.ts, which resolves the
+ * profile first); whatever reaches CORS is allowed, so one static set of CORS options serves every
+ * profile. (A per-request options delegator rebuilt and copied those options for every request.)
  */
 async function originPolicy (app: FastifyInstance, { config }: OriginPolicyOptions) {
-  // Built once per profile (and again for the new ones after a reload), not per request.
-  const perWidget = new WeakMap<Widget, FastifyCorsOptions>()
-  const optionsFor = (widget: Widget): FastifyCorsOptions => {
-    let options = perWidget.get(widget)
-    if (!options) {
-      options = { ...common, origin: originCheck(widget) }
-      perWidget.set(widget, options)
-    }
-    return options
-  }
-  const originCheck = (widget: Widget): FastifyCorsOptions['origin'] => (origin, callback) => {
+  app.addHook('onRequest', (request, reply, done) => {
+    const origin = request.headers.origin
     if (origin === undefined) {
-      // Not a browser asking cross-origin (mobile apps, curl, probes): no CORS headers needed.
-      callback(null, false)
+      // Browsers send Origin on every POST, same-origin included; GETs stay open for probes and scrapers.
+      if (config.REQUIRE_ORIGIN && request.method === 'POST') {
+        app.metrics.originRefused.inc(widgetLabel(request.widget.named))
+        done(new OriginNotAllowed('An Origin header is required'))
+        return
+      }
+    } else if (!request.widget.isOriginAllowed(origin)) {
+      app.metrics.originRefused.inc(widgetLabel(request.widget.named))
+      // As CORS would have: the answer depends on Origin.
+      reply.header('vary', 'Origin')
+      done(new OriginNotAllowed('This origin may not call this service'))
       return
     }
-    if (widget.isOriginAllowed(origin)) {
-      callback(null, true)
-      return
-    }
-    app.metrics.originRefused.inc(widgetLabel(widget.named))
-    callback(new OriginNotAllowed('This origin may not call this service'), false)
-  }
-  const common: FastifyCorsOptions = {
+    done()
+  })
+
+  await app.register(cors, {
+    // Reflects the Origin of a request the hook above let through; none without one (mobile apps,
+    // curl, probes are not browsers asking cross-origin).
+    origin: (origin, callback) => callback(null, origin !== undefined),
     methods: ['POST'],
     allowedHeaders: ['content-type', 'idempotency-key', 'authorization', 'human-check'],
     // Widgets may read these on a 429/503 to back off.
     exposedHeaders: ['retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'],
     maxAge: PREFLIGHT_MAX_AGE_SECONDS,
     credentials: false
-  }
-
-  await app.register(cors, {
-    delegator: (request, callback) => callback(null, optionsFor(request.widget))
   })
 
-  // The browser sees only an opaque CORS failure, so the log names the origin that was refused, for
-  // the operator to add it (or not). The request's log lines already carry its widget.
+  // The browser sees only an opaque CORS failure, so the request's log line names the origin that
+  // was refused and the list to add it to (or not); the line carries its widget, and is sampled like
+  // every refusal, so a flood of foreign origins does not flood the log.
   app.addHook('onError', (request, _reply, error, done) => {
     if (error instanceof OriginNotAllowed) {
       const origin = request.headers.origin
-      if (origin === undefined) request.log.info('origin refused: no Origin header, and REQUIRE_ORIGIN=true')
-      else {
-        request.log.info({ origin: loggableOrigin(origin) },
-          `origin refused: not in ${request.widget.named === undefined ? 'ALLOWED_ORIGINS' : 'the widget\'s allowedOrigins'}`)
-      }
+      request.logFields = origin === undefined
+        ? { ...request.logFields, originRefused: 'no Origin header, and REQUIRE_ORIGIN=true' }
+        : { ...request.logFields, origin: loggableOrigin(origin), originRefused: request.widget.named === undefined ? 'not in ALLOWED_ORIGINS' : 'not in the widget\'s allowedOrigins' }
     }
     done()
   })
@@ -90,16 +85,6 @@ async function originPolicy (app: FastifyInstance, { config }: OriginPolicyOptio
     if (request.headers.expect?.toLowerCase() === '100-continue') reply.raw.writeContinue()
     done(null, payload)
   })
-
-  if (config.REQUIRE_ORIGIN) {
-    // Browsers send Origin on every POST, same-origin included; GETs stay open for probes and scrapers.
-    app.addHook('onRequest', (request, _reply, done) => {
-      if (request.method === 'POST' && request.headers.origin === undefined) {
-        app.metrics.originRefused.inc(widgetLabel(request.widget.named))
-        done(new OriginNotAllowed('An Origin header is required'))
-      } else done()
-    })
-  }
 }
 
 export default fp(originPolicy, { name: 'origin-policy' })

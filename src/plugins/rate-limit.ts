@@ -40,6 +40,31 @@ class LocalWindows {
   }
 }
 
+/**
+ * Clients Redis has already put over the limit, until their window ends. A fixed window that is
+ * exceeded stays exceeded until it expires, so this replica refuses them on its own meanwhile: a
+ * flood from one address costs one Redis call per window, not one per request. The count shown is
+ * the last one Redis gave; a limit raised by a widget reload applies at once (the stored count is
+ * compared with the current max).
+ */
+class OverLimit {
+  private readonly until = new Map<string, { current: number; resetAt: number }>()
+  get (key: string, max: number): Counted | undefined {
+    const entry = this.until.get(key)
+    if (entry === undefined) return undefined
+    const ttl = entry.resetAt - Date.now()
+    if (ttl > 0 && entry.current > max) return { current: entry.current, ttl }
+    this.until.delete(key)
+    return undefined
+  }
+
+  set (key: string, current: number, ttl: number) {
+    // Bounded like the local windows: the oldest entry goes first.
+    if (!this.until.has(key) && this.until.size >= LOCAL_CACHE_ENTRIES) this.until.delete(this.until.keys().next().value!)
+    this.until.set(key, { current, resetAt: Date.now() + ttl })
+  }
+}
+
 // One fixed window per key on Redis's clock: the count, and what is left of the window.
 const INCR_LUA = `
 local current = redis.call('INCR', KEYS[1])
@@ -78,14 +103,21 @@ function sharedStore (redis: Redis | undefined, nameSpace: string, outage: Retur
   const counting = redis as (Redis & Partial<CountingRedis>) | undefined
   if (counting && typeof counting.ccgRateIncr !== 'function') counting.defineCommand('ccgRateIncr', { numberOfKeys: 1, lua: INCR_LUA })
   const local = new LocalWindows(clock)
+  const over = new OverLimit()
   const store: FastifyRateLimitStore = {
-    incr (key, callback, timeWindow) {
+    incr (key, callback, timeWindow, max) {
       if (!counting) {
         callback(null, local.incr(key, timeWindow))
         return
       }
+      const refused = over.get(key, max)
+      if (refused) {
+        callback(null, refused)
+        return
+      }
       (counting as Redis & CountingRedis).ccgRateIncr(nameSpace + key, timeWindow).then(([current, ttl]) => {
         outage.succeeded()
+        if (current > max) over.set(key, current, ttl)
         callback(null, { current, ttl })
       }, (err: Error) => {
         outage.failed(err)

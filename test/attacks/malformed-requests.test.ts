@@ -1,7 +1,8 @@
 import { connect } from 'node:net'
 import { once } from 'node:events'
 import t from 'tap'
-import { build as buildApp, listenLocal as listen, startChat, validBody } from '../helper.js'
+import { build as buildApp, listenLocal as listen, metricSample, startChat, validBody } from '../helper.js'
+import { fakeClock } from '../fake-clock.js'
 
 const build: typeof buildApp = (t, env = {}, options) => buildApp(t, { RESUME_TOKEN_SECRET: 'm'.repeat(40), ...env }, options)
 
@@ -62,4 +63,17 @@ t.test('an upload aborted halfway: nothing above info in the log', async (t) => 
   socket.destroy()
   for (let i = 0; i < 100 && !h.logs().includes('request completed'); i++) await new Promise((resolve) => setTimeout(resolve, 20))
   t.same(levels(h.logs()).filter((l) => l.level > 30).map((l) => l.msg), [], 'nothing above info')
+})
+
+t.test('a flood of garbage from one address: 5 lines, then one summary; every one counted', async (t) => {
+  const time = fakeClock()
+  const h = await build(t, {}, { deps: { clock: time.clock } })
+  const port = await listen(h.app)
+  for (let i = 0; i < 12; i++) t.match(await raw(port, '127.0.0.3', 'GARBAGE / HTTP/1.1\r\n\r\n'), /^HTTP\/1\.1 400/)
+  const refused = levels(h.logs()).filter((l) => l.msg === 'malformed request refused')
+  t.equal(refused.length, 5)
+  t.match(refused[0], { code: 'MALFORMED_REQUEST', remoteAddress: '127.0.0.3' })
+  time.tickSync(60_000)
+  t.match(levels(h.logs()).filter((l) => l.msg === 'refusals summarised'), [{ client: '127.0.0.3', code: 'MALFORMED_REQUEST', statusCode: 400, count: 12, logged: 5 }])
+  t.equal(metricSample((await h.app.inject('/metrics')).body, 'ccg_requests_refused_total{code="malformed_request"}'), 12)
 })

@@ -178,24 +178,24 @@ t.test('ALLOWED_ORIGINS=none: every browser origin refused, mobile apps served',
 
 const logLines = (h: Harness) => h.logs().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
 
-t.test('a refused origin is logged at info with the origin, for the POST and its preflight; an allowed one is not', async (t) => {
+t.test('a refused origin is named on its request line at info, for the POST and its preflight; an allowed one is not', async (t) => {
   const h = await build(t)
   await startChat(h.app, validBody(), { origin: 'https://evil.example' })
   await preflight(h, 'https://other.example')
   await startChat(h.app, validBody(), { origin: ORIGIN })
-  const refused = logLines(h).filter((l) => String(l.msg).startsWith('origin refused'))
-  t.same(refused.map((l) => [l.level, l.origin, l.msg]), [
-    [30, 'https://evil.example', 'origin refused: not in ALLOWED_ORIGINS'],
-    [30, 'https://other.example', 'origin refused: not in ALLOWED_ORIGINS']
-  ])
-  t.ok(refused.every((l) => typeof l.reqId === 'string'), 'with the request id, to find the request line')
+  const refused = logLines(h).filter((l) => l.originRefused !== undefined)
+  t.same(refused.map((l) => [l.level, l.origin, l.originRefused, l.statusCode]), [
+    [30, 'https://evil.example', 'not in ALLOWED_ORIGINS', 403],
+    [30, 'https://other.example', 'not in ALLOWED_ORIGINS', 403]
+  ], 'on the request\'s own line')
+  t.ok(refused.every((l) => typeof l.reqId === 'string'), 'with the request id')
 })
 
 t.test('a hostile Origin is logged printable and bounded: other bytes replaced, a long one cut and its length given', async (t) => {
   const h = await build(t)
   await startChat(h.app, validBody(), { origin: 'https://\u00e9vil.example\tx' })
   await startChat(h.app, validBody(), { origin: `https://${'a'.repeat(10_000)}.example` })
-  const [odd, long] = logLines(h).filter((l) => String(l.msg).startsWith('origin refused')).map((l) => String(l.origin))
+  const [odd, long] = logLines(h).filter((l) => l.originRefused !== undefined).map((l) => String(l.origin))
   t.equal(odd, 'https://?vil.example?x')
   t.ok(long!.length < 340, `cut to ${long!.length} characters`)
   t.ok(long!.startsWith('https://aaaa') && long!.endsWith('… (10016 characters)'))
@@ -205,7 +205,7 @@ t.test('REQUIRE_ORIGIN: a POST without Origin is logged as such', async (t) => {
   const h = await build(t, { REQUIRE_ORIGIN: 'true' })
   const res = await startChat(h.app, validBody())
   t.equal(res.statusCode, 403)
-  t.ok(logLines(h).some((l) => l.msg === 'origin refused: no Origin header, and REQUIRE_ORIGIN=true' && l.origin === undefined))
+  t.ok(logLines(h).some((l) => l.originRefused === 'no Origin header, and REQUIRE_ORIGIN=true' && l.origin === undefined))
 })
 
 /** Sends a request head with `Expect: 100-continue` on a raw socket; the body only if invited. */

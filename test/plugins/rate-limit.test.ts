@@ -177,8 +177,24 @@ t.test('Redis', { skip: await redisSkip() }, async (t) => {
 
     const redis = new Redis(redisTestUrl())
     t.teardown(() => redis.disconnect())
-    t.equal(await redis.get(`${prefix}rate-limit:127.0.0.1`), '6', 'the counter lives in Redis under REDIS_KEY_PREFIX')
+    // a: 200, 200, 429; b: 200, 429 (count 5), then b refuses on its own until the window ends.
+    t.equal(await redis.get(`${prefix}rate-limit:127.0.0.1`), '5', 'the counter lives in Redis under REDIS_KEY_PREFIX, up to each replica\'s first refusal')
     t.equal(await counter(a.app.metrics.redisFailOpen) + await counter(b.app.metrics.redisFailOpen), 0)
+  })
+
+  t.test('a flood from one address over the limit: one Redis call per replica, then refused without Redis until the window ends', async (t) => {
+    const prefix = redisKeyPrefix(t)
+    const h = await build(t, { RATE_LIMIT_MAX: '2', RATE_LIMIT_WINDOW: '1 hour', REDIS_URL: redisTestUrl(), REDIS_KEY_PREFIX: prefix })
+    const codes = []
+    for (let i = 0; i < 50; i++) codes.push((await startChat(h.app, validBody())).statusCode)
+    t.same(codes, [200, 200, ...Array(48).fill(429)])
+    const redis = new Redis(redisTestUrl())
+    t.teardown(() => redis.disconnect())
+    t.equal(await redis.get(`${prefix}rate-limit:127.0.0.1`), '3', 'Redis counted up to the first refusal only')
+    const last = await startChat(h.app, validBody())
+    const retryAfter = Number(last.headers['retry-after'])
+    t.ok(retryAfter > 3590 && retryAfter <= 3600, `Retry-After ${retryAfter}: the end of Redis's window`)
+    t.equal(await counter(h.app.metrics.rateLimited), 49, 'every refusal counted')
   })
 
   t.test('Redis hangs, then stops, mid-test: answered within a bounded time, counted per process meanwhile, logged once; reconnects by itself; closed on shutdown', async (t) => {

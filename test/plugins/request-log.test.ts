@@ -1,5 +1,6 @@
 import t from 'tap'
-import { build, startChat, validBody } from '../helper.js'
+import { build, metricSample, startChat, validBody } from '../helper.js'
+import { fakeClock } from '../fake-clock.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
@@ -121,4 +122,59 @@ t.test('probes and scrapes are logged at debug, not info', async (t) => {
   const verbose = await build(t, { LOG_LEVEL: 'debug' })
   await verbose.app.inject('/health/ready')
   t.match(requestLines(verbose.logs()), [{ level: 20, route: '/health/ready', statusCode: 200 }])
+})
+
+t.test('refusals: 5 lines per client and kind a minute, then one summary with the count; the next minute logs again', async (t) => {
+  const time = fakeClock()
+  const { app, logs } = await build(t, {}, { deps: { clock: time.clock } })
+  const refuse = (remoteAddress: string, url = '/chat/start') => app.inject({
+    method: 'POST', url, remoteAddress, headers: { 'content-type': 'application/json' }, payload: '{"Bogus":1}'
+  })
+  for (let i = 0; i < 12; i++) t.equal((await refuse('192.0.2.7')).statusCode, 400)
+  for (let i = 0; i < 7; i++) t.equal((await refuse('192.0.2.7', '/nowhere')).statusCode, 404)
+  for (let i = 0; i < 3; i++) await refuse('192.0.2.8')
+  const refused = requestLines(logs())
+  t.equal(refused.filter((l) => l.code === 'VALIDATION_FAILED' && l.remoteAddress === '192.0.2.7').length, 5, 'the first 5 invalid bodies from one client')
+  t.equal(refused.filter((l) => l.code === 'NOT_FOUND').length, 5, 'another kind from the same client has its own 5')
+  t.equal(refused.filter((l) => l.remoteAddress === '192.0.2.8').length, 3, 'another client has its own 5')
+  t.same(lines(logs()).filter((l) => l.msg === 'refusals summarised'), [], 'no summary before the minute ends')
+
+  time.tickSync(60_000)
+  const summaries = lines(logs()).filter((l) => l.msg === 'refusals summarised')
+  t.match(summaries, [
+    { level: 30, client: '192.0.2.7', code: 'VALIDATION_FAILED', statusCode: 400, count: 12, logged: 5, windowSeconds: 60 },
+    { level: 30, client: '192.0.2.7', code: 'NOT_FOUND', statusCode: 404, count: 7, logged: 5, windowSeconds: 60 }
+  ])
+  t.equal(summaries.length, 2, 'the client within its budget is not summarised')
+
+  await refuse('192.0.2.7')
+  t.equal(requestLines(logs()).filter((l) => l.code === 'VALIDATION_FAILED' && l.remoteAddress === '192.0.2.7').length, 6, 'a new minute, a new budget')
+  const metrics = (await app.inject('/metrics')).body
+  t.equal(metricSample(metrics, 'ccg_requests_refused_total{code="validation_failed"}'), 16, 'the metric counts every refusal')
+  t.equal(metricSample(metrics, 'ccg_requests_refused_total{code="not_found"}'), 7)
+})
+
+t.test('our own errors and upstream failures are never sampled', async (t) => {
+  const { app, sim, logs } = await build(t)
+  sim.script(...Array(8).fill({ type: 'AccessDeniedException' }))
+  for (let i = 0; i < 8; i++) t.equal((await startChat(app, validBody())).statusCode, 502)
+  // Connect refusing to resume a chat is a 409 caused upstream: logged every time too.
+  sim.script(...Array(7).fill({ type: 'InvalidRequestException' }))
+  for (let i = 0; i < 7; i++) {
+    await startChat(app, validBody({ PersistentChat: { RehydrationType: 'ENTIRE_PAST_SESSION', SourceContactId: 'c-1' } }))
+  }
+  const answered = requestLines(logs())
+  t.equal(answered.filter((l) => l.statusCode === 502).length, 8, 'every 502 has its line')
+  t.equal(lines(logs()).filter((l) => l.msg === 'chat start failed upstream').length, 8 + answered.filter((l) => l.statusCode === 409).length)
+  t.notOk(answered.some((l) => l.code !== undefined && l.statusCode === 502), 'no refusal code on a failure')
+})
+
+t.test('requests refused before routing (an undecodable URL) are sampled and counted like every refusal', async (t) => {
+  const time = fakeClock()
+  const { app, logs } = await build(t, {}, { deps: { clock: time.clock } })
+  for (let i = 0; i < 8; i++) t.equal((await app.inject({ method: 'GET', url: '/chat/%E0%A4%A', remoteAddress: '192.0.2.9' })).statusCode, 400)
+  t.match(lines(logs()).filter((l) => l.code === 'BAD_URL'), Array(5).fill({ msg: 'request refused before routing', remoteAddress: '192.0.2.9' }))
+  t.equal(metricSample((await app.inject('/metrics')).body, 'ccg_requests_refused_total{code="bad_url"}'), 8)
+  time.tickSync(60_000)
+  t.match(lines(logs()).filter((l) => l.msg === 'refusals summarised'), [{ client: '192.0.2.9', code: 'BAD_URL', count: 8, logged: 5 }])
 })
