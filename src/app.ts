@@ -26,7 +26,7 @@ import rateLimit from './plugins/rate-limit.js'
 import securityHeaders from './plugins/security-headers.js'
 import widgetPlugin from './plugins/widget.js'
 import availability from './plugins/availability.js'
-import { closedCheck } from './routes/availability.js'
+import availabilityRoute, { closedCheck } from './routes/availability.js'
 import chatStartRoute from './routes/chat-start.js'
 import chatEndRoute from './routes/chat-end.js'
 import chatChallengeRoute from './routes/chat-challenge.js'
@@ -280,6 +280,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(rateLimit, { config, redis, clock: deps.clock })
   // GET /chat/availability, answered from one poller per deployment; a closed queue can refuse starts.
   await app.register(availability, { config, widgets, redis, credentials: client.config.credentials, overrides: deps.connectOverrides, now: deps.availabilityNow })
+  await app.register(availabilityRoute, { poller: app.availability, maxAgeSeconds: Math.max(1, Math.round(config.availabilityRefreshMs / 1000)) })
   await app.register(chatStartRoute, {
     config,
     deps: {

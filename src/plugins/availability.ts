@@ -6,7 +6,6 @@ import type { Config } from '../config.js'
 import { AvailabilityPoller, queueKey, type QueueRef } from '../connect/availability.js'
 import { createConnectClient } from '../connect/client.js'
 import { availabilityObserver } from '../metrics.js'
-import availabilityRoute from '../routes/availability.js'
 import type { Widgets } from '../widgets/index.js'
 
 declare module 'fastify' {
@@ -39,7 +38,7 @@ export function watchedQueues (widgets: Widgets): QueueRef[] {
 }
 
 /**
- * GET /chat/availability and its poller. The poller has a client of its own (two attempts, two
+ * The poller behind GET /chat/availability (the route, in routes/, answers from it). The poller has a client of its own (two attempts, two
  * sockets): its calls must neither count as chat-start attempts in the metrics nor take the
  * chat starts' sockets. Without any queue configured (and no WIDGETS_FILE that may name one on a
  * reload) there is no poller, and the routes answer 404 AVAILABILITY_NOT_CONFIGURED.
@@ -73,7 +72,6 @@ async function availabilityPlugin (app: FastifyInstance, options: AvailabilityPl
     void poller.start()
   }
   app.decorate('availability', poller)
-  await app.register(availabilityRoute, { poller, maxAgeSeconds: Math.max(1, Math.round(config.availabilityRefreshMs / 1000)) })
 }
 
 export default fp(availabilityPlugin, { name: 'availability' })
