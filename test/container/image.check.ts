@@ -97,6 +97,8 @@ t.test('against the simulator from the same image: ready, starts a chat, drains 
     CONNECT_CONTACT_FLOW_ID: '00000000-0000-4000-8000-000000000002',
     ALLOWED_ORIGINS: 'https://shop.example',
     RESUME_TOKEN_SECRET: 'container-check-resume-token-secret-0123456789',
+    // Four chats from one address here: the per-caller limit (3 by default) is not what this checks.
+    MAX_OPEN_CHATS_PER_CALLER: '10',
     SHUTDOWN_GRACE_MS: '20000'
   })
   const base = await server.listening()
