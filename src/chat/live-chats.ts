@@ -48,7 +48,7 @@ function chatOf (m: string): LiveChat | undefined {
   return { instanceId: m.slice(0, space), contactId: m.slice(space + 1) }
 }
 const chatsOf = (members: string[]) => members.map(chatOf).filter((c): c is LiveChat => c !== undefined)
-// A caller key may hold a customer's subject: hashed, so no key names a person and any text fits.
+// A caller key may hold a customer's subject: hashed in Redis keys, so no key names a person and any text fits.
 const callerId = (caller: Caller) => createHash('sha256').update(caller.key).digest('base64url').slice(0, 22)
 
 // --- In this process ---------------------------------------------------------------------------
@@ -101,7 +101,8 @@ class LocalLiveChats implements LiveChats {
 
   async take (caller: Caller, limits: SeatLimits, untilMs: number): Promise<TakeResult> {
     this.purge()
-    const id = callerId(caller)
+    // In this process the key itself will do: it never leaves memory.
+    const id = caller.key
     const mine = this.byCaller.get(id)
     // A refusal is final only after a full sweep: a seat expired since the last one must not count.
     const full = () => (mine?.size ?? 0) >= limits.perCaller || (caller.anonymous && this.anonymous >= limits.anonymous) || this.seats.size >= limits.total
@@ -118,7 +119,7 @@ class LocalLiveChats implements LiveChats {
 
   async confirm (seat: string, caller: Caller, chat: LiveChat, untilMs: number): Promise<void> {
     this.remove(seat)
-    this.add(member(chat), { caller: callerId(caller), anonymous: caller.anonymous, until: untilMs })
+    this.add(member(chat), { caller: caller.key, anonymous: caller.anonymous, until: untilMs })
   }
 
   async release (seat: string): Promise<void> { this.remove(seat) }
