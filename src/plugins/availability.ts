@@ -74,4 +74,4 @@ async function availabilityPlugin (app: FastifyInstance, options: AvailabilityPl
   app.decorate('availability', poller)
 }
 
-export default fp(availabilityPlugin, { name: 'availability' })
+export default fp(availabilityPlugin, { name: 'availability', decorators: { fastify: ['metrics', 'backgroundError'] } })

@@ -125,4 +125,4 @@ async function connectionBudget (app: FastifyInstance, options: ConnectionBudget
   })
 }
 
-export default fp(connectionBudget, { name: 'connection-budget' })
+export default fp(connectionBudget, { name: 'connection-budget', decorators: { fastify: ['metrics'] } })

@@ -39,7 +39,7 @@ async function metricsPlugin (app: FastifyInstance, { exposeRoute, onCollectErro
   }
 }
 
-export default fp(metricsPlugin, { name: 'metrics' })
+export default fp(metricsPlugin, { name: 'metrics', dependencies: ['request-log'], decorators: { fastify: ['metrics'] } })
 
 export interface MetricsServer { port: number; close (): Promise<void> }
 

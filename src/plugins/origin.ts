@@ -87,4 +87,4 @@ async function originPolicy (app: FastifyInstance, { config }: OriginPolicyOptio
   })
 }
 
-export default fp(originPolicy, { name: 'origin-policy' })
+export default fp(originPolicy, { name: 'origin-policy', dependencies: ['widget'], decorators: { fastify: ['metrics'] } })

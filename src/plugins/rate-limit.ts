@@ -170,4 +170,4 @@ async function rateLimitPlugin (app: FastifyInstance, { config, redis, clock = s
   })
 }
 
-export default fp(rateLimitPlugin, { name: 'rate-limit' })
+export default fp(rateLimitPlugin, { name: 'rate-limit', dependencies: ['widget', 'client-address'], decorators: { fastify: ['metrics'] } })

@@ -99,4 +99,4 @@ async function requestLog (app: FastifyInstance, { clock }: RequestLogOptions) {
   })
 }
 
-export default fp(requestLog, { name: 'request-log' })
+export default fp(requestLog, { name: 'request-log', dependencies: ['client-address'] })

@@ -12,7 +12,6 @@ declare module 'fastify' {
 
 export interface WidgetPluginOptions { widgets: Widgets }
 
-export const WIDGET_ROUTE = '/chat/start/:widget'
 // A preflight is routed to the CORS plugin's catch-all, so its widget is read from the path itself.
 const WIDGET_PATH = /^\/chat\/[a-z]+\/([^/?#]+)(?:\?|$)/
 
@@ -54,4 +53,4 @@ async function widgetPlugin (app: FastifyInstance, { widgets }: WidgetPluginOpti
   })
 }
 
-export default fp(widgetPlugin, { name: 'widget' })
+export default fp(widgetPlugin, { name: 'widget', decorators: { fastify: ['metrics'] } })

@@ -2,9 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.js'
 import { startChat, type ChatStartDeps } from '../chat/start.js'
-import { WIDGET_ROUTE } from '../plugins/widget.js'
 import { acceptJsonBodies, JSON_BODY_TYPES } from './json-bodies.js'
 import { ChatStartBody, ChatStartHeaders, ChatStartReply, ErrorReply, WidgetParams } from './chat-start.schema.js'
+
+/** One widget profile's chat starts; its id is resolved by the widget plugin from the `:widget` segment. */
+export const WIDGET_ROUTE = '/chat/start/:widget'
 
 export interface ChatStartRouteOptions {
   config: Config
