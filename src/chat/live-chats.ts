@@ -244,11 +244,15 @@ class RedisLiveChats implements LiveChats {
 
   async mayDescribe (chat: LiveChat, everyMs: number, perSecond: number): Promise<boolean> {
     // Per chat first: a chat already asked about lately costs no share of the per-second budget.
-    const fresh = await this.redis.set(this.keys.described + chat.contactId, '1', 'PX', everyMs, 'NX')
+    const described = this.keys.described + chat.contactId
+    const fresh = await this.redis.set(described, '1', 'PX', everyMs, 'NX')
     if (fresh === null) return false
     const key = this.keys.asked + String(Math.floor(this.now() / 1000))
     const [[, asked] = []] = (await this.redis.multi().incr(key).pexpire(key, 2_000).exec()) ?? []
-    return Number(asked) <= perSecond
+    if (Number(asked) <= perSecond) return true
+    // Not asked after all: the chat may be asked about in the next second, not only in 30.
+    await this.redis.del(described)
+    return false
   }
 }
 
