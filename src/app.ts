@@ -1,7 +1,6 @@
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ConnectClientConfig } from '@aws-sdk/client-connect'
-import { randomBytes } from 'node:crypto'
 import type { Clock } from './clock.js'
 import type { Config } from './config.js'
 import { ChatStarter, type Pacer } from './connect/chat-starter.js'
@@ -158,11 +157,12 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   // The human check asked of anonymous callers (HUMAN_CHECK, or a widget's own); each proof is spent
   // for every replica. A pow key must be the same on every replica: HUMAN_CHECK_SECRET, else the resume key.
   const spentProofs = createSpentProofs({ redis, keyPrefix: config.REDIS_KEY_PREFIX, guard: stateGuard, now: deps.now })
-  const powKey = config.HUMAN_CHECK_SECRET ?? config.resumeSecrets[0] ?? randomBytes(32).toString('hex')
+  // Without either secret, the resume keys' own random key (one per process, already warned about).
+  const powKey = config.HUMAN_CHECK_SECRET ?? config.resumeSecrets[0] ?? Buffer.from(trustShared.keys[0]!).toString('base64url')
   const humanCheckFor = ({ kind, when, secret }: HumanCheckSpec) => kind === 'off' ? undefined : new HumanCheck({
     kind,
     when,
-    secret: secret ?? config.HUMAN_CHECK_SECRET ?? powKey,
+    secret: secret ?? powKey,
     verifyUrl: config.HUMAN_CHECK_VERIFY_URL,
     spent: spentProofs,
     now: deps.now,
