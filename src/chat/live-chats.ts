@@ -99,21 +99,27 @@ class LocalLiveChats implements LiveChats {
     return chatsOf([...members].sort((a, b) => this.seats.get(a)!.until - this.seats.get(b)!.until)).slice(0, CHECK_OLDEST)
   }
 
+  /** Which limit refuses `caller` now, if any. In this process the key itself will do: it never leaves memory. */
+  private limitReached (caller: Caller, limits: SeatLimits): Limit | undefined {
+    if ((this.byCaller.get(caller.key)?.size ?? 0) >= limits.perCaller) return 'caller'
+    if (caller.anonymous && this.anonymous >= limits.anonymous) return 'anonymous'
+    if (this.seats.size >= limits.total) return 'total'
+    return undefined
+  }
+
   async take (caller: Caller, limits: SeatLimits, untilMs: number): Promise<TakeResult> {
     this.purge()
-    // In this process the key itself will do: it never leaves memory.
-    const id = caller.key
-    const mine = this.byCaller.get(id)
+    let limit = this.limitReached(caller, limits)
     // A refusal is final only after a full sweep: a seat expired since the last one must not count.
-    const full = () => (mine?.size ?? 0) >= limits.perCaller || (caller.anonymous && this.anonymous >= limits.anonymous) || this.seats.size >= limits.total
-    if (full()) this.purge(true)
-    if ((this.byCaller.get(id)?.size ?? 0) >= limits.perCaller) return { ok: false, limit: 'caller', held: this.oldest(this.byCaller.get(id)!) }
-    if (caller.anonymous && this.anonymous >= limits.anonymous) {
-      return { ok: false, limit: 'anonymous', held: this.oldest([...this.seats].filter(([, s]) => s.anonymous).map(([m]) => m)) }
+    if (limit !== undefined) {
+      this.purge(true)
+      limit = this.limitReached(caller, limits)
     }
-    if (this.seats.size >= limits.total) return { ok: false, limit: 'total', held: this.oldest(this.seats.keys()) }
+    if (limit === 'caller') return { ok: false, limit, held: this.oldest(this.byCaller.get(caller.key)!) }
+    if (limit === 'anonymous') return { ok: false, limit, held: this.oldest([...this.seats].filter(([, s]) => s.anonymous).map(([m]) => m)) }
+    if (limit === 'total') return { ok: false, limit, held: this.oldest(this.seats.keys()) }
     const seat = PENDING + randomUUID()
-    this.add(seat, { caller: id, anonymous: caller.anonymous, until: untilMs })
+    this.add(seat, { caller: caller.key, anonymous: caller.anonymous, until: untilMs })
     return { ok: true, seat }
   }
 
