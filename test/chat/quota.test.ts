@@ -116,6 +116,19 @@ t.test('two replicas share the counts through Redis', { skip: await redisSkip() 
   t.equal(sim.stats().received, 6)
 })
 
+t.test('two replicas racing for the last seats: exactly the share is taken, never one more', { skip: await redisSkip() }, async (t) => {
+  const sim = await startSimulator({ latencyMs: 50 })
+  t.teardown(() => sim.close())
+  const env = { ...QUOTA, REDIS_URL: redisTestUrl(), REDIS_KEY_PREFIX: redisKeyPrefix(t), CONNECT_MAX_ACTIVE_CHATS: '10', ANONYMOUS_CHAT_SHARE: '0.5' }
+  const a = await build(t, env, { simulator: sim })
+  const b = await build(t, env, { simulator: sim })
+  // Twenty addresses at once, alternating replicas, while every seat is still pending.
+  const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => startFrom(i % 2 === 0 ? a.app : b.app, `127.0.2.${i + 2}`)))
+  t.equal(answers.filter((r) => r.statusCode === 200).length, 5, 'the anonymous share, 5')
+  t.ok(answers.filter((r) => r.statusCode !== 200).every((r) => r.json().code === 'CHAT_CAPACITY_RESERVED'))
+  t.equal(sim.stats().received, 5, 'Connect was called for those five only')
+})
+
 t.test('with Redis configured and down, each replica counts alone: the per-caller limit still holds, the outage is logged once', async (t) => {
   const { freePort } = await import('../helper.js')
   const port = await freePort()
