@@ -14,22 +14,16 @@ export const LAMBDA_STACK_NAME = 'ConnectChatGatewayServerless'
  */
 export function addGatewayStack (app: App): Stack {
   const raw = readContext((key) => app.node.tryGetContext(key))
+  const named = (defaultName: string, region: string, description: string) => {
+    const stackName: string = app.node.tryGetContext('stackName') ?? defaultName
+    return [stackName, { stackName, env: { region }, description }] as const
+  }
   if (readMode(raw.mode) === 'lambda') {
     const config = parseLambdaConfig(raw)
-    const stackName = app.node.tryGetContext('stackName') ?? LAMBDA_STACK_NAME
-    return new LambdaGatewayStack(app, stackName, {
-      stackName,
-      env: { region: config.region },
-      description: 'connect-chat-gateway: Amazon Connect chat starts from a Lambda function behind an HTTP API',
-      config
-    })
+    const [id, props] = named(LAMBDA_STACK_NAME, config.region, 'connect-chat-gateway: Amazon Connect chat starts from a Lambda function behind an HTTP API')
+    return new LambdaGatewayStack(app, id, { ...props, config })
   }
   const config = parseConfig(raw)
-  const stackName = app.node.tryGetContext('stackName') ?? STACK_NAME
-  return new GatewayStack(app, stackName, {
-    stackName,
-    env: { region: config.region },
-    description: 'connect-chat-gateway: Amazon Connect chat starts behind an HTTPS load balancer',
-    config
-  })
+  const [id, props] = named(STACK_NAME, config.region, 'connect-chat-gateway: Amazon Connect chat starts behind an HTTPS load balancer')
+  return new GatewayStack(app, id, { ...props, config })
 }
