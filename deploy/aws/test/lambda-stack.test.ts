@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { App } from 'aws-cdk-lib'
+import { Template } from 'aws-cdk-lib/assertions'
+import { addGatewayStack } from '../lib/app.js'
 import { DeployConfigError, parseLambdaConfig } from '../lib/config.js'
 import { LAMBDA_WIDGETS_PATH, TABLE_ACTIONS } from '../lib/lambda-stack.js'
 import { actionsOf, LAMBDA_FIXTURE, LAMBDA_SAMPLE, only, resourcesOf, SAMPLE, statementsOf, synth, synthLambda } from './helper.js'
@@ -200,10 +203,16 @@ describe('serverless variants', () => {
     after(() => rmSync(dir, { recursive: true, force: true }))
     const file = join(dir, 'widgets.json')
     writeFileSync(file, JSON.stringify({ widgets: [{ id: 'sales', contactFlowId: '00000000-0000-4000-8000-0000000000f1', customerToken: { secretEnv: 'SALES_JWT_SECRET' } }] }))
-    const template = synthLambda({ widgetsFile: file, widgetSecrets: '{"SALES_JWT_SECRET":"prod/chat/sales-jwt"}' })
+    const outdir = join(dir, 'cdk.out')
+    const app = new App({ outdir, context: { ...LAMBDA_SAMPLE, widgetsFile: file, widgetSecrets: '{"SALES_JWT_SECRET":"prod/chat/sales-jwt"}' } })
+    const template = Template.fromStack(addGatewayStack(app))
     const fn = functionOf(template)
     assert.equal(fn.Environment.Variables.WIDGETS_FILE, LAMBDA_WIDGETS_PATH)
     assert.deepEqual(fn.Layers, [{ Ref: only(template, 'AWS::Lambda::LayerVersion')[0] }])
+    // The layer's asset holds the file itself, at the root: Lambda unpacks it into /opt.
+    const layerKey = String(props(template, 'AWS::Lambda::LayerVersion').Content.S3Key).replace(/\.zip$/, '')
+    assert.deepEqual(readdirSync(join(outdir, `asset.${layerKey}`)), ['widgets.json'])
+    assert.deepEqual(JSON.parse(readFileSync(join(outdir, `asset.${layerKey}`, 'widgets.json'), 'utf8')), JSON.parse(readFileSync(file, 'utf8')))
     assert.ok(JSON.stringify(fn.Environment.Variables.SECRET_IDS).includes('\\"SALES_JWT_SECRET\\":\\"prod/chat/sales-jwt\\"'))
     const statements = statementsOf(template, roleOf(template))
     assert.ok(statements.some((s) => JSON.stringify(s.Resource).includes('secret:prod/chat/sales-jwt-??????')), 'the widget secret is readable')
