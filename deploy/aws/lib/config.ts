@@ -1,6 +1,9 @@
 // The deployment's settings, read from CDK context (cdk.json or `-c key=value`) and checked before
 // anything is built: a deploy that fails half-way through CloudFormation costs far more than a
 // message at synth time naming the value to fix.
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { DnsRecord } from './dns.js'
 import { readWidgets, type WidgetsDeployment } from './widgets.js'
 
@@ -43,6 +46,23 @@ export interface GatewayConfig {
   dns?: DnsRecord
 }
 
+/** The settings of the serverless deployment (mode=lambda): the shared ones and its own. */
+export interface LambdaConfig extends SharedConfig {
+  /** Absolute path of the Lambda bundle's directory. */
+  lambdaAsset: string
+  memoryMb: number
+  timeoutSeconds: number
+  reservedConcurrency?: number
+  apiRateLimit: number
+  apiBurstLimit: number
+  /** A custom domain for the HTTP API: the alias record and the certificate it serves. */
+  domain?: DnsRecord & { certificateArn: string }
+}
+
+/** What both deployments read alike. */
+export type SharedConfig = Pick<GatewayConfig, 'region' | 'instanceId' | 'contactFlowId' | 'allowedOrigins' | 'allowedAttributes' |
+  'logRetentionDays' | 'alarmEmail' | 'customerJwtSecret' | 'requireCustomerToken' | 'environment' | 'widgets'>
+
 export class DeployConfigError extends Error {
   override name = 'DeployConfigError'
 }
@@ -78,7 +98,14 @@ export const CONTEXT_KEYS = {
   widgetSecrets: 'object of each widget secretEnv to the name of the Secrets Manager secret holding it, e.g. {"ACME_JWT_SECRET":"prod/chat/acme-jwt"}',
   domainName: 'name customers use (chat.example.com): an alias record for the load balancer is made in hostedZoneId',
   hostedZoneId: 'id of the Route 53 hosted zone for domainName',
-  hostedZoneName: 'name of that hosted zone (example.com)'
+  hostedZoneName: 'name of that hosted zone (example.com)',
+  mode: 'fargate (the default: ECS Fargate behind a load balancer) or lambda (one Lambda function behind an API Gateway HTTP API, state in DynamoDB)',
+  lambdaAsset: 'directory holding the Lambda bundle (index.mjs), from the directory cdk runs in; default: dist/lambda of the repository, made by `npm run build:lambda`',
+  lambdaMemoryMb: 'memory of the Lambda function in MB (CPU grows with it)',
+  lambdaTimeoutSeconds: 'most seconds one invocation may run; above CHAT_START_TIMEOUT_MS, at most 29 (the HTTP API waits no longer)',
+  lambdaReservedConcurrency: 'most invocations at once, reserved from the account\'s pool; unset: no reservation, the account\'s unreserved pool is the limit',
+  apiRateLimit: 'requests per second the HTTP API stage passes on, all clients together (steady rate)',
+  apiBurstLimit: 'requests the HTTP API stage passes on at once above the steady rate'
 } as const
 
 export type ContextKey = keyof typeof CONTEXT_KEYS
@@ -86,7 +113,7 @@ export type ContextKey = keyof typeof CONTEXT_KEYS
 // Settings this app owns, or secrets, which must never arrive as plain environment values.
 const MANAGED_ENV = new Set(['NODE_ENV', 'PORT', 'HOST', 'AWS_REGION', 'CONNECT_INSTANCE_ID', 'CONNECT_CONTACT_FLOW_ID',
   'ALLOWED_ORIGINS', 'ALLOWED_ATTRIBUTES', 'TRUST_PROXY', 'REDIS_URL', 'RESUME_TOKEN_SECRET', 'CUSTOMER_JWT_SECRET',
-  'REQUIRE_CUSTOMER_TOKEN', 'CONNECT_SIMULATOR', 'METRICS_PORT', 'WIDGETS_FILE'])
+  'REQUIRE_CUSTOMER_TOKEN', 'CONNECT_SIMULATOR', 'METRICS_PORT', 'WIDGETS_FILE', 'STATE_STORE', 'STATE_TABLE', 'SECRET_IDS'])
 const SECRET_LIKE = /SECRET|PASSWORD|CREDENTIAL|AUTH_TOKEN|SESSION_TOKEN|ACCESS_KEY|PRIVATE_KEY/
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -99,11 +126,10 @@ const ENV_NAME = /^[A-Z][A-Z0-9_]*$/
 // CloudWatch Logs accepts only these retention periods.
 const RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653]
 
-/**
- * Reads the raw context values into a GatewayConfig. Every problem is collected, so one run names
- * all of them; each line starts with the context key to set.
- */
-export function parseConfig (raw: Partial<Record<ContextKey, unknown>>): GatewayConfig {
+type Raw = Partial<Record<ContextKey, unknown>>
+
+/** Typed readers of the raw values; each problem is collected with its key, so one run names all. */
+function reader (raw: Raw) {
   const problems: string[] = []
   const problem = (key: ContextKey, text: string) => problems.push(`${key}: ${text} (${CONTEXT_KEYS[key]})`)
 
@@ -142,14 +168,41 @@ export function parseConfig (raw: Partial<Record<ContextKey, unknown>>): Gateway
     problem(key, `${JSON.stringify(v)} is not true or false`)
     return def
   }
+  /** Keys of the other deployment mode are refused rather than silently ignored. */
+  const notIn = (mode: Mode, keys: readonly ContextKey[]) => {
+    for (const key of keys) if (raw[key] !== undefined) problem(key, `only applies with mode=${mode === 'fargate' ? 'lambda' : 'fargate'}`)
+  }
+  const done = <T>(config: T): T => {
+    if (problems.length > 0) {
+      throw new DeployConfigError(`connect-chat-gateway: the deployment configuration is not valid:\n  ${problems.join('\n  ')}`)
+    }
+    return config
+  }
+  return { raw, problem, str, required, list, int, bool, notIn, done }
+}
+type Reader = ReturnType<typeof reader>
 
+export type Mode = 'fargate' | 'lambda'
+const FARGATE_ONLY = ['desiredCount', 'maxCount', 'cpuTargetPercent', 'requestsPerTarget', 'waf', 'wafRateLimit', 'cacheEngine',
+  'cacheNodeType', 'natGateways', 'vpcId', 'vpcCidr', 'availabilityZones', 'publicSubnetIds', 'privateSubnetIds'] as const
+const LAMBDA_ONLY = ['lambdaAsset', 'lambdaMemoryMb', 'lambdaTimeoutSeconds', 'lambdaReservedConcurrency', 'apiRateLimit', 'apiBurstLimit'] as const
+
+/** The `mode` context value: fargate unless it says lambda. */
+export function readMode (value: unknown): Mode {
+  if (value === undefined || value === null || value === '' || value === 'fargate') return 'fargate'
+  if (value === 'lambda') return 'lambda'
+  throw new DeployConfigError(`connect-chat-gateway: the deployment configuration is not valid:\n  mode: ${JSON.stringify(value)} is neither fargate nor lambda (${CONTEXT_KEYS.mode})`)
+}
+
+/** The settings both deployments read alike: Connect, the browser policy, logs, secrets, widgets. */
+function readShared (r: Reader, certificate: { arn: string | undefined; user: string }): SharedConfig {
+  const { raw, problem, str, required, list, int, bool } = r
   const region = required('region', REGION, 'eu-west-2')
   const instanceId = required('instanceId', UUID, '12345678-1234-1234-1234-123456789012')
   const contactFlowId = required('contactFlowId', UUID, '12345678-1234-1234-1234-123456789012')
-  const certificateArn = required('certificateArn', CERT_ARN, 'arn:aws:acm:eu-west-2:123456789012:certificate/12345678-1234-1234-1234-123456789012')
-  const certRegion = CERT_ARN.exec(certificateArn)?.[1]
+  const certRegion = certificate.arn === undefined ? undefined : CERT_ARN.exec(certificate.arn)?.[1]
   if (certRegion && region && certRegion !== region) {
-    problem('certificateArn', `is in ${certRegion}, but a load balancer in ${region} needs a certificate from ${region}`)
+    problem('certificateArn', `is in ${certRegion}, but ${certificate.user} in ${region} needs a certificate from ${region}`)
   }
 
   // `none` (or nothing) means no browser may call: a mobile-only deployment. `https://*.example.com`
@@ -166,17 +219,8 @@ export function parseConfig (raw: Partial<Record<ContextKey, unknown>>): Gateway
   const allowedAttributes = list('allowedAttributes')
   for (const key of allowedAttributes) if (!ATTRIBUTE_KEY.test(key)) problem('allowedAttributes', `"${key}" may hold only letters, digits, _ and -`)
 
-  const desiredCount = int('desiredCount', 2, 2, 100)
-  const maxCount = int('maxCount', Math.max(6, desiredCount), 2, 200)
-  if (maxCount < desiredCount) problem('maxCount', `${maxCount} is below desiredCount ${desiredCount}`)
-
   const logRetentionDays = int('logRetentionDays', 30, 1, 3653)
   if (!RETENTION_DAYS.includes(logRetentionDays)) problem('logRetentionDays', `${logRetentionDays} is not one CloudWatch accepts: ${RETENTION_DAYS.join(', ')}`)
-
-  const cacheEngine = str('cacheEngine') ?? 'valkey'
-  if (cacheEngine !== 'valkey' && cacheEngine !== 'redis') problem('cacheEngine', `"${cacheEngine}" is neither valkey nor redis`)
-  const cacheNodeType = str('cacheNodeType') ?? 'cache.t4g.micro'
-  if (!/^cache\.[a-z0-9]+\.[a-z0-9]+$/.test(cacheNodeType)) problem('cacheNodeType', `"${cacheNodeType}" is not a node type such as cache.t4g.micro`)
 
   const alarmEmail = str('alarmEmail')
   if (alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) problem('alarmEmail', `"${alarmEmail}" is not an email address`)
@@ -189,6 +233,71 @@ export function parseConfig (raw: Partial<Record<ContextKey, unknown>>): Gateway
   }
   const requireCustomerToken = bool('requireCustomerToken', false)
   if (requireCustomerToken && customerJwtSecret === undefined) problem('requireCustomerToken', 'needs customerJwtSecret')
+
+  const environment: Record<string, string> = {}
+  const env = raw.environment
+  if (env !== undefined) {
+    if (typeof env !== 'object' || env === null || Array.isArray(env)) {
+      problem('environment', 'must be an object of strings')
+    } else {
+      for (const [name, value] of Object.entries(env)) {
+        if (!ENV_NAME.test(name)) problem('environment', `"${name}" is not an environment variable name`)
+        else if (MANAGED_ENV.has(name)) problem('environment', `${name} is set by this app; use its own context key`)
+        else if (SECRET_LIKE.test(name)) problem('environment', `${name} looks like a secret; secrets come from Secrets Manager, never plain environment values`)
+        else if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') problem('environment', `${name} must be a string`)
+        else environment[name] = String(value)
+      }
+    }
+  }
+
+  const widgets = readWidgets(str('widgetsFile'), raw.widgetSecrets, MANAGED_ENV, problem)
+  for (const env of Object.keys(widgets?.secrets ?? {})) {
+    if (env in environment) problem('widgetSecrets', `${env} is also in environment`)
+  }
+  return {
+    region, instanceId, contactFlowId, allowedOrigins, allowedAttributes, logRetentionDays, alarmEmail,
+    customerJwtSecret, requireCustomerToken, environment, widgets
+  }
+}
+
+/** domainName, hostedZoneId and hostedZoneName: all three or none. */
+function readDns ({ problem, str }: Reader): DnsRecord | undefined {
+  const domainName = str('domainName')
+  const hostedZoneId = str('hostedZoneId')
+  const hostedZoneName = str('hostedZoneName')
+  if (domainName === undefined && hostedZoneId === undefined && hostedZoneName === undefined) return undefined
+  if (domainName === undefined || hostedZoneId === undefined || hostedZoneName === undefined) {
+    problem('domainName', 'an alias record needs domainName, hostedZoneId and hostedZoneName together')
+  } else if (!/^Z[A-Z0-9]{1,31}$/.test(hostedZoneId)) {
+    problem('hostedZoneId', `"${hostedZoneId}" is not a hosted zone id such as Z0123456789ABCDEFGHIJ`)
+  } else if (domainName !== hostedZoneName && !domainName.endsWith(`.${hostedZoneName}`)) {
+    problem('domainName', `"${domainName}" is not in the hosted zone ${hostedZoneName}`)
+  } else {
+    return { domainName, hostedZoneId, hostedZoneName }
+  }
+  return undefined
+}
+
+const CERT_EXAMPLE = 'arn:aws:acm:eu-west-2:123456789012:certificate/12345678-1234-1234-1234-123456789012'
+
+/**
+ * Reads the raw context values into a GatewayConfig (the Fargate deployment). Every problem is
+ * collected, so one run names all of them; each line starts with the context key to set.
+ */
+export function parseConfig (raw: Raw): GatewayConfig {
+  const r = reader(raw)
+  const { problem, str, required, list, int, bool } = r
+  const certificateArn = required('certificateArn', CERT_ARN, CERT_EXAMPLE)
+  const shared = readShared(r, { arn: certificateArn, user: 'a load balancer' })
+
+  const desiredCount = int('desiredCount', 2, 2, 100)
+  const maxCount = int('maxCount', Math.max(6, desiredCount), 2, 200)
+  if (maxCount < desiredCount) problem('maxCount', `${maxCount} is below desiredCount ${desiredCount}`)
+
+  const cacheEngine = str('cacheEngine') ?? 'valkey'
+  if (cacheEngine !== 'valkey' && cacheEngine !== 'redis') problem('cacheEngine', `"${cacheEngine}" is neither valkey nor redis`)
+  const cacheNodeType = str('cacheNodeType') ?? 'cache.t4g.micro'
+  if (!/^cache\.[a-z0-9]+\.[a-z0-9]+$/.test(cacheNodeType)) problem('cacheNodeType', `"${cacheNodeType}" is not a node type such as cache.t4g.micro`)
 
   let vpc: ExistingVpc | undefined
   const vpcId = str('vpcId')
@@ -211,73 +320,76 @@ export function parseConfig (raw: Partial<Record<ContextKey, unknown>>): Gateway
       if (raw[key] !== undefined) problem(key, 'only applies with vpcId')
     }
   }
+  r.notIn('fargate', LAMBDA_ONLY)
 
-  const environment: Record<string, string> = {}
-  const env = raw.environment
-  if (env !== undefined) {
-    if (typeof env !== 'object' || env === null || Array.isArray(env)) {
-      problem('environment', 'must be an object of strings')
-    } else {
-      for (const [name, value] of Object.entries(env)) {
-        if (!ENV_NAME.test(name)) problem('environment', `"${name}" is not an environment variable name`)
-        else if (MANAGED_ENV.has(name)) problem('environment', `${name} is set by this app; use its own context key`)
-        else if (SECRET_LIKE.test(name)) problem('environment', `${name} looks like a secret; secrets come from Secrets Manager, never plain environment values`)
-        else if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') problem('environment', `${name} must be a string`)
-        else environment[name] = String(value)
-      }
-    }
-  }
-
-  const widgets = readWidgets(str('widgetsFile'), raw.widgetSecrets, MANAGED_ENV, problem)
-  for (const env of Object.keys(widgets?.secrets ?? {})) {
-    if (env in environment) problem('widgetSecrets', `${env} is also in environment`)
-  }
-
-  let dns: DnsRecord | undefined
-  const domainName = str('domainName')
-  const hostedZoneId = str('hostedZoneId')
-  const hostedZoneName = str('hostedZoneName')
-  if (domainName !== undefined || hostedZoneId !== undefined || hostedZoneName !== undefined) {
-    if (domainName === undefined || hostedZoneId === undefined || hostedZoneName === undefined) {
-      problem('domainName', 'an alias record needs domainName, hostedZoneId and hostedZoneName together')
-    } else if (!/^Z[A-Z0-9]{1,31}$/.test(hostedZoneId)) {
-      problem('hostedZoneId', `"${hostedZoneId}" is not a hosted zone id such as Z0123456789ABCDEFGHIJ`)
-    } else if (domainName !== hostedZoneName && !domainName.endsWith(`.${hostedZoneName}`)) {
-      problem('domainName', `"${domainName}" is not in the hosted zone ${hostedZoneName}`)
-    } else {
-      dns = { domainName, hostedZoneId, hostedZoneName }
-    }
-  }
-
-  const config: GatewayConfig = {
-    region,
-    instanceId,
-    contactFlowId,
+  return r.done<GatewayConfig>({
+    ...shared,
     certificateArn,
-    allowedOrigins,
-    allowedAttributes,
     desiredCount,
     maxCount,
     cpuTargetPercent: int('cpuTargetPercent', 60, 10, 90),
     requestsPerTarget: int('requestsPerTarget', 1_000, 10, 1_000_000),
     waf: bool('waf', true),
     wafRateLimit: int('wafRateLimit', 300, 10, 2_000_000_000),
-    logRetentionDays,
     cacheEngine: cacheEngine as GatewayConfig['cacheEngine'],
     cacheNodeType,
     natGateways: int('natGateways', 1, 1, 3),
-    alarmEmail,
-    customerJwtSecret,
-    requireCustomerToken,
     vpc,
-    environment,
-    widgets,
-    dns
+    dns: readDns(r)
+  })
+}
+
+/** The repository's `npm run build:lambda` output, the default Lambda bundle. */
+export const DEFAULT_LAMBDA_ASSET = fileURLToPath(new URL('../../../dist/lambda', import.meta.url))
+/** The HTTP API gives up on an integration after 29 seconds at most; a longer function only runs unseen. */
+export const MAX_LAMBDA_TIMEOUT_SECONDS = 29
+/** The service's own default for CHAT_START_TIMEOUT_MS. */
+const CHAT_START_TIMEOUT_MS = 10_000
+
+/**
+ * Reads the raw context values into a LambdaConfig (mode=lambda). The bundle must exist: synth stages
+ * it as an asset, and a deploy of an empty directory would fail far later.
+ */
+export function parseLambdaConfig (raw: Raw): LambdaConfig {
+  const r = reader(raw)
+  const { problem, str, int } = r
+  const certificateArn = str('certificateArn')
+  if (certificateArn !== undefined && !CERT_ARN.test(certificateArn)) problem('certificateArn', `"${certificateArn}" is not valid, expected something like ${CERT_EXAMPLE}`)
+  const shared = readShared(r, { arn: certificateArn, user: 'an HTTP API domain' })
+  const dns = readDns(r)
+  if (dns && certificateArn === undefined) problem('certificateArn', `is required with domainName: the HTTP API serves ${dns.domainName} with it, e.g. -c certificateArn=${CERT_EXAMPLE}`)
+  if (!dns && certificateArn !== undefined) problem('certificateArn', 'only applies with domainName in mode=lambda (the HTTP API\'s own endpoint has AWS\'s certificate)')
+
+  const given = str('lambdaAsset')
+  const lambdaAsset = given === undefined ? DEFAULT_LAMBDA_ASSET : resolve(given)
+  if (!existsSync(join(lambdaAsset, 'index.mjs'))) {
+    problem('lambdaAsset', `${lambdaAsset} holds no index.mjs: run \`npm run build:lambda\` at the repository root first${given === undefined ? '' : ', or point lambdaAsset at its output'}`)
   }
-  if (problems.length > 0) {
-    throw new DeployConfigError(`connect-chat-gateway: the deployment configuration is not valid:\n  ${problems.join('\n  ')}`)
+
+  // The function must outlive the service's own deadline for a start, or a slow start ends as a
+  // bare timeout instead of the service's 503 DEADLINE_EXCEEDED with its log line.
+  const asked = Number(shared.environment.CHAT_START_TIMEOUT_MS)
+  const chatStartMs = Number.isInteger(asked) && asked > 0 ? asked : CHAT_START_TIMEOUT_MS
+  const leastSeconds = Math.floor(chatStartMs / 1000) + 1
+  const timeoutSeconds = int('lambdaTimeoutSeconds', Math.min(MAX_LAMBDA_TIMEOUT_SECONDS, Math.ceil(chatStartMs / 1000) + 5), 1, MAX_LAMBDA_TIMEOUT_SECONDS)
+  if (timeoutSeconds < leastSeconds) {
+    problem('lambdaTimeoutSeconds', `${timeoutSeconds} s would end a chat start before its own deadline, CHAT_START_TIMEOUT_MS ${chatStartMs} ms; ${leastSeconds} at least`)
   }
-  return config
+  const reservedConcurrency = raw.lambdaReservedConcurrency === undefined ? undefined : int('lambdaReservedConcurrency', 0, 1, 10_000)
+  const apiRateLimit = int('apiRateLimit', 50, 1, 10_000)
+  const apiBurstLimit = int('apiBurstLimit', 100, 1, 5_000)
+  r.notIn('lambda', FARGATE_ONLY)
+
+  return r.done<LambdaConfig>({
+    ...shared,
+    lambdaAsset,
+    memoryMb: int('lambdaMemoryMb', 512, 128, 10_240),
+    timeoutSeconds,
+    ...(reservedConcurrency === undefined ? {} : { reservedConcurrency }),
+    apiRateLimit,
+    apiBurstLimit,
+    ...(dns && certificateArn !== undefined ? { domain: { ...dns, certificateArn } } : {})
+  })
 }
 
 /** The context values of a CDK app, by the keys above. */

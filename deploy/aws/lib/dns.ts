@@ -1,7 +1,5 @@
 import { CfnOutput } from 'aws-cdk-lib'
-import type * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2'
 import * as route53 from 'aws-cdk-lib/aws-route53'
-import * as targets from 'aws-cdk-lib/aws-route53-targets'
 import type { Construct } from 'constructs'
 
 export interface DnsRecord {
@@ -11,16 +9,17 @@ export interface DnsRecord {
 }
 
 /**
- * An alias A record for the load balancer in an existing hosted zone. The zone is described by its
- * id and name rather than looked up, so synthesis stays offline.
+ * An alias A record in an existing hosted zone for the gateway's front door (the load balancer, or
+ * the HTTP API's domain). The zone is described by its id and name rather than looked up, so
+ * synthesis stays offline.
  */
-export function addDnsRecord (scope: Construct, dns: DnsRecord, alb: elbv2.IApplicationLoadBalancer): route53.ARecord {
+export function addDnsRecord (scope: Construct, dns: DnsRecord, target: route53.IAliasRecordTarget, comment: string): route53.ARecord {
   const zone = route53.HostedZone.fromHostedZoneAttributes(scope, 'HostedZone', { hostedZoneId: dns.hostedZoneId, zoneName: dns.hostedZoneName })
   const record = new route53.ARecord(scope, 'AliasRecord', {
     zone,
     recordName: dns.domainName,
-    target: route53.RecordTarget.fromAlias(new targets.LoadBalancerTarget(alb)),
-    comment: 'connect-chat-gateway load balancer'
+    target: route53.RecordTarget.fromAlias(target),
+    comment
   })
   new CfnOutput(scope, 'ServiceUrl', { value: `https://${dns.domainName}` })
   return record

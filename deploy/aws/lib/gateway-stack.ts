@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import {
-  Aws, CfnOutput, Duration, Fn, IgnoreMode, RemovalPolicy, SecretValue, Stack, type StackProps
+  CfnOutput, Duration, Fn, IgnoreMode, RemovalPolicy, SecretValue, Stack, type StackProps
 } from 'aws-cdk-lib'
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch'
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions'
@@ -12,14 +12,16 @@ import * as elasticache from 'aws-cdk-lib/aws-elasticache'
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2'
 import * as iam from 'aws-cdk-lib/aws-iam'
 import * as logs from 'aws-cdk-lib/aws-logs'
+import * as route53Targets from 'aws-cdk-lib/aws-route53-targets'
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager'
 import * as sns from 'aws-cdk-lib/aws-sns'
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions'
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2'
 import type { Construct } from 'constructs'
 import type { GatewayConfig } from './config.js'
+import { addAppSecrets, connectStatements } from './connect-access.js'
 import { addDnsRecord } from './dns.js'
-import { addDashboard, addMetricsCollector, addServiceAlarms, withRunbook } from './observability.js'
+import { addDashboard, addLogCodeAlarms, addMetricsCollector, addServiceAlarms, withRunbook } from './observability.js'
 import { addWidgets } from './widgets.js'
 
 /** The repository root: its Dockerfile and .dockerignore decide what goes into the image. */
@@ -95,24 +97,12 @@ export class GatewayStack extends Stack {
 
     // --- Secrets -------------------------------------------------------------------------------
     // Generated into Secrets Manager at deploy time: no value ever appears in the template.
-    const resumeTokenSecret = new secretsmanager.Secret(this, 'ResumeTokenSecret', {
-      description: 'connect-chat-gateway RESUME_TOKEN_SECRET: comma-separated keys, the first signs',
-      // No punctuation: a comma would split the value into several keys.
-      generateSecretString: { passwordLength: 48, excludePunctuation: true }
-    })
+    const { resumeTokenSecret, customerJwtSecret } = addAppSecrets(this, config.customerJwtSecret)
     const redisAuthToken = new secretsmanager.Secret(this, 'RedisAuthToken', {
       description: 'connect-chat-gateway ElastiCache auth token',
       // ElastiCache refuses some punctuation in tokens, and the token also goes into a URL.
       generateSecretString: { passwordLength: 64, excludePunctuation: true }
     })
-    const customerJwtSecret = config.customerJwtSecret === undefined
-      ? undefined
-      : config.customerJwtSecret === 'generate'
-        ? new secretsmanager.Secret(this, 'CustomerJwtSecret', {
-          description: 'connect-chat-gateway CUSTOMER_JWT_SECRET: your site\'s backend signs customer tokens with it',
-          generateSecretString: { passwordLength: 64, excludePunctuation: true }
-        })
-        : secretsmanager.Secret.fromSecretCompleteArn(this, 'CustomerJwtSecret', config.customerJwtSecret)
 
     // --- Shared state: ElastiCache with TLS and an auth token ----------------------------------
     const cacheSubnets = new elasticache.CfnSubnetGroup(this, 'RedisSubnets', {
@@ -156,24 +146,7 @@ export class GatewayStack extends Stack {
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
       description: 'connect-chat-gateway tasks: StartChatContact, StopContact, DescribeContact and availability reads on one Connect instance, nothing else'
     })
-    const instanceArn = `arn:${Aws.PARTITION}:connect:${config.region}:${Aws.ACCOUNT_ID}:instance/${config.instanceId}`
-    taskRole.addToPolicy(new iam.PolicyStatement({
-      sid: 'StartChatContactOnThisInstance',
-      actions: ['connect:StartChatContact'],
-      resources: [`${instanceArn}/contact/*`, `${instanceArn}/contact-flow/${config.contactFlowId}`]
-    }))
-    // Ending a chat (POST /chat/end) and asking whether a counted chat has ended (the chat quota).
-    taskRole.addToPolicy(new iam.PolicyStatement({
-      sid: 'EndAndDescribeChatsOnThisInstance',
-      actions: ['connect:StopContact', 'connect:DescribeContact'],
-      resources: [`${instanceArn}/contact/*`]
-    }))
-    // GET /chat/availability: a queue's status and hours, and its agents; reads only.
-    taskRole.addToPolicy(new iam.PolicyStatement({
-      sid: 'AvailabilityReadsOnThisInstance',
-      actions: ['connect:DescribeQueue', 'connect:GetEffectiveHoursOfOperations', 'connect:GetCurrentMetricData'],
-      resources: [`${instanceArn}/queue/*`, `${instanceArn}/operating-hours/*`]
-    }))
+    for (const statement of connectStatements(config)) taskRole.addToPolicy(statement)
 
     const taskDefinition = new ecs.FargateTaskDefinition(this, 'TaskDefinition', {
       cpu: 256,
@@ -339,41 +312,8 @@ export class GatewayStack extends Stack {
     if (config.alarmEmail) alarmTopic.addSubscription(new subscriptions.EmailSubscription(config.alarmEmail))
     const notify = new cwActions.SnsAction(alarmTopic)
 
-    // The service logs one JSON line with `code` for each of these answers (src/plugins/error-handler.ts).
-    const codeMetric = (id: string, code: string, metricName: string) => new logs.MetricFilter(this, id, {
-      logGroup,
-      filterPattern: logs.FilterPattern.stringValue('$.code', '=', code),
-      metricNamespace: METRIC_NAMESPACE,
-      metricName,
-      metricValue: '1',
-      unit: cloudwatch.Unit.COUNT
-    }).metric({ statistic: 'Sum', period: Duration.minutes(5) })
-
     const alarms = [
-      new cloudwatch.Alarm(this, 'ChatQuotaReachedAlarm', {
-        alarmDescription: withRunbook('Connect\'s concurrent-chat quota is full: customers are refused with 503 CHAT_QUOTA_REACHED. Raise the quota or add agents.', 'chat-quota-reached'),
-        metric: codeMetric('ChatQuotaReachedFilter', 'CHAT_QUOTA_REACHED', 'ChatQuotaReached'),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING
-      }),
-      new cloudwatch.Alarm(this, 'ChatCapacityReservedAlarm', {
-        alarmDescription: withRunbook('Anonymous callers hold their whole share of the chat quota: guests get 503 CHAT_CAPACITY_RESERVED. A bot flood (check WAF and HUMAN_CHECK) or real demand (raise the Connect quota and CONNECT_MAX_ACTIVE_CHATS).', 'chat-capacity-reserved'),
-        metric: codeMetric('ChatCapacityReservedFilter', 'CHAT_CAPACITY_RESERVED', 'ChatCapacityReserved'),
-        threshold: 10,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING
-      }),
-      new cloudwatch.Alarm(this, 'UpstreamThrottledAlarm', {
-        alarmDescription: withRunbook('Connect throttled StartChatContact past our retries: customers got 503 UPSTREAM_THROTTLED. Raise the API quota or set CONNECT_RATE_LIMIT.', 'upstream-throttled'),
-        metric: codeMetric('UpstreamThrottledFilter', 'UPSTREAM_THROTTLED', 'UpstreamThrottled'),
-        threshold: 5,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING
-      }),
+      ...addLogCodeAlarms(this, logGroup, METRIC_NAMESPACE),
       new cloudwatch.Alarm(this, 'Http5xxRateAlarm', {
         alarmDescription: withRunbook('More than 5% of requests answered 5xx (by the tasks or the load balancer) for 10 minutes.', 'http-5xx-rate'),
         metric: new cloudwatch.MathExpression({
@@ -413,7 +353,7 @@ export class GatewayStack extends Stack {
     }
     const serviceAlarms = addServiceAlarms(this, observed)
     const dashboard = addDashboard(this, { ...observed, alarms: [...alarms, ...serviceAlarms] })
-    if (config.dns) addDnsRecord(this, config.dns, alb)
+    if (config.dns) addDnsRecord(this, config.dns, new route53Targets.LoadBalancerTarget(alb), 'connect-chat-gateway load balancer')
 
     // --- Outputs ---------------------------------------------------------------------------------
     new CfnOutput(this, 'LoadBalancerDnsName', {

@@ -13,10 +13,51 @@ import type { Construct } from 'constructs'
 /** Pinned: a collector upgrade is a deliberate change, not a side effect of a deploy. */
 export const COLLECTOR_IMAGE = 'public.ecr.aws/aws-observability/aws-otel-collector:v0.40.0'
 export const RUNBOOK = 'docs/runbook.md'
+export const FIVE_MINUTES = Duration.minutes(5)
 
 /** The alarm description with its runbook entry: `anchor` is a heading of docs/runbook.md. */
 export function withRunbook (text: string, anchor: string): string {
   return `${text} Runbook: ${RUNBOOK}#${anchor}`
+}
+
+/** A count of the service's JSON log lines matching `pattern`, per 5 minutes, as a metric of `namespace`. */
+export function logMetric (scope: Construct, id: string, o: { logGroup: logs.ILogGroup; namespace: string; metricName: string; pattern: logs.IFilterPattern }): cloudwatch.Metric {
+  return new logs.MetricFilter(scope, id, {
+    logGroup: o.logGroup,
+    filterPattern: o.pattern,
+    metricNamespace: o.namespace,
+    metricName: o.metricName,
+    metricValue: '1',
+    unit: cloudwatch.Unit.COUNT
+  }).metric({ statistic: 'Sum', period: FIVE_MINUTES })
+}
+
+/**
+ * Alarms on answers the service logs with their `code` (src/plugins/error-handler.ts), counted from
+ * its log group: they need no metrics pipeline, so both deployments have them.
+ */
+export function addLogCodeAlarms (scope: Construct, logGroup: logs.ILogGroup, namespace: string): cloudwatch.Alarm[] {
+  const codeMetric = (id: string, code: string, metricName: string) =>
+    logMetric(scope, id, { logGroup, namespace, metricName, pattern: logs.FilterPattern.stringValue('$.code', '=', code) })
+  const atLeast = (id: string, alarmDescription: string, metric: cloudwatch.IMetric, threshold: number) => new cloudwatch.Alarm(scope, id, {
+    alarmDescription,
+    metric,
+    threshold,
+    evaluationPeriods: 1,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING
+  })
+  return [
+    atLeast('ChatQuotaReachedAlarm',
+      withRunbook('Connect\'s concurrent-chat quota is full: customers are refused with 503 CHAT_QUOTA_REACHED. Raise the quota or add agents.', 'chat-quota-reached'),
+      codeMetric('ChatQuotaReachedFilter', 'CHAT_QUOTA_REACHED', 'ChatQuotaReached'), 1),
+    atLeast('ChatCapacityReservedAlarm',
+      withRunbook('Anonymous callers hold their whole share of the chat quota: guests get 503 CHAT_CAPACITY_RESERVED. A bot flood (check WAF and HUMAN_CHECK) or real demand (raise the Connect quota and CONNECT_MAX_ACTIVE_CHATS).', 'chat-capacity-reserved'),
+      codeMetric('ChatCapacityReservedFilter', 'CHAT_CAPACITY_RESERVED', 'ChatCapacityReserved'), 10),
+    atLeast('UpstreamThrottledAlarm',
+      withRunbook('Connect throttled StartChatContact past our retries: customers got 503 UPSTREAM_THROTTLED. Raise the API quota or set CONNECT_RATE_LIMIT.', 'upstream-throttled'),
+      codeMetric('UpstreamThrottledFilter', 'UPSTREAM_THROTTLED', 'UpstreamThrottled'), 5)
+  ]
 }
 
 /** The Prometheus series worth keeping in CloudWatch, and the labels that become dimensions. */
@@ -91,8 +132,6 @@ export interface ObservedParts {
   /** CONNECT_MAX_ACTIVE_CHATS as deployed: live chats are alarmed at 80% of it. */
   maxActiveChats: number
 }
-
-const FIVE_MINUTES = Duration.minutes(5)
 
 /** The alarms on the collected metrics and the tasks' resources. */
 export function addServiceAlarms (scope: Construct, p: ObservedParts): cloudwatch.Alarm[] {

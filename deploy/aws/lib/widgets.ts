@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { Aws } from 'aws-cdk-lib'
 import * as ecs from 'aws-cdk-lib/aws-ecs'
 import * as iam from 'aws-cdk-lib/aws-iam'
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager'
 import * as ssm from 'aws-cdk-lib/aws-ssm'
 import type { Construct } from 'constructs'
+import { instanceArn } from './connect-access.js'
 
 // Several widgets from one deployment (docs/widgets.md): the WIDGETS_FILE travels as an SSM parameter,
 // a one-shot container of the same image writes it into a volume the gateway reads, and each
@@ -143,19 +143,19 @@ export function addWidgets (scope: Construct, w: WidgetsWiring): ssm.StringParam
     w.gateway.addSecret(env, ecs.Secret.fromSecretsManager(secret))
   }
 
-  // Each widget's flow, on its own instance or the deployment's.
-  const resources = new Set<string>()
-  for (const flow of w.widgets.flows) {
-    const instanceArn = `arn:${Aws.PARTITION}:connect:${w.region}:${Aws.ACCOUNT_ID}:instance/${flow.instanceId ?? w.instanceId}`
-    resources.add(`${instanceArn}/contact/*`)
-    resources.add(`${instanceArn}/contact-flow/${flow.contactFlowId}`)
-  }
-  if (resources.size > 0) {
-    w.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
-      sid: 'StartChatContactForWidgets',
-      actions: ['connect:StartChatContact'],
-      resources: [...resources]
-    }))
-  }
+  const flows = widgetFlowsStatement(w.widgets, w.region, w.instanceId)
+  if (flows) w.taskRole.addToPrincipalPolicy(flows)
   return parameter
+}
+
+/** StartChatContact on each widget's flow, on its own instance or the deployment's. */
+export function widgetFlowsStatement (widgets: WidgetsDeployment, region: string, instanceId: string): iam.PolicyStatement | undefined {
+  const resources = new Set<string>()
+  for (const flow of widgets.flows) {
+    const instance = instanceArn(region, flow.instanceId ?? instanceId)
+    resources.add(`${instance}/contact/*`)
+    resources.add(`${instance}/contact-flow/${flow.contactFlowId}`)
+  }
+  if (resources.size === 0) return undefined
+  return new iam.PolicyStatement({ sid: 'StartChatContactForWidgets', actions: ['connect:StartChatContact'], resources: [...resources] })
 }

@@ -1,6 +1,6 @@
 import { App } from 'aws-cdk-lib'
 import { Template } from 'aws-cdk-lib/assertions'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after } from 'node:test'
@@ -83,3 +83,18 @@ export function statementsOf (template: Template, roleId: string): Statement[] {
 
 export const actionsOf = (s: Statement) => Array.isArray(s.Action) ? s.Action : [s.Action]
 export const resourcesOf = (s: Statement) => Array.isArray(s.Resource) ? s.Resource : [s.Resource]
+
+/** A stand-in for `npm run build:lambda`'s output: the stack only stages it. */
+export const LAMBDA_FIXTURE = (() => {
+  const dir = mkdtempSync(join(tmpdir(), 'ccg-lambda-asset-'))
+  outdirs.push(dir)
+  writeFileSync(join(dir, 'index.mjs'), 'export const handler = async () => ({ statusCode: 204 })\n')
+  return dir
+})()
+
+/** SAMPLE in the serverless mode (no certificate: the HTTP API's own endpoint), plus `context`. */
+export const LAMBDA_SAMPLE: Record<string, unknown> = { ...SAMPLE, certificateArn: undefined, mode: 'lambda', lambdaAsset: LAMBDA_FIXTURE }
+
+export function synthLambda (context: Record<string, unknown> = {}): Template {
+  return synth({ ...LAMBDA_SAMPLE, ...context })
+}
