@@ -25,7 +25,7 @@ import { Overloaded } from '../errors.js'
 import type { Pacer } from './chat-starter.js'
 import { THROTTLED } from './errors.js'
 import { LocalSchedule, stretch, type Slot } from './pacing-schedule.js'
-import { RateLearner, type LearningOptions } from './rate-learner.js'
+import { learnedBy, RateLearner, type LearningOptions } from './rate-learner.js'
 import { ReplicaRoster } from './replica-roster.js'
 import { SharedSchedule } from './shared-schedule.js'
 import { WaitQueue, type Placed } from './wait-queue.js'
@@ -118,7 +118,11 @@ export class TokenBucketPacer implements Pacer {
       const subscriber = this.subscriber = redis.duplicate()
       subscriber.on('error', () => {})
       subscriber.on('ready', () => { subscriber.subscribe(shared.keys.channel).catch(() => {}) })
-      subscriber.on('message', (_channel: string, record: string) => { this.adopt(record, 'shared') })
+      // This replica's own record is reported when its learn script answers (as 'throttled', with
+      // what it measured); heard first on the channel, it would pass as another replica's.
+      subscriber.on('message', (_channel: string, record: string) => {
+        if (learnedBy(record) !== this.roster?.id) this.adopt(record, 'shared')
+      })
     }
   }
 
@@ -255,7 +259,7 @@ export class TokenBucketPacer implements Pacer {
 
   private async learnShared (shared: SharedSchedule, now: number): Promise<void> {
     try {
-      const { changed, record, measured } = await shared.learn(this.learner.sharedArgs(now))
+      const { changed, record, measured } = await shared.learn(this.learner.sharedArgs(now), this.roster!.id)
       this.adopt(record, changed ? 'throttled' : 'shared', changed ? measured : undefined)
     } catch {
       this.learnLocally(this.clock.now())
@@ -270,7 +274,7 @@ export class TokenBucketPacer implements Pacer {
     this.changed('throttled', { measured: lowered.measured, ...this.replan(lowered.k, now, false) })
   }
 
-  /** A lowered rate from Redis ("rate:since:at:k"), newer than the one this replica holds. */
+  /** A lowered rate from Redis ("rate:since:at:k:learner"), newer than the one this replica holds. */
   private adopt (raw: string | null | undefined, reason: 'throttled' | 'shared', measured?: number): void {
     const record = this.learner.adopt(raw)
     if (!record) return

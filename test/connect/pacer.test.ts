@@ -8,7 +8,7 @@ import { paceAttempts } from '../../src/connect/chat-starter.js'
 import { createPacer, type PacerEvents, type PacerOptions, type RateChange } from '../../src/connect/pacer.js'
 import { createRedis } from '../../src/redis.js'
 import { fakeClock } from '../fake-clock.js'
-import { redisKeyPrefix, redisSkip, redisTestUrl } from '../redis.js'
+import { redisKeyPrefix, redisSkip, redisTestUrl, slowRelay } from '../redis.js'
 
 // Without Redis the pacer runs on a fake clock: waits are exact and the tests move time instead
 // of sleeping. With Redis the shared schedule keeps Redis's own time, so those waits are real:
@@ -363,6 +363,38 @@ t.test('Redis', { skip: await redisSkip() }, async (t) => {
     t.equal(rb.seen.rates.length, 1, 'one change, not one per replica')
     t.equal(outcomes.filter((o) => o instanceof Overloaded).length, rb.seen.shed.length, 'every refusal went through the pacer')
     t.ok(outcomes.filter((o) => o === 'granted').length >= 3)
+  })
+
+  t.test('the replica that learns reports its throttle once, as its own, even when it hears its record before its answer', async (t) => {
+    const prefix = redisKeyPrefix(t)
+    // a talks to Redis through a relay that can hold back the answers on a's first connection (its
+    // commands) but not on its second (the subscription): a hears its own PUBLISH first.
+    const relay = await slowRelay(t, redisTestUrl())
+    const redis = createRedis({ url: relay.url, commandTimeoutMs: 5_000 })
+    redis.on('error', () => {})
+    t.teardown(() => redis.disconnect())
+    await once(redis, 'ready')
+    const ra = recorder()
+    const rb = recorder()
+    const a = pacer(t, { redis, keyPrefix: prefix, heartbeatMs: 50, events: ra.events })
+    await replica(t, prefix, { events: rb.events })
+    const probe = new Redis(redisTestUrl())
+    t.teardown(() => probe.disconnect())
+    await until('both replicas listening', async () => {
+      const [, listeners] = await probe.pubsub('NUMSUB', `${prefix}pacing:rate`) as [string, number]
+      return listeners === 2
+    })
+    relay.slow(300, (connection) => connection === 0)
+    for (let i = 0; i < 4; i++) a.afterAttempt(undefined)
+    a.afterAttempt('TooManyRequestsException')
+    await rb.when('b heard the lowered rate', () => rb.seen.rates.length === 1)
+    await ra.when('a reported it', () => ra.seen.rates.length >= 1)
+    relay.slow(0)
+    // A reservation answers with the record in force, a's own: nothing more to report.
+    await a.acquire(Date.now() + 5_000, new AbortController().signal)
+    t.same(ra.seen.rates.map(([rate, c]) => [rate, c.reason]), [[5, 'throttled']], 'one change on a, reported as its own throttle')
+    t.equal(ra.seen.rates[0]?.[1].measured, 4, 'with what a measured')
+    t.same(rb.seen.rates.map(([rate, c]) => [rate, c.reason]), [[5, 'shared']], 'b heard it as another replica\'s')
   })
 
   t.test('a start that leaves gives its slot back to the shared schedule', async (t) => {
