@@ -107,14 +107,22 @@ const SCRIPTS = [
 
 export interface SharedReservation {
   slot: Slot
-  /** How far ahead of Redis's now the schedule has handed out its slots. */
+  /** How far ahead of the schedule's now it has handed out its slots. */
   horizonMs: number
-  /** Replicas in the roster, as Redis counts them. */
+  /** Replicas in the roster, as Redis counts them (0: no roster). */
   replicas: number
   /** The learned rate record ("rate:since:at:k:learner"), if any. */
   record: string | null
-  /** When Redis reserved the slot, on its clock. */
+  /** When the slot was reserved, on the schedule's clock. */
   reservedAt: number
+}
+
+/** The schedule all replicas reserve on: in Redis (this file) or in the state table (table-schedule.ts). */
+export interface DeploymentSchedule {
+  /** Reserves the next slot if it comes within `maxWaitMs`. */
+  reserve (intervalMs: number, burst: number, maxWaitMs: number): Promise<SharedReservation>
+  /** Gives slots back; returns how many came free at the end of the schedule. */
+  release (slots: Array<{ mark: number; intervalMs: number }>): Promise<number>
 }
 
 export interface LearnArgs {
@@ -127,7 +135,7 @@ export interface LearnArgs {
   ttlMs: number
 }
 
-export class SharedSchedule {
+export class SharedSchedule implements DeploymentSchedule {
   readonly keys: { bucket: string; rate: string; replicas: string; accepted: string; holes: string; channel: string }
 
   constructor (private readonly redis: Redis, keyPrefix = '') {
