@@ -123,6 +123,14 @@ storeTest('two replicas racing for the last seats: exactly the limit is taken, n
   t.same(await b.counts(), { anonymous: 5, verified: 3 }, 'both replicas see the same ledger')
 }, ['redis', 'dynamodb'])
 
+t.test('dynamodb: a burst with seats free, 24 replicas at once: each start gets its seat, the conflicts retried', async (t) => {
+  const clock = { now: 1_700_000_000_000 }
+  const replicas = ledgers(t, 'dynamodb', clock, 24)
+  const results = await Promise.all(replicas.map((chats, i) => chats.take(verified(`c-${i}`), { perCaller: 3, anonymous: 100, total: 100 }, clock.now + 10_000)))
+  t.ok(results.every((r) => r.ok), 'nobody refused, nobody gave up')
+  t.same(await replicas[0]!.counts(), { anonymous: 0, verified: 24 })
+})
+
 t.test('dynamodb: the ledger item at 5,000 live chats stays well under DynamoDB\'s 400 KB', async (t) => {
   const book = new SeatBook()
   const instanceId = randomUUID()
