@@ -101,19 +101,31 @@ export interface PrivateRedis { url (): string; stop (): Promise<void>; start ()
 
 /**
  * A TCP relay in front of a Redis that holds each of Redis's answers for `delayMs` while `slow` is
- * on: a Redis that is up but slower than the service's deadline.
+ * on: a Redis that is up but slower than the service's deadline. `only` picks the connections held
+ * back, by their number in the order they were opened (0 first); all of them without it.
  */
 export async function slowRelay (t: Test, target: string) {
   const { hostname, port } = new URL(target)
   let delayMs = 0
+  let held: (connection: number) => boolean = () => true
+  let opened = 0
   const sockets = new Set<Socket>()
   const server: Server = createServer((client) => {
+    const connection = opened++
     const upstream = connect(Number(port || 6379), hostname)
     sockets.add(client).add(upstream)
     client.on('data', (d) => upstream.write(d))
-    upstream.on('data', (d) => {
-      if (delayMs === 0) client.write(d)
-      else setTimeout(() => { if (!client.destroyed) client.write(d) }, delayMs).unref()
+    // Answers keep their order: one held back holds back those after it, even once `slow` is off.
+    const queue: Array<{ at: number; data: Buffer }> = []
+    let timer: NodeJS.Timeout | undefined
+    const flush = () => {
+      timer = undefined
+      while (queue.length > 0 && queue[0]!.at <= Date.now()) { const { data } = queue.shift()!; if (!client.destroyed) client.write(data) }
+      if (queue.length > 0) timer = setTimeout(flush, queue[0]!.at - Date.now()).unref()
+    }
+    upstream.on('data', (data: Buffer) => {
+      queue.push({ at: Math.max(Date.now() + (held(connection) ? delayMs : 0), queue.at(-1)?.at ?? 0), data })
+      if (timer === undefined) flush()
     })
     const end = () => { client.destroy(); upstream.destroy(); sockets.delete(client); sockets.delete(upstream) }
     for (const s of [client, upstream]) { s.on('close', end); s.on('error', end) }
@@ -122,6 +134,6 @@ export async function slowRelay (t: Test, target: string) {
   t.teardown(() => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) }))
   return {
     url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    slow (ms: number) { delayMs = ms }
+    slow (ms: number, only: (connection: number) => boolean = () => true) { delayMs = ms; held = only }
   }
 }

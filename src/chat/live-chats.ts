@@ -8,8 +8,9 @@ import type { Redis } from 'ioredis'
  * gives it back when the start fails. A seat is freed when the gateway ends the chat, when Connect
  * says the chat ended (see ChatQuota), and at the latest when the chat's duration has passed.
  *
- * Kept in Redis for all replicas (sorted sets scored by expiry, changed by Lua scripts so two
- * replicas cannot both take the last seat); in this process alone without Redis.
+ * Kept for all replicas in Redis (sorted sets scored by expiry, changed by Lua scripts so two
+ * replicas cannot both take the last seat) or in DynamoDB (live-chats-dynamodb.ts: one item written
+ * only if nobody wrote it since it was read); in this process alone otherwise.
  */
 export interface LiveChats {
   /** Takes a seat for `caller` until `untilMs` (a pending start's bound), or names the limit that refused it. */
@@ -41,33 +42,42 @@ export type TakeResult = { ok: true; seat: string } | { ok: false; limit: Limit;
 export const CHECK_OLDEST = 5
 
 const PENDING = 'pending:'
-const member = (chat: LiveChat) => `${chat.instanceId} ${chat.contactId}`
+export const member = (chat: LiveChat) => `${chat.instanceId} ${chat.contactId}`
 function chatOf (m: string): LiveChat | undefined {
   if (m.startsWith(PENDING)) return undefined
   const space = m.indexOf(' ')
   return { instanceId: m.slice(0, space), contactId: m.slice(space + 1) }
 }
 const chatsOf = (members: string[]) => members.map(chatOf).filter((c): c is LiveChat => c !== undefined)
-// A caller key may hold a customer's subject: hashed in Redis keys, so no key names a person and any text fits.
-const callerId = (caller: Caller) => createHash('sha256').update(caller.key).digest('base64url').slice(0, 22)
+// A caller key may hold a customer's subject: hashed wherever it is stored (Redis keys, the DynamoDB
+// ledger), so nothing stored names a person and any text fits.
+export const callerId = (caller: Caller) => createHash('sha256').update(caller.key).digest('base64url').slice(0, 22)
 
-// --- In this process ---------------------------------------------------------------------------
+// --- The seats themselves ------------------------------------------------------------------------
 
-interface LocalSeat { caller: string; anonymous: boolean; until: number }
+/** One seat: whose it is (the caller key, or its hash where it is stored), and until when it counts. */
+export interface SeatEntry { caller: string; anonymous: boolean; until: number }
 
-class LocalLiveChats implements LiveChats {
+/**
+ * The seat logic of a ledger held whole in one place: this process's memory, or one item read and
+ * written back by a shared store. Plain data in, plain data out; the store decides when to sweep.
+ */
+export class SeatBook {
   /** member -> its seat. Bounded by the total limit, which every take() enforces. */
-  private readonly seats = new Map<string, LocalSeat>()
+  private readonly seats = new Map<string, SeatEntry>()
   /** Each caller's members, and the anonymous count, kept with every change so a take is O(1). */
   private readonly byCaller = new Map<string, Set<string>>()
   private anonymous = 0
-  private purgedAt = -Infinity
-  private readonly described = new Map<string, number>()
-  private describeWindow = { second: 0, asked: 0 }
 
-  constructor (private readonly now: () => number) {}
+  constructor (entries: Iterable<[string, SeatEntry]> = []) {
+    for (const [m, seat] of entries) this.add(m, seat)
+  }
 
-  private add (m: string, seat: LocalSeat): void {
+  entries (): IterableIterator<[string, SeatEntry]> { return this.seats.entries() }
+
+  get size (): number { return this.seats.size }
+
+  add (m: string, seat: SeatEntry): void {
     this.remove(m)
     this.seats.set(m, seat)
     let mine = this.byCaller.get(seat.caller)
@@ -76,43 +86,32 @@ class LocalLiveChats implements LiveChats {
     if (seat.anonymous) this.anonymous++
   }
 
-  private remove (m: string): void {
+  /** True when `m` held a seat. */
+  remove (m: string): boolean {
     const seat = this.seats.get(m)
-    if (!seat) return
+    if (!seat) return false
     this.seats.delete(m)
     const mine = this.byCaller.get(seat.caller)
     mine?.delete(m)
     if (mine?.size === 0) this.byCaller.delete(seat.caller)
     if (seat.anonymous) this.anonymous--
+    return true
   }
 
-  /** Seats whose time has passed go, at most once a second: a full sweep is O(live chats). */
-  private purge (force = false): void {
-    const now = this.now()
-    if (!force && now - this.purgedAt < 1_000) return
-    this.purgedAt = now
+  /** Seats whose time has passed go: a full sweep, O(live chats). */
+  sweep (now: number): void {
     for (const [m, seat] of this.seats) if (seat.until <= now) this.remove(m)
-    for (const [m, until] of this.described) if (until <= now) this.described.delete(m)
   }
 
-  private oldest (members: Iterable<string>): LiveChat[] {
-    return chatsOf([...members].sort((a, b) => this.seats.get(a)!.until - this.seats.get(b)!.until)).slice(0, CHECK_OLDEST)
-  }
-
-  /** Which limit refuses `caller` now, if any. In this process the key itself will do: it never leaves memory. */
-  private limitReached (caller: Caller, limits: SeatLimits): Limit | undefined {
-    if ((this.byCaller.get(caller.key)?.size ?? 0) >= limits.perCaller) return 'caller'
-    if (caller.anonymous && this.anonymous >= limits.anonymous) return 'anonymous'
-    if (this.seats.size >= limits.total) return 'total'
-    return undefined
-  }
-
-  async take (caller: Caller, limits: SeatLimits, untilMs: number): Promise<TakeResult> {
-    this.purge()
+  /**
+   * A pending seat for `caller` (its key as this book keys callers) until `untilMs`, or the limit
+   * that refuses it. A refusal is final only after `sweepAll`: a seat expired since the last sweep
+   * must not count.
+   */
+  take (caller: Caller, limits: SeatLimits, untilMs: number, sweepAll: () => void): TakeResult {
     let limit = this.limitReached(caller, limits)
-    // A refusal is final only after a full sweep: a seat expired since the last one must not count.
     if (limit !== undefined) {
-      this.purge(true)
+      sweepAll()
       limit = this.limitReached(caller, limits)
     }
     if (limit === 'caller') return { ok: false, limit, held: this.oldest(this.byCaller.get(caller.key)!) }
@@ -123,18 +122,67 @@ class LocalLiveChats implements LiveChats {
     return { ok: true, seat }
   }
 
-  async confirm (seat: string, caller: Caller, chat: LiveChat, untilMs: number): Promise<void> {
+  /** The pending seat became `chat`, counted until `untilMs`. */
+  confirm (seat: string, caller: Caller, chat: LiveChat, untilMs: number): void {
     this.remove(seat)
     this.add(member(chat), { caller: caller.key, anonymous: caller.anonymous, until: untilMs })
   }
 
-  async release (seat: string): Promise<void> { this.remove(seat) }
+  /** True when `chat` held a seat. */
+  end (chat: LiveChat): boolean { return this.remove(member(chat)) }
 
-  async end (chat: LiveChat): Promise<void> { this.remove(member(chat)) }
+  counts (): { anonymous: number; verified: number } {
+    return { anonymous: this.anonymous, verified: this.seats.size - this.anonymous }
+  }
+
+  private oldest (members: Iterable<string>): LiveChat[] {
+    return chatsOf([...members].sort((a, b) => this.seats.get(a)!.until - this.seats.get(b)!.until)).slice(0, CHECK_OLDEST)
+  }
+
+  private limitReached (caller: Caller, limits: SeatLimits): Limit | undefined {
+    if ((this.byCaller.get(caller.key)?.size ?? 0) >= limits.perCaller) return 'caller'
+    if (caller.anonymous && this.anonymous >= limits.anonymous) return 'anonymous'
+    if (this.seats.size >= limits.total) return 'total'
+    return undefined
+  }
+}
+
+// --- In this process ---------------------------------------------------------------------------
+
+class LocalLiveChats implements LiveChats {
+  /** In this process the caller's key itself will do: it never leaves memory. */
+  private readonly book = new SeatBook()
+  private purgedAt = -Infinity
+  private readonly described = new Map<string, number>()
+  private describeWindow = { second: 0, asked: 0 }
+
+  constructor (private readonly now: () => number) {}
+
+  /** Seats whose time has passed go, at most once a second unless forced: a full sweep is O(live chats). */
+  private purge (force = false): void {
+    const now = this.now()
+    if (!force && now - this.purgedAt < 1_000) return
+    this.purgedAt = now
+    this.book.sweep(now)
+    for (const [m, until] of this.described) if (until <= now) this.described.delete(m)
+  }
+
+  async take (caller: Caller, limits: SeatLimits, untilMs: number): Promise<TakeResult> {
+    this.purge()
+    return this.book.take(caller, limits, untilMs, () => this.purge(true))
+  }
+
+  async confirm (seat: string, caller: Caller, chat: LiveChat, untilMs: number): Promise<void> {
+    this.book.confirm(seat, caller, chat, untilMs)
+  }
+
+  async release (seat: string): Promise<void> { this.book.remove(seat) }
+
+  async end (chat: LiveChat): Promise<void> { this.book.end(chat) }
 
   async counts () {
     this.purge(true)
-    return { anonymous: this.anonymous, verified: this.seats.size - this.anonymous }
+    return this.book.counts()
   }
 
   async mayDescribe (chat: LiveChat, everyMs: number, perSecond: number): Promise<boolean> {

@@ -1,6 +1,7 @@
 /**
  * Paces StartChatContact into Connect's per-account API quota (a token bucket: `rate` calls per
- * second, `burst` at once), across every replica when Redis is configured.
+ * second, `burst` at once), across every replica when Redis or the state table (DynamoDB) holds the
+ * schedule.
  *
  * Why a hand-written token bucket instead of rate-limiter-flexible: its Redis limiters count
  * fixed windows of whole seconds and can only say "try again in N ms". That lets up to twice the
@@ -17,17 +18,21 @@
  * wait), and the rate climbs back step by step once the throttles stop.
  *
  * The pacer only decides; the parts keep one concern each: the schedule (pacing-schedule.ts in
- * memory, shared-schedule.ts in Redis), the rate learner, the replica roster and the wait queue.
+ * memory, shared-schedule.ts in Redis, table-schedule.ts in DynamoDB), the rate learner, the replica
+ * roster and the wait queue. In DynamoDB only the schedule is shared: each replica learns the rate
+ * from its own throttles (there is no channel to tell the others), and counts itself alone.
  */
 import type { Redis } from 'ioredis'
+import type { StateTable } from '../dynamodb.js'
 import { abortError, delay, systemClock, type Clock } from '../clock.js'
 import { Overloaded } from '../errors.js'
 import type { Pacer } from './chat-starter.js'
 import { THROTTLED } from './errors.js'
 import { LocalSchedule, stretch, type Slot } from './pacing-schedule.js'
-import { RateLearner, type LearningOptions } from './rate-learner.js'
+import { learnedBy, RateLearner, type LearningOptions } from './rate-learner.js'
 import { ReplicaRoster } from './replica-roster.js'
-import { SharedSchedule } from './shared-schedule.js'
+import { SharedSchedule, type DeploymentSchedule } from './shared-schedule.js'
+import { TableSchedule } from './table-schedule.js'
 import { WaitQueue, type Placed } from './wait-queue.js'
 
 export type { LearningOptions } from './rate-learner.js'
@@ -58,7 +63,7 @@ export interface PacerEvents {
   abandoned? (): void
   /** Slots given back by starts that left were folded back into the schedule. */
   returned? (slots: number): void
-  /** One decision taken without Redis (unreachable or too slow). */
+  /** One decision taken without the shared schedule (Redis or DynamoDB unreachable or too slow). */
   redisFailed? (error: unknown): void
   /** This process entered (true) or left (false) pacing alone at its share of the rate. */
   fallback? (active: boolean, details: { replicas: number; rate: number }): void
@@ -69,7 +74,12 @@ export interface PacerOptions {
   rate: number
   /** Calls allowed at once on top of the rate (Connect's burst). */
   burst: number
-  /** Shared by all replicas; without it each process paces alone at the full rate. */
+  /**
+   * Where the schedule all replicas share is kept: Redis (the learned rate and the replica count are
+   * shared too) or the state table (DynamoDB). Without it each process paces alone at the full rate.
+   */
+  shared?: { redis: Redis; keyPrefix?: string } | { table: StateTable }
+  /** The same as `shared: { redis, keyPrefix }`. */
   redis?: Redis
   keyPrefix?: string
   /** Starts of this process allowed to wait for a slot at once; beyond it 503 at once. */
@@ -92,9 +102,10 @@ export class TokenBucketPacer implements Pacer {
   private readonly clock: Clock
   private readonly learner: RateLearner
   private readonly queue: WaitQueue
-  /** The deployment's schedule and roster, when Redis is configured. */
-  private readonly shared: SharedSchedule | undefined
-  private readonly roster: ReplicaRoster | undefined
+  /** The deployment's schedule, in Redis or DynamoDB. */
+  private readonly shared: DeploymentSchedule | undefined
+  /** With Redis: the schedule again (it learns the rate for all replicas too) and the roster. */
+  private readonly redis: { schedule: SharedSchedule; roster: ReplicaRoster } | undefined
   private acceptedSeq = 0
   private waiting = 0
   private alone = false
@@ -111,19 +122,26 @@ export class TokenBucketPacer implements Pacer {
     const clock = this.clock = options.clock ?? systemClock
     this.learner = new RateLearner(options.rate, options.learning, clock, () => this.changed('recovering', { replanned: 0, shed: 0 }))
     this.queue = new WaitQueue(clock, (left) => this.abandon(left))
-    const redis = options.redis
-    if (redis) {
-      const shared = this.shared = new SharedSchedule(redis, options.keyPrefix)
-      this.roster = new ReplicaRoster(redis, shared.keys.replicas, options.heartbeatMs ?? 5_000, clock)
+    const where = options.shared ?? (options.redis ? { redis: options.redis, keyPrefix: options.keyPrefix } : undefined)
+    if (where && 'table' in where) this.shared = new TableSchedule(where.table, clock)
+    if (where && 'redis' in where) {
+      const { redis } = where
+      const shared = this.shared = new SharedSchedule(redis, where.keyPrefix)
+      const roster = new ReplicaRoster(redis, shared.keys.replicas, options.heartbeatMs ?? 5_000, clock)
+      this.redis = { schedule: shared, roster }
       const subscriber = this.subscriber = redis.duplicate()
       subscriber.on('error', () => {})
       subscriber.on('ready', () => { subscriber.subscribe(shared.keys.channel).catch(() => {}) })
-      subscriber.on('message', (_channel: string, record: string) => { this.adopt(record, 'shared') })
+      // This replica's own record is reported when its learn script answers (as 'throttled', with
+      // what it measured); heard first on the channel, it would pass as another replica's.
+      subscriber.on('message', (_channel: string, record: string) => {
+        if (learnedBy(record) !== roster.id) this.adopt(record, 'shared')
+      })
     }
   }
 
   /** Replicas seen in Redis recently (this one included); 1 without Redis. */
-  get replicas (): number { return this.roster?.count ?? 1 }
+  get replicas (): number { return this.redis?.roster.count ?? 1 }
 
   /** The deployment's pace right now, in calls per second. */
   get rate (): number { return this.learner.rateAt(this.clock.now()) }
@@ -153,7 +171,7 @@ export class TokenBucketPacer implements Pacer {
   onThrottled (): void {
     const now = this.clock.now()
     if (!this.learner.takeThrottle(now)) return
-    if (this.shared && !this.alone) void this.learnShared(this.shared, now)
+    if (this.redis && !this.alone) void this.learnShared(this.redis, now)
     else this.learnLocally(now)
   }
 
@@ -189,7 +207,7 @@ export class TokenBucketPacer implements Pacer {
   async close (): Promise<void> {
     this.learner.close()
     this.subscriber?.disconnect()
-    await this.roster?.close()
+    await this.redis?.roster.close()
   }
 
   private async reserve (maxWaitMs: number): Promise<Placed> {
@@ -197,7 +215,7 @@ export class TokenBucketPacer implements Pacer {
     if (this.shared) {
       try {
         const r = await this.shared.reserve(this.intervalMs(1), this.burstAt(now), maxWaitMs)
-        this.roster?.saw(r.replicas)
+        this.redis?.roster.saw(r.replicas)
         // From the answer's arrival: a horizon seen late is safe, one seen early is not.
         this.sharedHorizon = this.clock.now() + r.horizonMs
         this.setAlone(false)
@@ -209,7 +227,7 @@ export class TokenBucketPacer implements Pacer {
         this.setAlone(true)
       }
     }
-    const share = this.redisShare()
+    const share = this.share()
     const slot = this.local.reserve(now, this.intervalMs(share), Math.max(1, Math.floor(this.burstAt(now) * share)), maxWaitMs)
     return { slot, shared: false }
   }
@@ -249,28 +267,28 @@ export class TokenBucketPacer implements Pacer {
 
   private accepted (): void {
     this.learner.accepted(this.clock.now())
-    if (!this.shared || !this.roster || this.alone) return
-    this.shared.accepted(`${this.roster.id}:${++this.acceptedSeq}`, this.learner.learning.windowMs).catch(() => {})
+    if (!this.redis || this.alone) return
+    this.redis.schedule.accepted(`${this.redis.roster.id}:${++this.acceptedSeq}`, this.learner.learning.windowMs).catch(() => {})
   }
 
-  private async learnShared (shared: SharedSchedule, now: number): Promise<void> {
+  private async learnShared ({ schedule, roster }: { schedule: SharedSchedule; roster: ReplicaRoster }, now: number): Promise<void> {
     try {
-      const { changed, record, measured } = await shared.learn(this.learner.sharedArgs(now))
+      const { changed, record, measured } = await schedule.learn(this.learner.sharedArgs(now), roster.id)
       this.adopt(record, changed ? 'throttled' : 'shared', changed ? measured : undefined)
     } catch {
       this.learnLocally(this.clock.now())
     }
   }
 
-  /** Without Redis: from this process's own accepted calls, for its own share of the rate. */
+  /** Without Redis: from this process's own accepted calls, for its own share of the rate (the whole in DynamoDB). */
   private learnLocally (now: number): void {
-    const lowered = this.learner.lowerLocally(now, this.redisShare())
+    const lowered = this.learner.lowerLocally(now, this.share())
     if (!lowered) return
     this.local.stretch(now, lowered.k)
     this.changed('throttled', { measured: lowered.measured, ...this.replan(lowered.k, now, false) })
   }
 
-  /** A lowered rate from Redis ("rate:since:at:k"), newer than the one this replica holds. */
+  /** A lowered rate from Redis ("rate:since:at:k:learner"), newer than the one this replica holds. */
   private adopt (raw: string | null | undefined, reason: 'throttled' | 'shared', measured?: number): void {
     const record = this.learner.adopt(raw)
     if (!record) return
@@ -294,15 +312,15 @@ export class TokenBucketPacer implements Pacer {
     return Math.max(1, Math.floor(this.burst * this.learner.rateAt(now) / this.options.rate))
   }
 
-  /** Without Redis configured a process has the whole rate; after losing it, its share. */
-  private redisShare (): number {
-    return this.options.redis ? 1 / this.replicas : 1
+  /** Without a shared schedule a process has the whole rate; after losing it, its share (the whole in DynamoDB, which keeps no roster). */
+  private share (): number {
+    return this.shared ? 1 / this.replicas : 1
   }
 
   private setAlone (alone: boolean): void {
     if (alone === this.alone) return
     this.alone = alone
-    const share = this.redisShare()
+    const share = this.share()
     if (alone) {
       // Slots the shared schedule already handed out (to every replica) are still to be used:
       // this replica starts on its own only after them, with an empty bucket.

@@ -24,6 +24,9 @@ export interface LearningOptions {
 /** The deployment's learned rate: `base` calls/s since `since`, climbing back after a hold; 1/k of the rate before. */
 export interface RateRecord { base: number; since: number; at: number; k: number }
 
+/** The replica that learned a record ("rate:since:at:k:learner"), if it says. */
+export const learnedBy = (raw: string): string | undefined => raw.split(':')[4]
+
 export class RateLearner {
   readonly learning: Required<LearningOptions>
   private recordValue: RateRecord | undefined
@@ -91,7 +94,7 @@ export class RateLearner {
     return { current: this.rateAt(now), floor: this.configured * l.floor, windowMs: l.windowMs, debounceMs: l.debounceMs, since: now, ttlMs: fullRecoveryMs + l.stepMs }
   }
 
-  /** A lowered rate from Redis ("rate:since:at:k"), if newer than the one held: now in force. */
+  /** A lowered rate from Redis ("rate:since:at:k:learner"), if newer than the one held: now in force. */
   adopt (raw: string | null | undefined): RateRecord | undefined {
     const [base, since, at, k] = (raw ?? '').split(':').map(Number)
     if (base === undefined || since === undefined || at === undefined || k === undefined) return undefined

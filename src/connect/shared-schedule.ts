@@ -36,9 +36,9 @@ return 1
 
 /**
  * KEYS: bucket, rate record, accepted log, holes. ARGV: current rate, floor, window ms, debounce ms,
- * since (the learner's clock, for recovery), record TTL ms, channel, MIN_CUT, MAX_CUT.
+ * since (the learner's clock, for recovery), record TTL ms, channel, MIN_CUT, MAX_CUT, learner id.
  * Throttles closer together than the debounce count once: they come from calls sent before the
- * first one was learned. The record is "rate:since:at:k", at on Redis's clock (the pivot).
+ * first one was learned. The record is "rate:since:at:k:learner", at on Redis's clock (the pivot).
  */
 const LEARN_LUA = `
 local t = redis.call('TIME')
@@ -59,7 +59,7 @@ if tat and tat > now then
   redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 1000)
 end
 redis.call('DEL', KEYS[4])
-local record = string.format('%.6f:%s:%.3f:%.17g', rate, ARGV[5], now, k)
+local record = string.format('%.6f:%s:%.3f:%.17g:%s', rate, ARGV[5], now, k, ARGV[10])
 redis.call('SET', KEYS[2], record, 'PX', ARGV[6])
 redis.call('PUBLISH', ARGV[7], record)
 return { 1, record, string.format('%.3f', measured) }
@@ -97,7 +97,7 @@ interface PacingRedis {
   ccgPaceReserve (bucket: string, rate: string, replicas: string, intervalMs: number, burst: number, maxWaitMs: number): Promise<ReserveReply>
   ccgPaceAccepted (accepted: string, member: string, windowMs: number): Promise<number>
   ccgPaceLearn (bucket: string, rate: string, accepted: string, holes: string, current: number, floor: number, windowMs: number,
-    debounceMs: number, since: number, ttlMs: number, channel: string, minCut: number, maxCut: number): Promise<LearnReply>
+    debounceMs: number, since: number, ttlMs: number, channel: string, minCut: number, maxCut: number, learner: string): Promise<LearnReply>
   ccgPaceRelease (bucket: string, holes: string, ...markIntervalPairs: string[]): Promise<number>
 }
 
@@ -107,14 +107,22 @@ const SCRIPTS = [
 
 export interface SharedReservation {
   slot: Slot
-  /** How far ahead of Redis's now the schedule has handed out its slots. */
+  /** How far ahead of the schedule's now it has handed out its slots. */
   horizonMs: number
-  /** Replicas in the roster, as Redis counts them. */
+  /** Replicas in the roster, as Redis counts them (0: no roster). */
   replicas: number
-  /** The learned rate record ("rate:since:at:k"), if any. */
+  /** The learned rate record ("rate:since:at:k:learner"), if any. */
   record: string | null
-  /** When Redis reserved the slot, on its clock. */
+  /** When the slot was reserved, on the schedule's clock. */
   reservedAt: number
+}
+
+/** The schedule all replicas reserve on: in Redis (this file) or in the state table (table-schedule.ts). */
+export interface DeploymentSchedule {
+  /** Reserves the next slot if it comes within `maxWaitMs`. */
+  reserve (intervalMs: number, burst: number, maxWaitMs: number): Promise<SharedReservation>
+  /** Gives slots back; returns how many came free at the end of the schedule. */
+  release (slots: Array<{ mark: number; intervalMs: number }>): Promise<number>
 }
 
 export interface LearnArgs {
@@ -127,7 +135,7 @@ export interface LearnArgs {
   ttlMs: number
 }
 
-export class SharedSchedule {
+export class SharedSchedule implements DeploymentSchedule {
   readonly keys: { bucket: string; rate: string; replicas: string; accepted: string; holes: string; channel: string }
 
   constructor (private readonly redis: Redis, keyPrefix = '') {
@@ -166,13 +174,14 @@ export class SharedSchedule {
 
   /**
    * Connect throttled: lowers the deployment's rate to what it accepted over the window, stretches
-   * the schedule and publishes the new record. `changed` is false inside the debounce or when the
-   * rate would not drop; the record is then the one in force.
+   * the schedule and publishes the new record, signed with `learner` (the replica's id, so it can
+   * tell its own record from another's when it hears it). `changed` is false inside the debounce or
+   * when the rate would not drop; the record is then the one in force.
    */
-  async learn (a: LearnArgs): Promise<{ changed: boolean; record: string; measured: number }> {
+  async learn (a: LearnArgs, learner: string): Promise<{ changed: boolean; record: string; measured: number }> {
     const k = this.keys
     const [changed, record, measured] = await this.commands.ccgPaceLearn(
-      k.bucket, k.rate, k.accepted, k.holes, a.current, a.floor, a.windowMs, a.debounceMs, a.since, a.ttlMs, k.channel, MIN_CUT, MAX_CUT)
+      k.bucket, k.rate, k.accepted, k.holes, a.current, a.floor, a.windowMs, a.debounceMs, a.since, a.ttlMs, k.channel, MIN_CUT, MAX_CUT, learner)
     return { changed: changed === 1, record, measured: Number(measured) }
   }
 

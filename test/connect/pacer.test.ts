@@ -5,10 +5,12 @@ import { Redis } from 'ioredis'
 import { systemClock, type Clock } from '../../src/clock.js'
 import { Overloaded } from '../../src/errors.js'
 import { paceAttempts } from '../../src/connect/chat-starter.js'
-import { createPacer, type PacerEvents, type PacerOptions, type RateChange } from '../../src/connect/pacer.js'
+import { createPacer, type PacerEvents, type PacerOptions, type RateChange, type TokenBucketPacer } from '../../src/connect/pacer.js'
 import { createRedis } from '../../src/redis.js'
+import { createStateTable } from '../../src/dynamodb.js'
+import { DYNALITE_CREDENTIALS, startDynalite } from '../dynalite.js'
 import { fakeClock } from '../fake-clock.js'
-import { redisKeyPrefix, redisSkip, redisTestUrl } from '../redis.js'
+import { redisKeyPrefix, redisSkip, redisTestUrl, slowRelay } from '../redis.js'
 
 // Without Redis the pacer runs on a fake clock: waits are exact and the tests move time instead
 // of sleeping. With Redis the shared schedule keeps Redis's own time, so those waits are real:
@@ -47,6 +49,12 @@ async function burst (pacers: ReturnType<typeof createPacer>[], n: number, deadl
   const started = clock.now()
   return Promise.all(Array.from({ length: n }, (_, i) =>
     pacers[i % pacers.length]!.acquire(started + deadlineMs, signal).then(() => clock.now() - started, (err: unknown) => err)))
+}
+
+/** Polls until `check` holds, for what is real I/O (Redis, DynamoDB); fails naming `what` after about 2 s. */
+async function until (what: string, check: () => boolean | Promise<boolean>) {
+  for (let i = 0; i < 200 && !(await check()); i++) await sleep(10)
+  if (!(await check())) throw new Error(`never happened: ${what}`)
 }
 
 function pacer (t: Test, options: Partial<PacerOptions> = {}) {
@@ -306,11 +314,6 @@ t.test('Redis', { skip: await redisSkip() }, async (t) => {
     return { redis, pacer: pacer(t, { redis, keyPrefix: prefix, heartbeatMs: 50, ...options }) }
   }
 
-  async function until (what: string, check: () => boolean | Promise<boolean>) {
-    for (let i = 0; i < 200 && !(await check()); i++) await sleep(10)
-    t.ok(await check(), what)
-  }
-
   t.test('two replicas share one schedule', async (t) => {
     const prefix = redisKeyPrefix(t)
     const a = await replica(t, prefix)
@@ -365,6 +368,38 @@ t.test('Redis', { skip: await redisSkip() }, async (t) => {
     t.ok(outcomes.filter((o) => o === 'granted').length >= 3)
   })
 
+  t.test('the replica that learns reports its throttle once, as its own, even when it hears its record before its answer', async (t) => {
+    const prefix = redisKeyPrefix(t)
+    // a talks to Redis through a relay that can hold back the answers on a's first connection (its
+    // commands) but not on its second (the subscription): a hears its own PUBLISH first.
+    const relay = await slowRelay(t, redisTestUrl())
+    const redis = createRedis({ url: relay.url, commandTimeoutMs: 5_000 })
+    redis.on('error', () => {})
+    t.teardown(() => redis.disconnect())
+    await once(redis, 'ready')
+    const ra = recorder()
+    const rb = recorder()
+    const a = pacer(t, { redis, keyPrefix: prefix, heartbeatMs: 50, events: ra.events })
+    await replica(t, prefix, { events: rb.events })
+    const probe = new Redis(redisTestUrl())
+    t.teardown(() => probe.disconnect())
+    await until('both replicas listening', async () => {
+      const [, listeners] = await probe.pubsub('NUMSUB', `${prefix}pacing:rate`) as [string, number]
+      return listeners === 2
+    })
+    relay.slow(300, (connection) => connection === 0)
+    for (let i = 0; i < 4; i++) a.afterAttempt(undefined)
+    a.afterAttempt('TooManyRequestsException')
+    await rb.when('b heard the lowered rate', () => rb.seen.rates.length === 1)
+    await ra.when('a reported it', () => ra.seen.rates.length >= 1)
+    relay.slow(0)
+    // A reservation answers with the record in force, a's own: nothing more to report.
+    await a.acquire(Date.now() + 5_000, new AbortController().signal)
+    t.same(ra.seen.rates.map(([rate, c]) => [rate, c.reason]), [[5, 'throttled']], 'one change on a, reported as its own throttle')
+    t.equal(ra.seen.rates[0]?.[1].measured, 4, 'with what a measured')
+    t.same(rb.seen.rates.map(([rate, c]) => [rate, c.reason]), [[5, 'shared']], 'b heard it as another replica\'s')
+  })
+
   t.test('a start that leaves gives its slot back to the shared schedule', async (t) => {
     const prefix = redisKeyPrefix(t)
     const ra = recorder()
@@ -412,5 +447,85 @@ t.test('Redis', { skip: await redisSkip() }, async (t) => {
     await a.redis.connect()
     await burst([a.pacer], 1)
     t.same(seen.fallback.at(-1), [false, { replicas: 2, rate: 10 }], 'shared again once Redis is back')
+  })
+})
+
+t.test('DynamoDB', async (t) => {
+  const dynalite = await startDynalite(t)
+
+  /** Two pacers over one table, on one fake clock. */
+  function replicas (t: Test, options: Partial<PacerOptions> = {}) {
+    const clock = fakeClock()
+    const table = dynalite.table(t)
+    const [a, b] = [0, 1].map(() => pacer(t, { shared: { table }, clock: clock.clock, ...options })) as [TokenBucketPacer, TokenBucketPacer]
+    return { clock, a, b, now: () => clock.clock.now() }
+  }
+
+  t.test('two replicas share one schedule: together they get the burst once, then one start per interval', async (t) => {
+    const { seen, events } = recorder()
+    const { clock, a, b } = replicas(t, { events })
+    const all = burst([a, b], 6, 5_000, undefined, clock.clock)
+    // The reservations are real I/O; the waits after them are on the fake clock.
+    await until('every start has its slot', () => seen.granted.length + clock.timers() === 6)
+    await clock.runAll()
+    const waits = (await all as number[]).sort((x, y) => x - y)
+    t.same(waits.slice(0, 3), [0, 0, 0], 'the burst at once, for both replicas together')
+    onSchedule(t, waits.slice(3), 100, 'slot')
+    t.same(seen.shed, [])
+  })
+
+  t.test('a start whose slot comes after its deadline is refused at once; it never waits past its own deadline', async (t) => {
+    const { seen, events } = recorder()
+    const { clock, a, b, now } = replicas(t, { rate: 1, burst: 1, events })
+    await a.acquire(now() + 5_000, new AbortController().signal)
+    const started = now()
+    const err = await b.acquire(started + 800, new AbortController().signal).catch((e: unknown) => e)
+    t.type(err, Overloaded, 'the next slot is 1 s away, past the 800 ms deadline')
+    t.equal((err as Overloaded).retryAfterSeconds, 1)
+    t.equal(now(), started, 'refused at once, without waiting')
+    const fits = b.acquire(started + 1_200, new AbortController().signal).then(() => now() - started)
+    await until('the start that fits waits for its slot', () => clock.timers() === 1)
+    await clock.runAll()
+    t.equal(await fits, 1_000, 'the refused one took no slot: the next gets the 1 s slot')
+    t.same(seen.shed, [1])
+  })
+
+  t.test('a start that leaves gives its slot back: another replica gets it', async (t) => {
+    const { seen, events, when } = recorder()
+    const { clock, a, b, now } = replicas(t, { rate: 1, burst: 1, events })
+    await a.acquire(now() + 5_000, new AbortController().signal)
+    const leaves = new AbortController()
+    const left = a.acquire(now() + 10_000, leaves.signal).catch((e: unknown) => e) // slot at 1 s
+    await until('waiting for its slot', () => clock.timers() === 1)
+    leaves.abort()
+    t.equal((await left as Error).name, 'AbortError')
+    await when('slot returned', () => seen.returned.length === 1)
+    const started = now()
+    const next = b.acquire(started + 1_500, new AbortController().signal).then(() => now() - started)
+    await until('the other replica waits in the freed slot', () => clock.timers() === 1)
+    await clock.runAll()
+    t.equal(await next, 1_000)
+  })
+
+  t.test('Connect throttling lowers this replica\'s rate only: no channel tells the others', async (t) => {
+    const { clock, a, b } = replicas(t, { rate: 10, burst: 1 })
+    a.afterAttempt('TooManyRequestsException')
+    t.equal(a.rate, 5)
+    t.equal(b.rate, 10)
+    t.equal(a.replicas, 1, 'no roster: each replica counts itself alone')
+    await clock.settle()
+  })
+
+  t.test('a state table that cannot answer: the process paces alone at the full rate', async (t) => {
+    const { seen, events, when } = recorder()
+    const clock = fakeClock()
+    const table = createStateTable({ name: dynalite.tableName, overrides: { endpoint: 'http://127.0.0.1:1', credentials: DYNALITE_CREDENTIALS } })
+    t.teardown(() => table.client.destroy())
+    const p = pacer(t, { shared: { table }, clock: clock.clock, events })
+    const all = burst([p], 4, 5_000, undefined, clock.clock)
+    await when('every decision taken without the table', () => seen.redisFailed === 4)
+    await clock.tick(1_000)
+    t.same((await all as number[]).sort((x, y) => x - y), [0, 0, 0, 100], 'still paced')
+    t.same(seen.fallback, [[true, { replicas: 1, rate: 10 }]])
   })
 })
