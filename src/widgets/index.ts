@@ -1,5 +1,5 @@
-import type { Config, OriginList } from '../config.js'
-import { ConfigError } from '../config.js'
+import type { Config } from '../config.js'
+import { ConfigError, type OriginList } from '../settings.js'
 import type { QueueRef } from '../connect/availability.js'
 import type { ConnectTarget } from '../connect/input.js'
 import type { ProfileContactFields } from '../contact-fields.js'
