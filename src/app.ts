@@ -96,7 +96,7 @@ const TRACE_ID = /^[A-Za-z0-9=;:.,_-]{1,256}$/
 export async function buildApp (config: Config, deps: AppDeps = {}) {
   const fromTrustedProxy = trustedPeer(config.trustProxy)
   const fastifyOptions: FastifyServerOptions = {
-    logger: loggerOptions(config, deps.logStream),
+    logger: loggerOptions({ level: config.LOG_LEVEL, pretty: !config.production }, deps.logStream),
     // One line per request is written by our own hook, without bodies or headers.
     logController: new LogController({ disableRequestLogging: true }),
     // X-Request-Id from a TRUST_PROXY balancer only, and only when well formed (see genReqId), else our own.
@@ -274,7 +274,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(securityHeaders)
   // Which widget profile: before the origin policy, which answers per profile.
   await app.register(widgetPlugin, { widgets })
-  await app.register(originPolicy, { config })
+  await app.register(originPolicy, { requireOrigin: config.REQUIRE_ORIGIN })
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
   await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason, service: deps.service ?? readServiceInfo() })
   await app.register(rateLimit, { config, redis, clock: deps.clock })
@@ -282,7 +282,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(availability, { config, widgets, redis, credentials: client.config.credentials, overrides: deps.connectOverrides, now: deps.availabilityNow })
   await app.register(availabilityRoute, { poller: app.availability, maxAgeSeconds: Math.max(1, Math.round(config.availabilityRefreshMs / 1000)) })
   await app.register(chatStartRoute, {
-    config,
+    rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.rateLimitWindowMs },
     deps: {
       starter,
       quota,

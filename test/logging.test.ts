@@ -106,7 +106,7 @@ t.test('the logger itself: SDK errors under err, error or nested, and headers un
   const sdkError = await realSdkError(t)
   const chunks: string[] = []
   const stream = { write (chunk: string) { chunks.push(chunk); return true } } as unknown as NodeJS.WritableStream
-  const log = pino(loggerOptions(loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true', LOG_LEVEL: 'trace' }), stream) as pino.LoggerOptions, stream as pino.DestinationStream)
+  const log = pino(loggerOptions({ level: 'trace', pretty: false }, stream) as pino.LoggerOptions, stream as pino.DestinationStream)
   log.error({ err: sdkError }, 'direct')
   log.error({ error: sdkError }, 'under error')
   log.error({ err: new UpstreamFailed('ours', { cause: sdkError }) }, 'wrapped')
