@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { SignJWT } from 'jose'
 import pino from 'pino'
 import t, { type Test } from 'tap'
+import { trustSettings } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { startSimulator } from '../src/simulator/connect.js'
 import { UpstreamFailed } from '../src/errors.js'
@@ -79,7 +80,7 @@ async function realSdkError (t: Test): Promise<Error> {
 t.test('an unexpected 500 whose cause is an SDK error logs names, ids and stack, not the upstream message', async (t) => {
   const sdkError = await realSdkError(t)
   const config = loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true' })
-  const real = createTrustPolicy(config)
+  const real = createTrustPolicy(trustSettings(config))
   const trust = {
     ...real,
     close: () => real.close(),
