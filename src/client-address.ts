@@ -1,4 +1,3 @@
-import ipaddr from 'ipaddr.js'
 import { BlockList, isIPv4, isIPv6 } from 'node:net'
 
 // One spelling per client. Anything that keys on a client (rate limit, connection budget, the
@@ -8,10 +7,7 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net'
 /** Longer than any address with port, brackets and zone id; beyond it the value is not looked at. */
 const MAX_INPUT = 100
 
-/**
- * Dotted quad with optional leading zeros, read as decimal (what a person meant by 203.000.113.007);
- * ipaddr.js reads a leading zero as octal (010 as 8).
- */
+/** Dotted quad with optional leading zeros, read as decimal (what a person meant by 203.000.113.007). */
 const DOTTED = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/
 
 function ipv4 (s: string): string | undefined {
@@ -21,18 +17,19 @@ function ipv4 (s: string): string | undefined {
   return parts.every((p) => p <= 255) ? parts.join('.') : undefined
 }
 
-const IPV4_COMPATIBLE = /^::\d+\.\d+\.\d+\.\d+$/
-
-/**
- * An IPv6 address; undefined when it is not one. Node's own check decides what counts as one: the
- * library alone would also take hexadecimal and octal in an embedded IPv4 part (::ffff:0x7f.0.0.1).
- */
-function ipv6 (s: string): ipaddr.IPv6 | undefined {
+/** The 8 groups of an IPv6 address as numbers; undefined when it is not one. */
+function ipv6Groups (s: string): number[] | undefined {
   if (!isIPv6(s)) return undefined
-  const address = ipaddr.IPv6.parse(s)
-  // The library reads the deprecated IPv4-compatible ::a.b.c.d as IPv4-mapped (::ffff:a.b.c.d): it is not.
-  if (IPV4_COMPATIBLE.test(s)) address.parts[5] = 0
-  return address
+  // A trailing dotted quad (::ffff:1.2.3.4) is two groups written in decimal.
+  const text = s.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a: string, b: string, c: string, d: string) =>
+    `${((Number(a) << 8) | Number(b)).toString(16)}:${((Number(c) << 8) | Number(d)).toString(16)}`)
+  const [head = '', rest] = text.split('::')
+  const parse = (part: string) => part === '' ? [] : part.split(':').map((g) => parseInt(g, 16))
+  const left = parse(head)
+  const right = rest === undefined ? [] : parse(rest)
+  const zeros = rest === undefined ? 0 : 8 - left.length - right.length
+  const groups = [...left, ...new Array<number>(Math.max(0, zeros)).fill(0), ...right]
+  return groups.length === 8 ? groups : undefined
 }
 
 /**
@@ -50,10 +47,29 @@ export function normalizeAddress (raw: string | undefined): string | undefined {
   if (zone !== -1) s = s.slice(0, zone)
   const v4 = ipv4(s)
   if (v4) return v4
-  const v6 = ipv6(s)
-  if (!v6) return undefined
+  const groups = ipv6Groups(s)
+  if (!groups) return undefined
   // ::ffff:a.b.c.d is an IPv4 client that reached a dual-stack socket.
-  return v6.isIPv4MappedAddress() ? v6.toIPv4Address().toString() : v6.toRFC5952String()
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return [groups[6]! >> 8, groups[6]! & 255, groups[7]! >> 8, groups[7]! & 255].join('.')
+  }
+  return compress(groups)
+}
+
+function compress (groups: number[]): string {
+  // The longest run of zero groups (of two or more) becomes '::'.
+  let best = -1
+  let bestLen = 1
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) { i++; continue }
+    let j = i
+    while (j < 8 && groups[j] === 0) j++
+    if (j - i > bestLen) { best = i; bestLen = j - i }
+    i = j
+  }
+  const hex = groups.map((g) => g.toString(16))
+  if (best === -1) return hex.join(':')
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`
 }
 
 /**
@@ -62,17 +78,17 @@ export function normalizeAddress (raw: string | undefined): string | undefined {
  */
 export function clientKey (address: string): string {
   if (isIPv4(address)) return address
-  const v6 = ipv6(address)
-  if (!v6) return address
-  return `${new ipaddr.IPv6([...v6.parts.slice(0, 4), 0, 0, 0, 0]).toRFC5952String()}/64`
+  const groups = ipv6Groups(address)
+  if (!groups) return address
+  return `${compress([...groups.slice(0, 4), 0, 0, 0, 0])}/64`
 }
 
 /** An address as a number (IPv4: 32 bits, IPv6: 128 bits), for range arithmetic; undefined when it is not one. */
 export function addressNumber (address: string): { family: 4 | 6; value: bigint } | undefined {
   const v4 = ipv4(address)
   if (v4) return { family: 4, value: v4.split('.').reduce((n, part) => (n << 8n) | BigInt(part), 0n) }
-  const v6 = ipv6(address)
-  return v6 && { family: 6, value: v6.parts.reduce((n, g) => (n << 16n) | BigInt(g), 0n) }
+  const groups = ipv6Groups(address)
+  return groups && { family: 6, value: groups.reduce((n, g) => (n << 16n) | BigInt(g), 0n) }
 }
 
 /**
