@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global process, console */
 // The suite on a busy machine: three runs in a row while busy loops hold every core, each run's
 // result and wall time reported, exit 1 when any run failed. A suite that passes only on a quiet
 // machine is not one to trust.
