@@ -283,6 +283,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(availabilityRoute, { poller: app.availability, maxAgeSeconds: Math.max(1, Math.round(config.availabilityRefreshMs / 1000)) })
   await app.register(chatStartRoute, {
     rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.rateLimitWindowMs },
+    clock: deps.clock,
     deps: {
       starter,
       quota,

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { startChat, type ChatStartDeps } from '../chat/start.js'
+import { systemClock, type Clock } from '../clock.js'
 import { acceptJsonBodies, JSON_BODY_TYPES } from './json-bodies.js'
 import { ChatStartBody, ChatStartHeaders, ChatStartReply, ErrorReply, WidgetParams } from './chat-start.schema.js'
 
@@ -11,9 +12,11 @@ export interface ChatStartRouteOptions {
   /** Per client, for profiles without a limit of their own. */
   rateLimit: { max: number; windowMs: number }
   deps: ChatStartDeps
+  /** Where a start's deadline counts from: the starter's clock, so both read the same time. */
+  clock?: Clock
 }
 
-const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (app, { rateLimit: defaultLimit, deps }) => {
+const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (app, { rateLimit: defaultLimit, deps, clock = systemClock }) => {
   acceptJsonBodies(app)
 
   const schema = {
@@ -30,7 +33,7 @@ const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (
   }
 
   async function startChatRoute (request: FastifyRequest<{ Body: ChatStartBody; Headers: ChatStartHeaders }>, reply: FastifyReply) {
-    const startedAt = Date.now()
+    const startedAt = clock.now()
     // A caller whose connection closes before the answer is let go: see ChatStarter.start.
     const caller = new AbortController()
     reply.raw.once('close', () => { if (!reply.raw.writableFinished) caller.abort() })
