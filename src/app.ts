@@ -34,11 +34,11 @@ import { ChatQuota } from './chat/quota.js'
 import { Contacts } from './connect/contacts.js'
 import { EndTokens } from './trust/end-token.js'
 import { createSpentProofs, HumanCheck, type HumanCheckOptions } from './trust/human-check.js'
-import { createTrustShared, type TrustPolicy } from './trust/index.js'
+import { createTrustShared, type TrustPolicy, type TrustSettings } from './trust/index.js'
 import { createRedis } from './redis.js'
 import { readServiceInfo, type ServiceInfo } from './service-info.js'
 import { createStateGuard } from './shared-state.js'
-import { createWidgets, type Widgets } from './widgets/index.js'
+import { createWidgets, type Widgets, type WidgetsSettings } from './widgets/index.js'
 import type { HumanCheckSpec } from './widgets/file.js'
 
 declare module 'fastify' {
@@ -96,7 +96,7 @@ const TRACE_ID = /^[A-Za-z0-9=;:.,_-]{1,256}$/
 export async function buildApp (config: Config, deps: AppDeps = {}) {
   const fromTrustedProxy = trustedPeer(config.trustProxy)
   const fastifyOptions: FastifyServerOptions = {
-    logger: loggerOptions(config, deps.logStream),
+    logger: loggerOptions({ level: config.LOG_LEVEL, pretty: !config.production }, deps.logStream),
     // One line per request is written by our own hook, without bodies or headers.
     logController: new LogController({ disableRequestLogging: true }),
     // X-Request-Id from a TRUST_PROXY balancer only, and only when well formed (see genReqId), else our own.
@@ -152,7 +152,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   // Resume-token keys and spent-token memory, shared by every widget profile; the keys sign end tokens too.
   // A spend or release Redis missed leaves the hold standing until it expires: the safe side.
   const trustOptions = { log: app.log, redis, stateGuard, now: deps.now, onRedisFailed: (err: unknown) => backgroundError('resume_tokens', err) }
-  const trustShared = createTrustShared(config, trustOptions)
+  const trustShared = createTrustShared(trustSettings(config), trustOptions)
   const endTokens = new EndTokens(trustShared.keys, deps.now)
   // The human check asked of anonymous callers (HUMAN_CHECK, or a widget's own); each proof is spent
   // for every replica. A pow key must be the same on every replica: HUMAN_CHECK_SECRET, else the resume key.
@@ -171,7 +171,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   const humanCheck = humanCheckFor({ kind: config.HUMAN_CHECK, when: config.HUMAN_CHECK_WHEN })
 
   // The default profile from the environment, the others from WIDGETS_FILE (re-read by reload()).
-  const widgets = createOrDisconnect(redis, () => createWidgets(config, {
+  const widgets = createOrDisconnect(redis, () => createWidgets(widgetsSettings(config), {
     env: deps.env,
     defaultTrust: deps.trust,
     humanCheck,
@@ -274,7 +274,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(securityHeaders)
   // Which widget profile: before the origin policy, which answers per profile.
   await app.register(widgetPlugin, { widgets })
-  await app.register(originPolicy, { config })
+  await app.register(originPolicy, { requireOrigin: config.REQUIRE_ORIGIN })
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
   await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason, service: deps.service ?? readServiceInfo() })
   await app.register(rateLimit, { config, redis, clock: deps.clock })
@@ -282,7 +282,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(availability, { config, widgets, redis, credentials: client.config.credentials, overrides: deps.connectOverrides, now: deps.availabilityNow })
   await app.register(availabilityRoute, { poller: app.availability, maxAgeSeconds: Math.max(1, Math.round(config.availabilityRefreshMs / 1000)) })
   await app.register(chatStartRoute, {
-    config,
+    rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.rateLimitWindowMs },
+    clock: deps.clock,
     deps: {
       starter,
       quota,
@@ -301,3 +302,48 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>
+
+// --- What the modules are told: each its own slice of the Config -----------------------------------
+
+/** Resume and customer-token settings, the same for every widget, and the default profile's trust. */
+export function trustSettings (config: Config): TrustSettings {
+  return {
+    resumeSecrets: config.resumeSecrets,
+    resumeTokenTtlSeconds: config.resumeTokenTtlSeconds,
+    customerJwtMaxAgeSeconds: config.customerJwtMaxAgeSeconds,
+    redisKeyPrefix: config.REDIS_KEY_PREFIX,
+    production: config.production,
+    defaultProfile: {
+      persistentChat: config.PERSISTENT_CHAT,
+      customerToken: {
+        required: config.REQUIRE_CUSTOMER_TOKEN,
+        secret: config.CUSTOMER_JWT_SECRET,
+        jwksUrl: config.CUSTOMER_JWKS_URL,
+        audience: config.CUSTOMER_JWT_AUDIENCE,
+        issuer: config.CUSTOMER_JWT_ISSUER
+      },
+      relatedChats: config.RELATED_CHATS
+    }
+  }
+}
+
+/** The default widget profile the environment describes, what named profiles fall back to, and WIDGETS_FILE. */
+export function widgetsSettings (config: Config): WidgetsSettings {
+  return {
+    file: config.WIDGETS_FILE,
+    target: { instanceId: config.instanceId, contactFlowId: config.contactFlowId },
+    origins: { exact: config.allowedOrigins, wildcards: config.allowedOriginWildcards },
+    allowedAttributes: config.allowedAttributes,
+    featurePermissions: { MESSAGING_MARKDOWN: config.FEATURE_MARKDOWN, ATTACHMENTS: config.FEATURE_ATTACHMENTS },
+    contactFields: {
+      ...(config.segmentAttributes !== undefined ? { segmentAttributes: config.segmentAttributes } : {}),
+      ...(config.DISCONNECT_ON_CUSTOMER_EXIT !== undefined ? { disconnectOnCustomerExit: [config.DISCONNECT_ON_CUSTOMER_EXIT] } : {}),
+      ...(config.RESPONSE_MODE !== undefined ? { responseMode: config.RESPONSE_MODE } : {}),
+      claimAttributes: config.claimAttributes,
+      customerIdClaim: config.CUSTOMER_ID_CLAIM
+    },
+    queueId: config.CONNECT_QUEUE_ID,
+    refuseWhenClosed: config.REFUSE_WHEN_CLOSED,
+    trust: trustSettings(config)
+  }
+}

@@ -3,6 +3,9 @@ import { Value } from 'typebox/value'
 import { isIP } from 'node:net'
 import { addressNumber } from './client-address.js'
 import { parseClaimAttributes, parseSegmentAttributes } from './contact-fields.js'
+import { ConfigError, parseDurationMs, parseOrigins } from './settings.js'
+
+export { ConfigError }
 
 // Every setting the service reads, with the names and defaults operators rely on (docs: README, Configuration).
 // Values arrive as strings; TypeBox converts them ('true' -> true, '25' -> 25) before checking.
@@ -84,10 +87,6 @@ export type Env = Static<typeof EnvSchema>
 /** Below this the availability poller's calls would crowd Connect's per-account API rates. */
 export const MIN_AVAILABILITY_REFRESH_MS = 5_000
 
-export class ConfigError extends Error {
-  override name = 'ConfigError'
-}
-
 const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean)
 
 /** One TRUST_PROXY entry: an address or CIDR, never a catch-all that would believe anyone's header. */
@@ -149,50 +148,6 @@ function parseTrustProxy (raw: string): boolean | string[] {
   return entries
 }
 
-export interface OriginList { exact: string[]; wildcards: string[]; none: boolean }
-
-const ORIGIN_EXAMPLES = 'such as https://www.example.com, https://*.example.com (any subdomain) or none (no browser)'
-
-/**
- * ALLOWED_ORIGINS: exact origins, normalised as a browser sends them (lower case, no default port),
- * and `https://*.example.com` for any subdomain (one or more labels; the apex is listed on its own).
- * `none` says that no browser may call (a mobile-only deployment). Anything else stops start-up.
- */
-export function parseOrigins (entries: string[], name = 'ALLOWED_ORIGINS'): OriginList {
-  if (entries.some((e) => e.toLowerCase() === 'none')) {
-    if (entries.length > 1) throw new ConfigError(`${name}: none cannot be combined with origins`)
-    return { exact: [], wildcards: [], none: true }
-  }
-  const exact: string[] = []
-  const wildcards: string[] = []
-  for (const entry of entries) {
-    const wildcard = /^([a-z][a-z0-9+.-]*:\/\/)\*\.(.+)$/i.exec(entry)
-    // The rest of a wildcard must be an origin of its own, with at least two labels (not *.com).
-    const origin = exactOrigin(wildcard ? `${wildcard[1]}${wildcard[2]}` : entry, entry, name)
-    if (!wildcard) { exact.push(origin); continue }
-    const { hostname } = new URL(origin)
-    if (!hostname.includes('.') || hostname.startsWith('[') || isIP(hostname) !== 0) {
-      throw new ConfigError(`${name}: "${entry}" would match too much; name a domain, such as https://*.example.com`)
-    }
-    wildcards.push(origin.replace('://', '://*.'))
-  }
-  return { exact: [...new Set(exact)], wildcards: [...new Set(wildcards)], none: false }
-}
-
-/** One origin, as a browser would send it in the Origin header. */
-function exactOrigin (text: string, entry: string, name: string): string {
-  const refuse = (why: string): never => {
-    throw new ConfigError(`${name}: "${entry.slice(0, 100)}" ${why}; use origins ${ORIGIN_EXAMPLES}`)
-  }
-  if (text.includes('*')) refuse('is not a pattern we accept (a * only as the first label after the scheme)')
-  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/?#@\\]+\/?$/i.test(text)) refuse('has more than scheme://host[:port] (no path, query or credentials)')
-  let url: URL
-  try { url = new URL(text) } catch { return refuse('is not an origin') }
-  if (url.origin === 'null') refuse('is not an http(s) origin')
-  // new URL() drops a default port (https://x:443 is https://x) and lowers the case, as browsers do.
-  return url.origin
-}
-
 /**
  * A region name as AWS spells them: a two-letter area, an optional partition (gov, iso*), one of
  * the compass words, and one digit (us-east-1, us-gov-west-1, cn-north-1, ap-southeast-5). The
@@ -205,23 +160,6 @@ function checkRegion (region: string): void {
   if (!REGION.test(region)) {
     throw new ConfigError(`AWS_REGION: "${region.slice(0, 60)}" is not a region name such as eu-west-2 or us-east-1 (the code, not the display name)`)
   }
-}
-
-const UNIT_MS: Record<string, number> = {
-  ms: 1, s: 1_000, sec: 1_000, second: 1_000, seconds: 1_000, m: 60_000, min: 60_000, minute: 60_000, minutes: 60_000,
-  h: 3_600_000, hour: 3_600_000, hours: 3_600_000, d: 86_400_000, day: 86_400_000, days: 86_400_000
-}
-
-/**
- * A duration setting to milliseconds: a whole number with an optional unit, `defaultUnit` without
- * one. A typo must stop start-up: an unparsed rate-limit window, say, would never reset.
- */
-export function parseDurationMs (name: string, raw: string, defaultUnit: 'ms' | 's', examples: string): number {
-  const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(raw)
-  const unit = m ? UNIT_MS[(m[2] || defaultUnit).toLowerCase()] : undefined
-  const ms = m && unit ? Number(m[1]) * unit : NaN
-  if (!Number.isSafeInteger(ms) || ms <= 0) throw new ConfigError(`${name}: "${raw}" is not a duration such as ${examples}`)
-  return ms
 }
 
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i
@@ -332,7 +270,7 @@ export function loadConfig (source: Record<string, string | undefined> = process
 
   // Each setting once, in the form the service uses; a raw copy beside it would invite reading the wrong one.
   const {
-    CONNECT_INSTANCE_ID, CONNECT_CONTACT_FLOW_ID, ALLOWED_ORIGINS: _origins, ALLOWED_ATTRIBUTES, TRUST_PROXY, RATE_LIMIT_WINDOW,
+    NODE_ENV: _mode, CONNECT_INSTANCE_ID, CONNECT_CONTACT_FLOW_ID, ALLOWED_ORIGINS: _origins, ALLOWED_ATTRIBUTES, TRUST_PROXY, RATE_LIMIT_WINDOW,
     RESUME_TOKEN_SECRET: _secrets, RESUME_TOKEN_TTL, CUSTOMER_JWT_MAX_AGE, MAX_CONNECTIONS_PER_CLIENT, METRICS_PORT, CONNECT_BURST,
     AVAILABILITY_REFRESH: _refresh, SEGMENT_ATTRIBUTES: _segments, CLAIM_ATTRIBUTES: _claims,
     ...settings
@@ -378,6 +316,7 @@ const setOrUnset = (isSet: boolean) => isSet ? 'set' : 'unset'
 
 /** How the summary shows each setting the config holds only in its derived form. */
 const DERIVED: { [K in Exclude<keyof Env, keyof Config>]: (config: Config) => unknown } = {
+  NODE_ENV: (c) => c.production ? 'production' : 'development',
   CONNECT_INSTANCE_ID: (c) => c.instanceId,
   CONNECT_CONTACT_FLOW_ID: (c) => c.contactFlowId,
   ALLOWED_ORIGINS: (c) => c.originsNone ? 'none' : [...c.allowedOrigins, ...c.allowedOriginWildcards].join(','),

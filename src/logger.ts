@@ -1,7 +1,6 @@
 import type { FastifyServerOptions } from 'fastify'
 import { createRequire } from 'node:module'
 import pino from 'pino'
-import type { Config } from './config.js'
 import { compileRedactor } from './redact.js'
 
 // Whatever identifies a customer or grants access to a chat is never written to a log.
@@ -77,9 +76,15 @@ export function serializeError (err: unknown, depth = 0): SerializedError {
   return out
 }
 
+export interface LoggerSettings {
+  level: pino.LevelWithSilent
+  /** Pretty lines allowed (outside production); they still need a terminal and pino-pretty. */
+  pretty: boolean
+}
+
 /** pino-pretty is a dev dependency: only on a terminal, outside production, and when installed. */
-function prettyTransport (config: Config) {
-  if (config.production || !process.stdout.isTTY) return undefined
+function prettyTransport (pretty: boolean) {
+  if (!pretty || !process.stdout.isTTY) return undefined
   try {
     createRequire(import.meta.url).resolve('pino-pretty')
   } catch {
@@ -88,10 +93,10 @@ function prettyTransport (config: Config) {
   return { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } }
 }
 
-export function loggerOptions (config: Config, stream?: NodeJS.WritableStream): FastifyServerOptions['logger'] {
-  const transport = stream ? undefined : prettyTransport(config)
+export function loggerOptions ({ level, pretty }: LoggerSettings, stream?: NodeJS.WritableStream): FastifyServerOptions['logger'] {
+  const transport = stream ? undefined : prettyTransport(pretty)
   return {
-    level: config.LOG_LEVEL,
+    level,
     formatters: { log: redactLine },
     serializers: { err: (err: unknown) => serializeError(err), error: (err: unknown) => serializeError(err) },
     // Synchronous stdout: pino's default buffers, and close-with-grace's process.exit() then loses

@@ -110,6 +110,8 @@ t.test('NODE_ENV unset (or anything but development) is production: its checks, 
     t.equal(c.production, true)
     t.equal(c.metricsPort, 9464, '/metrics and the OpenAPI document on the admin port (they were on the public one)')
     t.equal(startupSummary(c).mode, 'production')
+    t.equal(startupSummary(c).settings.NODE_ENV, 'production', 'the start-up line shows the mode in effect, not the raw value')
+    t.notOk('NODE_ENV' in c, 'the config holds the mode once, as production')
   }
   t.equal(loadConfig(aws).production, false, 'NODE_ENV=development relaxes it')
 })

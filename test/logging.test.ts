@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { SignJWT } from 'jose'
 import pino from 'pino'
 import t, { type Test } from 'tap'
+import { trustSettings } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { startSimulator } from '../src/simulator/connect.js'
 import { UpstreamFailed } from '../src/errors.js'
@@ -79,7 +80,7 @@ async function realSdkError (t: Test): Promise<Error> {
 t.test('an unexpected 500 whose cause is an SDK error logs names, ids and stack, not the upstream message', async (t) => {
   const sdkError = await realSdkError(t)
   const config = loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true' })
-  const real = createTrustPolicy(config)
+  const real = createTrustPolicy(trustSettings(config))
   const trust = {
     ...real,
     close: () => real.close(),
@@ -106,7 +107,7 @@ t.test('the logger itself: SDK errors under err, error or nested, and headers un
   const sdkError = await realSdkError(t)
   const chunks: string[] = []
   const stream = { write (chunk: string) { chunks.push(chunk); return true } } as unknown as NodeJS.WritableStream
-  const log = pino(loggerOptions(loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true', LOG_LEVEL: 'trace' }), stream) as pino.LoggerOptions, stream as pino.DestinationStream)
+  const log = pino(loggerOptions({ level: 'trace', pretty: false }, stream) as pino.LoggerOptions, stream as pino.DestinationStream)
   log.error({ err: sdkError }, 'direct')
   log.error({ error: sdkError }, 'under error')
   log.error({ err: new UpstreamFailed('ours', { cause: sdkError }) }, 'wrapped')

@@ -1,13 +1,15 @@
 import cors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Config } from '../config.js'
 import { OriginNotAllowed } from '../errors.js'
 import { widgetLabel } from '../metrics.js'
 
 export { wildcardMatcher } from '../widgets/index.js'
 
-export interface OriginPolicyOptions { config: Config }
+export interface OriginPolicyOptions {
+  /** Refuse a POST without an Origin header (no mobile apps or curl). */
+  requireOrigin: boolean
+}
 
 /** Chromium caps preflight caching at two hours; longer values buy nothing there. */
 const PREFLIGHT_MAX_AGE_SECONDS = 7200
@@ -31,12 +33,12 @@ export function loggableOrigin (origin: string): string {
  * profile first); whatever reaches CORS is allowed, so one static set of CORS options serves every
  * profile. (A per-request options delegator rebuilt and copied those options for every request.)
  */
-async function originPolicy (app: FastifyInstance, { config }: OriginPolicyOptions) {
+async function originPolicy (app: FastifyInstance, { requireOrigin }: OriginPolicyOptions) {
   app.addHook('onRequest', (request, reply, done) => {
     const origin = request.headers.origin
     if (origin === undefined) {
       // Browsers send Origin on every POST, same-origin included; GETs stay open for probes and scrapers.
-      if (config.REQUIRE_ORIGIN && request.method === 'POST') {
+      if (requireOrigin && request.method === 'POST') {
         app.metrics.originRefused.inc(widgetLabel(request.widget.named))
         done(new OriginNotAllowed('An Origin header is required'))
         return

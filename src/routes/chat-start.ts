@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Config } from '../config.js'
 import { startChat, type ChatStartDeps } from '../chat/start.js'
+import { systemClock, type Clock } from '../clock.js'
 import { acceptJsonBodies, JSON_BODY_TYPES } from './json-bodies.js'
 import { ChatStartBody, ChatStartHeaders, ChatStartReply, ErrorReply, WidgetParams } from './chat-start.schema.js'
 
@@ -9,11 +9,14 @@ import { ChatStartBody, ChatStartHeaders, ChatStartReply, ErrorReply, WidgetPara
 export const WIDGET_ROUTE = '/chat/start/:widget'
 
 export interface ChatStartRouteOptions {
-  config: Config
+  /** Per client, for profiles without a limit of their own. */
+  rateLimit: { max: number; windowMs: number }
   deps: ChatStartDeps
+  /** Where a start's deadline counts from: the starter's clock, so both read the same time. */
+  clock?: Clock
 }
 
-const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (app, { config, deps }) => {
+const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (app, { rateLimit: defaultLimit, deps, clock = systemClock }) => {
   acceptJsonBodies(app)
 
   const schema = {
@@ -25,12 +28,12 @@ const chatStartRoute: FastifyPluginAsyncTypebox<ChatStartRouteOptions> = async (
   // Per client address (or /64), shared through Redis: see plugins/rate-limit.ts. A widget with a
   // limit of its own is counted apart under it.
   const rateLimit = {
-    max: (request: FastifyRequest) => request.widget.rateLimit?.max ?? config.RATE_LIMIT_MAX,
-    timeWindow: (request: FastifyRequest) => request.widget.rateLimit?.windowMs ?? config.rateLimitWindowMs
+    max: (request: FastifyRequest) => request.widget.rateLimit?.max ?? defaultLimit.max,
+    timeWindow: (request: FastifyRequest) => request.widget.rateLimit?.windowMs ?? defaultLimit.windowMs
   }
 
   async function startChatRoute (request: FastifyRequest<{ Body: ChatStartBody; Headers: ChatStartHeaders }>, reply: FastifyReply) {
-    const startedAt = Date.now()
+    const startedAt = clock.now()
     // A caller whose connection closes before the answer is let go: see ChatStarter.start.
     const caller = new AbortController()
     reply.raw.once('close', () => { if (!reply.raw.writableFinished) caller.abort() })

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import type { Config } from '../config.js'
 import type { StartedChat } from '../connect/chat-starter.js'
 import { CustomerTokenInvalid, PersistentChatDisabled, RelatedTokenRefused, ResumeTokenRefused } from '../errors.js'
 import { createCustomerTokenVerifier, type CustomerClaims, type CustomerTokenOptions } from './customer-token.js'
@@ -92,18 +91,18 @@ export interface TrustProfile {
   relatedChats?: boolean
 }
 
-export function trustProfile (config: Config): TrustProfile {
-  return {
-    persistentChat: config.PERSISTENT_CHAT,
-    customerToken: {
-      required: config.REQUIRE_CUSTOMER_TOKEN,
-      secret: config.CUSTOMER_JWT_SECRET,
-      jwksUrl: config.CUSTOMER_JWKS_URL,
-      audience: config.CUSTOMER_JWT_AUDIENCE,
-      issuer: config.CUSTOMER_JWT_ISSUER
-    },
-    relatedChats: config.RELATED_CHATS
-  }
+/** The deployment's trust settings: the same keys, lifetimes and memory for every widget profile. */
+export interface TrustSettings {
+  /** RESUME_TOKEN_SECRET's keys (the first signs); none: a random key of this process. */
+  resumeSecrets: string[]
+  resumeTokenTtlSeconds: number
+  customerJwtMaxAgeSeconds: number
+  /** Where spent resume tokens are remembered in Redis. */
+  redisKeyPrefix: string
+  /** Warns about a customer-token key that accepts tokens issued for anything (no audience, no issuer). */
+  production: boolean
+  /** The profile the environment describes. */
+  defaultProfile: TrustProfile
 }
 
 export interface TrustShared {
@@ -114,46 +113,46 @@ export interface TrustShared {
   keys: Uint8Array[]
 }
 
-export function createTrustShared (config: Config, options: TrustPolicyOptions = {}): TrustShared {
-  const keys = resumeKeys(config, options.log)
+export function createTrustShared (settings: TrustSettings, options: TrustPolicyOptions = {}): TrustShared {
+  const keys = resumeKeys(settings, options.log)
   return {
     keys,
-    resumeTokens: new ResumeTokens({ keys, ttlSeconds: config.resumeTokenTtlSeconds, now: options.now }),
-    relatedTokens: new RelatedTokens(keys, config.resumeTokenTtlSeconds, options.now),
-    spent: createSpentResumes({ redis: options.redis, keyPrefix: config.REDIS_KEY_PREFIX, guard: options.stateGuard, onRedisFailed: options.onRedisFailed })
+    resumeTokens: new ResumeTokens({ keys, ttlSeconds: settings.resumeTokenTtlSeconds, now: options.now }),
+    relatedTokens: new RelatedTokens(keys, settings.resumeTokenTtlSeconds, options.now),
+    spent: createSpentResumes({ redis: options.redis, keyPrefix: settings.redisKeyPrefix, guard: options.stateGuard, onRedisFailed: options.onRedisFailed })
   }
 }
 
 const BEARER = /^Bearer[ \t]+(.*)$/is
 
-function resumeKeys (config: Config, log: TrustLog | undefined): Uint8Array[] {
-  if (config.resumeSecrets.length > 0) return config.resumeSecrets.map((s) => new TextEncoder().encode(s))
-  if (config.PERSISTENT_CHAT !== 'off') {
+function resumeKeys ({ resumeSecrets, defaultProfile }: TrustSettings, log: TrustLog | undefined): Uint8Array[] {
+  if (resumeSecrets.length > 0) return resumeSecrets.map((s) => new TextEncoder().encode(s))
+  if (defaultProfile.persistentChat !== 'off') {
     log?.warn({ setting: 'RESUME_TOKEN_SECRET' },
       'RESUME_TOKEN_SECRET is not set: resume tokens are signed with a random key and will not survive a restart or work across replicas')
   }
   return [randomBytes(32)]
 }
 
-export function createTrustPolicy (config: Config, options: TrustPolicyOptions = {}, profile: TrustProfile = trustProfile(config)): TrustPolicy {
-  const { resumeTokens, relatedTokens, spent } = options.shared ?? createTrustShared(config, options)
+export function createTrustPolicy (settings: TrustSettings, options: TrustPolicyOptions = {}, profile: TrustProfile = settings.defaultProfile): TrustPolicy {
+  const { resumeTokens, relatedTokens, spent } = options.shared ?? createTrustShared(settings, options)
   const { customerToken: keys, widget } = profile
   const verifyCustomerToken = createCustomerTokenVerifier({
     secret: keys.secret,
     jwksUrl: keys.jwksUrl,
     audience: keys.audience,
     issuer: keys.issuer,
-    maxLifetimeSeconds: config.customerJwtMaxAgeSeconds,
+    maxLifetimeSeconds: settings.customerJwtMaxAgeSeconds,
     ...options.jwks,
     onJwksUnavailable: (err) => options.log?.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message } },
       'CUSTOMER_JWKS_URL could not be read; using the keys fetched before, if any')
   })
-  if (verifyCustomerToken && config.production && !keys.audience && !keys.issuer) {
+  if (verifyCustomerToken && settings.production && !keys.audience && !keys.issuer) {
     options.log?.warn({ setting: 'CUSTOMER_JWT_AUDIENCE', ...(widget !== undefined ? { widget } : {}) },
       'neither CUSTOMER_JWT_AUDIENCE nor CUSTOMER_JWT_ISSUER is set: any token signed with this key is accepted, whatever it was issued for')
   }
   // Every token issued for the contact expires by then, so holding or remembering longer buys nothing.
-  const spentMs = config.resumeTokenTtlSeconds * 1000
+  const spentMs = settings.resumeTokenTtlSeconds * 1000
 
   return {
     async customer (authorization, log) {

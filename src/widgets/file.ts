@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
-import { ConfigError, parseDurationMs, parseOrigins, type OriginList } from '../config.js'
+import { ConfigError, parseDurationMs, parseOrigins, type OriginList } from '../settings.js'
 import { ATTRIBUTE_KEY, Attributes } from '../shapes.js'
 import { segmentAttributesProblem, type ProfileContactFields, type SegmentAttributes } from '../contact-fields.js'
 

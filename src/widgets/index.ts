@@ -1,10 +1,9 @@
-import type { Config, OriginList } from '../config.js'
-import { ConfigError } from '../config.js'
+import { ConfigError, type OriginList } from '../settings.js'
 import type { QueueRef } from '../connect/availability.js'
 import type { ConnectTarget } from '../connect/input.js'
 import type { ProfileContactFields } from '../contact-fields.js'
 import type { HumanCheck } from '../trust/human-check.js'
-import { createTrustPolicy, createTrustShared, type TrustPolicy, type TrustPolicyOptions } from '../trust/index.js'
+import { createTrustPolicy, createTrustShared, type TrustPolicy, type TrustPolicyOptions, type TrustSettings } from '../trust/index.js'
 import { DEFAULT_WIDGET, readWidgetFile, type EnvLookup, type HumanCheckSpec, type WidgetSpec } from './file.js'
 
 export { DEFAULT_WIDGET, MAX_WIDGETS, WIDGET_ID } from './file.js'
@@ -59,6 +58,24 @@ function originMatcher ({ exact, wildcards }: Pick<OriginList, 'exact' | 'wildca
   return (origin) => allowed.has(origin) || matchers.some((matches) => matches(origin))
 }
 
+/** What the environment says: the default profile, what named profiles fall back to, and where those are. */
+export interface WidgetsSettings {
+  /** WIDGETS_FILE, when set. */
+  file?: string
+  /** The default instance and flow; a named profile's instance falls back to this one. */
+  target: { instanceId: string; contactFlowId: string }
+  origins: Pick<OriginList, 'exact' | 'wildcards'>
+  allowedAttributes: ReadonlySet<string>
+  /** The default profile's, and each named profile's for what it leaves out. */
+  featurePermissions: Widget['featurePermissions']
+  contactFields: ProfileContactFields
+  /** The default instance's queue for GET /chat/availability (CONNECT_QUEUE_ID). */
+  queueId?: string
+  /** The default for every profile with a queue. */
+  refuseWhenClosed: boolean
+  trust: TrustSettings
+}
+
 export interface WidgetsOptions {
   /** Where `secretEnv` names are looked up; the process environment by default. */
   env?: EnvLookup
@@ -89,60 +106,55 @@ export interface Widgets {
 }
 
 /** The default profile from the environment and the named ones from WIDGETS_FILE; throws ConfigError on a bad file. */
-export function createWidgets (config: Config, options: WidgetsOptions = {}): Widgets {
+export function createWidgets (settings: WidgetsSettings, options: WidgetsOptions = {}): Widgets {
   const env = options.env ?? process.env
   const trustOptions = options.trust ?? {}
+  const { instanceId } = settings.target
   // One signing key set and one spent-token memory for all profiles, kept across reloads: a
   // reload must neither void the tokens already handed out nor let a spent one be used again.
-  const shared = trustOptions.shared ?? createTrustShared(config, trustOptions)
+  const shared = trustOptions.shared ?? createTrustShared(settings.trust, trustOptions)
 
   const defaultWidget: Widget = {
     id: DEFAULT_WIDGET,
-    target: { instanceId: config.instanceId, contactFlowId: config.contactFlowId },
-    isOriginAllowed: originMatcher({ exact: config.allowedOrigins, wildcards: config.allowedOriginWildcards }),
-    allowedAttributes: config.allowedAttributes,
+    target: settings.target,
+    isOriginAllowed: originMatcher(settings.origins),
+    allowedAttributes: settings.allowedAttributes,
     attributes: {},
-    featurePermissions: { MESSAGING_MARKDOWN: config.FEATURE_MARKDOWN, ATTACHMENTS: config.FEATURE_ATTACHMENTS },
-    contactFields: {
-      ...(config.segmentAttributes !== undefined ? { segmentAttributes: config.segmentAttributes } : {}),
-      ...(config.DISCONNECT_ON_CUSTOMER_EXIT !== undefined ? { disconnectOnCustomerExit: [config.DISCONNECT_ON_CUSTOMER_EXIT] } : {}),
-      ...(config.RESPONSE_MODE !== undefined ? { responseMode: config.RESPONSE_MODE } : {}),
-      claimAttributes: config.claimAttributes,
-      customerIdClaim: config.CUSTOMER_ID_CLAIM
-    },
-    trust: options.defaultTrust ?? createTrustPolicy(config, { ...trustOptions, shared }),
+    featurePermissions: settings.featurePermissions,
+    contactFields: settings.contactFields,
+    trust: options.defaultTrust ?? createTrustPolicy(settings.trust, { ...trustOptions, shared }),
     ...(options.humanCheck ? { humanCheck: options.humanCheck } : {}),
-    ...(config.CONNECT_QUEUE_ID !== undefined
-      ? { availability: { queue: { instanceId: config.instanceId, queueId: config.CONNECT_QUEUE_ID }, refuseWhenClosed: config.REFUSE_WHEN_CLOSED } }
+    ...(settings.queueId !== undefined
+      ? { availability: { queue: { instanceId, queueId: settings.queueId }, refuseWhenClosed: settings.refuseWhenClosed } }
       : {})
   }
 
   /** A widget's queue: its own, else CONNECT_QUEUE_ID when it uses the default instance (a queue id is per instance). */
   const availabilityOf = (spec: WidgetSpec): Widget['availability'] => {
-    const queueId = spec.queueId ?? (spec.instanceId === undefined ? config.CONNECT_QUEUE_ID : undefined)
-    const refuseWhenClosed = spec.refuseWhenClosed ?? config.REFUSE_WHEN_CLOSED
+    const queueId = spec.queueId ?? (spec.instanceId === undefined ? settings.queueId : undefined)
+    const refuseWhenClosed = spec.refuseWhenClosed ?? settings.refuseWhenClosed
     if (queueId === undefined) {
       if (spec.refuseWhenClosed) throw new ConfigError(`widget ${spec.id}: refuseWhenClosed needs a queueId (or CONNECT_QUEUE_ID with the default instance)`)
       return undefined
     }
-    return { queue: { instanceId: spec.instanceId ?? config.instanceId, queueId }, refuseWhenClosed }
+    return { queue: { instanceId: spec.instanceId ?? instanceId, queueId }, refuseWhenClosed }
   }
 
   const build = (spec: WidgetSpec, availability = availabilityOf(spec)): Widget => ({
     id: spec.id,
     named: spec.id,
-    target: { instanceId: spec.instanceId ?? config.instanceId, contactFlowId: spec.contactFlowId, widget: spec.id },
+    target: { instanceId: spec.instanceId ?? instanceId, contactFlowId: spec.contactFlowId, widget: spec.id },
     isOriginAllowed: originMatcher(spec.origins),
     allowedAttributes: new Set(spec.allowedAttributes),
     attributes: spec.attributes,
     featurePermissions: {
-      MESSAGING_MARKDOWN: spec.featurePermissions.MESSAGING_MARKDOWN ?? config.FEATURE_MARKDOWN,
-      ATTACHMENTS: spec.featurePermissions.ATTACHMENTS ?? config.FEATURE_ATTACHMENTS
+      MESSAGING_MARKDOWN: spec.featurePermissions.MESSAGING_MARKDOWN ?? settings.featurePermissions.MESSAGING_MARKDOWN,
+      ATTACHMENTS: spec.featurePermissions.ATTACHMENTS ?? settings.featurePermissions.ATTACHMENTS
     },
     contactFields: spec.contactFields,
-    trust: createTrustPolicy(config, { ...trustOptions, shared }, {
+    trust: createTrustPolicy(settings.trust, { ...trustOptions, shared }, {
       widget: spec.id,
-      persistentChat: spec.persistentChat ?? config.PERSISTENT_CHAT,
+      persistentChat: spec.persistentChat ?? settings.trust.defaultProfile.persistentChat,
       customerToken: spec.customerToken ?? { required: false },
       relatedChats: spec.relatedChats
     }),
@@ -157,7 +169,7 @@ export function createWidgets (config: Config, options: WidgetsOptions = {}): Wi
   }
 
   const load = (): Map<string, Widget> => {
-    const specs = config.WIDGETS_FILE === undefined ? [] : readWidgetFile(config.WIDGETS_FILE, env)
+    const specs = settings.file === undefined ? [] : readWidgetFile(settings.file, env)
     return new Map(specs.map((spec) => [spec.id, build(spec)]))
   }
 
@@ -166,7 +178,7 @@ export function createWidgets (config: Config, options: WidgetsOptions = {}): Wi
     default: defaultWidget,
     get: (id) => named.get(id),
     ids: () => [...named.keys()],
-    ...(config.WIDGETS_FILE !== undefined ? { file: config.WIDGETS_FILE } : {}),
+    ...(settings.file !== undefined ? { file: settings.file } : {}),
     reload () {
       let result: ReloadResult
       try {

@@ -18,6 +18,8 @@ t.test('normalizeAddress: one canonical form per address; not an address -> unde
     ['[2001:DB8::1]', '2001:db8::1'],
     ['[2001:db8:0:0:0:0:0:1]:8080', '2001:db8::1'],
     ['fe80::1%eth0', 'fe80::1'],
+    // The deprecated IPv4-compatible form is an IPv6 address, not the IPv4 client a.b.c.d.
+    ['::1.2.3.4', '::102:304'],
     [' 198.51.100.4 ', '198.51.100.4']
   ]
   for (const [input, canonical] of same) t.equal(normalizeAddress(input), canonical, input)

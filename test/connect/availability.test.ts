@@ -5,6 +5,7 @@
 import t from 'tap'
 import { availabilityAt, type QueueState } from '../../src/connect/availability.js'
 import { isoInZone, openIntervals, zonedEpoch, zoneOffsetMs } from '../../src/connect/hours.js'
+import { widgetsSettings } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { parseWidgetFile } from '../../src/widgets/file.js'
 import { createWidgets } from '../../src/widgets/index.js'
@@ -87,7 +88,7 @@ t.test('settings: CONNECT_QUEUE_ID, AVAILABILITY_REFRESH, REFUSE_WHEN_CLOSED, an
   t.throws(() => loadConfig({ ...base, REFUSE_WHEN_CLOSED: 'true' }), /REFUSE_WHEN_CLOSED: needs CONNECT_QUEUE_ID/)
 
   const config = loadConfig({ ...base, CONNECT_QUEUE_ID: 'q-default', REFUSE_WHEN_CLOSED: 'true' })
-  const widgets = createWidgets(config)
+  const widgets = createWidgets(widgetsSettings(config))
   t.teardown(() => widgets.close())
   t.same(widgets.default.availability, { queue: { instanceId: 'simulated-instance', queueId: 'q-default' }, refuseWhenClosed: true })
 

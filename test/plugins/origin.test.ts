@@ -4,6 +4,7 @@ import type { LightMyRequestResponse } from 'fastify'
 import { CustomerTokenInvalid } from '../../src/errors.js'
 import { createTrustPolicy, type TrustPolicy } from '../../src/trust/index.js'
 import { loadConfig } from '../../src/config.js'
+import { trustSettings } from '../../src/app.js'
 import { build, listenLocal, ORIGIN, startChat, validBody, type Harness } from '../helper.js'
 
 // ALLOWED_ORIGINS drives CORS and is enforced on the server.
@@ -102,7 +103,7 @@ t.test('REQUIRE_ORIGIN=true: a POST without Origin -> 403; a listed Origin -> 20
 
 // Amazon's sample answers crashes without CORS headers, and widgets then report "CORS errors".
 const throwingTrust = (error: Error): TrustPolicy => ({
-  ...createTrustPolicy(loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true' })),
+  ...createTrustPolicy(trustSettings(loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true' }))),
   async customer (authorization: string | undefined) { if (authorization) throw error; return undefined }
 })
 const json = (payload: string) => ({ method: 'POST' as const, url: '/chat/start', headers: { 'content-type': 'application/json' }, payload })

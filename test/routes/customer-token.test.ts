@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import { exportSPKI, SignJWT, UnsecuredJWT } from 'jose'
+import { trustSettings } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { createTrustPolicy, type TrustPolicyOptions } from '../../src/trust/index.js'
 import { build as buildApp, startChat, validBody } from '../helper.js'
@@ -13,7 +14,7 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
 /** The real app with a trust policy whose JWKS timings a test can shorten. */
 async function buildWith (t: Test, env: Record<string, string>, options: TrustPolicyOptions) {
-  const trust = createTrustPolicy(loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true', ...env }), options)
+  const trust = createTrustPolicy(trustSettings(loadConfig({ NODE_ENV: 'development', CONNECT_SIMULATOR: 'true', ...env })), options)
   return build(t, env, { deps: { trust } })
 }
 

@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Fault } from '../../src/simulator/connect.js'
-import { build, startChat, validBody } from '../helper.js'
+import { fakeClock } from '../fake-clock.js'
+import { build, startChat, until, validBody } from '../helper.js'
 
 // The error table's rows that depend on what Connect answers. Real SDK, real HTTP, simulator faults.
 const rows: Array<{ name: string; faults: Fault[]; status: number; code: string; retryAfter?: boolean; attempts: number }> = [
@@ -117,6 +118,23 @@ t.test('a hanging upstream gives 504 within the deadline', async (t) => {
   t.equal(res.statusCode, 504)
   t.equal(res.json().code, 'DEADLINE_EXCEEDED')
   t.ok(took < 1500 + 1000, `answered by the deadline plus slack (${took} ms)`)
+})
+
+t.test('a start\'s deadline runs on the app\'s clock, from the moment the route takes the request', async (t) => {
+  // A clock a minute behind the wall: a deadline taken from Date.now() would lie a minute further on it.
+  const time = fakeClock(Date.now() - 60_000)
+  const { app, sim } = await build(t, { CHAT_START_TIMEOUT_MS: '2000', CONNECT_ATTEMPT_TIMEOUT_MS: '60000', CONNECT_MAX_ATTEMPTS: '1' }, { deps: { clock: time.clock } })
+  sim.setFault({ type: 'hang' })
+  let answered = false
+  const pending = startChat(app, validBody()).then((res) => { answered = true; return res })
+  await until('the call reaches Connect', () => sim.requests.length === 1, 10_000)
+  await time.tick(1_999)
+  t.notOk(answered, 'not before the deadline')
+  await time.tick(1)
+  await until('the answer', () => answered, 10_000)
+  const res = await pending
+  t.equal(res.statusCode, 504)
+  t.equal(res.json().code, 'DEADLINE_EXCEEDED')
 })
 
 t.test('the per-attempt timeout really fires: a hung first attempt is retried and succeeds', async (t) => {
