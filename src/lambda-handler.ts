@@ -37,7 +37,9 @@ export interface LambdaHandler {
 /**
  * In Lambda the caller is the address API Gateway saw (requestContext.http.sourceIp, which the
  * adapter hands to inject as the peer): X-Forwarded-For arrives with whatever the client wrote in it,
- * so no header may name the client, whatever TRUST_PROXY says.
+ * so no header may name the client, whatever TRUST_PROXY says. (A CDN in front would make its own
+ * addresses the callers: the API is meant to be reached directly.) An event without a sourceIp (not
+ * from an HTTP API) is counted under 127.0.0.1, one shared budget, never a fresh one per request.
  */
 export function lambdaConfig (config: Config): Config {
   if (config.CONNECT_SIMULATOR && !(config.AWS_ENDPOINT_URL_CONNECT ?? config.AWS_ENDPOINT_URL)) {

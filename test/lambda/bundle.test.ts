@@ -9,7 +9,6 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
-// @ts-expect-error the build script is plain JavaScript, without types
 import { buildLambda } from '../../scripts/build-lambda.mjs'
 import { startSimulator } from '../../src/simulator/connect.js'
 import { ORIGIN } from '../helper.js'
@@ -17,11 +16,9 @@ import { httpApiEvent } from './events.js'
 
 const run = promisify(execFile)
 
-interface Built { outfile: string; bytes: number; inputs: Array<{ path: string; bytes: number }> }
-
 t.test('the bundle loads in a fresh process and answers a chat start through index.handler', async (t) => {
   const outdir = t.testdir()
-  const built = await buildLambda({ outdir }) as Built
+  const built = await buildLambda({ outdir })
   t.equal(built.outfile, join(outdir, 'index.mjs'))
   t.ok(existsSync(`${built.outfile}.map`), 'with its source map')
   t.match(JSON.parse(readFileSync(join(outdir, 'build-info.json'), 'utf8')), { version: /^\d+\.\d+\.\d+/ }, 'and the build it is')

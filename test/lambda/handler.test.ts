@@ -5,7 +5,8 @@
  */
 import t, { type Test } from 'tap'
 import type { AppDeps } from '../../src/app.js'
-import { createHandler, type LambdaHandler } from '../../src/lambda-handler.js'
+import { ConfigError, loadConfig } from '../../src/config.js'
+import { createHandler, lambdaConfig, type LambdaHandler } from '../../src/lambda-handler.js'
 import { startSimulator, type ConnectSimulator } from '../../src/simulator/connect.js'
 import { ORIGIN } from '../helper.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from '../redis.js'
@@ -143,6 +144,13 @@ t.test('a failed start is not kept: the next invocation builds the app again', a
   t.match(written.join(''), /connect-chat-gateway: ALLOWED_ORIGINS: required in production/, 'and is reported once, in a sentence')
   env.ALLOWED_ORIGINS = ORIGIN
   t.equal((await start(lambda, '198.51.100.23')).statusCode, 200, 'fixed, the next invocation starts the app')
+})
+
+t.test('CONNECT_SIMULATOR=true without a simulator endpoint is refused: the function has no simulator inside', async (t) => {
+  const dev = { NODE_ENV: 'development', CONNECT_SIMULATOR: 'true' }
+  t.throws(() => lambdaConfig(loadConfig(dev)), ConfigError)
+  t.throws(() => lambdaConfig(loadConfig(dev)), /AWS_ENDPOINT_URL_CONNECT/)
+  t.equal(lambdaConfig(loadConfig({ ...dev, AWS_ENDPOINT_URL_CONNECT: 'http://sim.internal:4566' })).CONNECT_SIMULATOR, true, 'a simulator elsewhere is fine')
 })
 
 t.test('nothing of the server\'s: no /metrics on the public path, no listener', async (t) => {
