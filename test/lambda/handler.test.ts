@@ -73,6 +73,13 @@ async function invoke (env: Environment, options: EventOptions = {}) {
   return { ...result, json: () => JSON.parse(result.body) as Reply }
 }
 
+/** Two execution environments of one function, sharing its state and the simulator. */
+async function twoEnvironments (t: Test, env: Record<string, string> = {}) {
+  const sim = await simulator(t)
+  const shared = functionEnv({ ...sharedState(t), ...env })
+  return { sim, a: environment(t, sim, shared), b: environment(t, sim, shared) }
+}
+
 const start = (env: Environment, sourceIp: string, extra: EventOptions = {}) => invoke(env, { sourceIp, body: chatStartBody(), ...extra })
 
 t.test('a chat start -> 200 with the participant token and ids only, CORS headers, a text body', async (t) => {
@@ -184,10 +191,7 @@ t.test('availability is refreshed by the requests that read it, not by a timer',
 
 t.test('shared between environments', { skip: noRedis }, async (t) => {
   t.test('the rate limit: two environments count one client together', async (t) => {
-    const sim = await simulator(t)
-    const env = functionEnv({ ...sharedState(t), RATE_LIMIT_MAX: '2' })
-    const a = environment(t, sim, env)
-    const b = environment(t, sim, env)
+    const { sim, a, b } = await twoEnvironments(t, { RATE_LIMIT_MAX: '2' })
     t.equal((await start(a, '198.51.100.23')).statusCode, 200)
     t.equal((await start(b, '198.51.100.23')).statusCode, 200)
     const refused = await start(a, '198.51.100.23')
@@ -199,10 +203,7 @@ t.test('shared between environments', { skip: noRedis }, async (t) => {
   })
 
   t.test('a resume token spent on one environment is refused on the other', async (t) => {
-    const sim = await simulator(t)
-    const env = functionEnv(sharedState(t))
-    const a = environment(t, sim, env)
-    const b = environment(t, sim, env)
+    const { sim, a, b } = await twoEnvironments(t)
     const first = (await start(a, '198.51.100.23')).json().data
     sim.endChat(first.startChatResult.ContactId)
     const resume = chatStartBody({ PersistentChat: { RehydrationType: 'ENTIRE_PAST_SESSION', ResumeToken: first.resumeToken } })
@@ -215,10 +216,7 @@ t.test('shared between environments', { skip: noRedis }, async (t) => {
   })
 
   t.test('open chats per caller: counted across environments by source address', async (t) => {
-    const sim = await simulator(t)
-    const env = functionEnv({ ...sharedState(t), MAX_OPEN_CHATS_PER_CALLER: '2' })
-    const a = environment(t, sim, env)
-    const b = environment(t, sim, env)
+    const { sim, a, b } = await twoEnvironments(t, { MAX_OPEN_CHATS_PER_CALLER: '2' })
     t.equal((await start(a, '198.51.100.23')).statusCode, 200)
     t.equal((await start(b, '198.51.100.23')).statusCode, 200)
     const before = sim.requests.length
