@@ -8,7 +8,7 @@ import type { AppDeps } from '../../src/app.js'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { createHandler, lambdaConfig, type LambdaHandler } from '../../src/lambda-handler.js'
 import { startSimulator, type ConnectSimulator } from '../../src/simulator/connect.js'
-import { ORIGIN } from '../helper.js'
+import { metricSample, ORIGIN, until } from '../helper.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from '../redis.js'
 import { chatStartBody, httpApiEvent, type EventOptions } from './events.js'
 
@@ -187,6 +187,19 @@ t.test('availability is refreshed by the requests that read it, not by a timer',
   clock.now += 1_000
   await get()
   t.equal(sim.availability.calls().currentMetrics, 2, 'a request after it polls again')
+})
+
+t.test('a hanging Connect holds an availability request for one attempt\'s deadline at most', async (t) => {
+  const sim = await simulator(t)
+  const lambda = environment(t, sim, functionEnv({ CONNECT_QUEUE_ID: 'simulated-queue' }))
+  const app = await lambda.handler.ready()
+  const failedPolls = async () => metricSample(await app.metrics.registry.metrics(), 'ccg_availability_polls_total{result="failed"}')
+  sim.availability.setFault({ type: 'hang' })
+  const res = await invoke(lambda, { method: 'GET', path: '/chat/availability', body: null })
+  t.equal(res.statusCode, 200)
+  t.equal(res.json().reason, 'unknown', 'answered without the poll')
+  t.equal(await failedPolls(), undefined, 'which was still waiting on Connect (two attempts of CONNECT_ATTEMPT_TIMEOUT_MS)')
+  await until('the poll to fail on its own', async () => (await failedPolls()) === 1)
 })
 
 t.test('shared between environments', { skip: noRedis }, async (t) => {
