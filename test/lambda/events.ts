@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto'
 import type { HttpApiEvent } from '../../src/lambda-handler.js'
 
 /**
- * A POST /chat/start as API Gateway's HTTP API (payload format 2.0, $default stage and route)
- * hands it to the function: recorded from a browser's request, ids and addresses replaced. Header
- * names arrive lower-case, cookies apart from the headers, no content-length, and API Gateway's own
- * x-forwarded-for / x-forwarded-proto / x-amzn-trace-id added.
+ * A browser's POST /chat/start as API Gateway's HTTP API (payload format 2.0, $default stage and
+ * route) hands it to the function, written after the format's documented example with a current
+ * browser's headers (not captured from a live API). Header names arrive lower-case, cookies apart
+ * from the headers, no content-length, and API Gateway's own x-forwarded-for / x-forwarded-port /
+ * x-forwarded-proto / x-amzn-trace-id added.
  */
 export const recordedChatStart: HttpApiEvent = {
   version: '2.0',

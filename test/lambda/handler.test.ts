@@ -100,6 +100,20 @@ t.test('a chat start -> 200 with the participant token and ids only, CORS header
   t.notMatch(lambda.logs(), new RegExp(data.startChatResult.ParticipantToken), 'never the token')
 })
 
+t.test('a CORS preflight is answered by the app itself (API Gateway\'s own CORS stays off)', async (t) => {
+  const sim = await simulator(t)
+  const lambda = environment(t, sim, functionEnv())
+  const res = await invoke(lambda, {
+    method: 'OPTIONS',
+    body: null,
+    headers: { 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,idempotency-key' }
+  })
+  t.equal(res.statusCode, 204)
+  t.equal(res.headers['access-control-allow-origin'], ORIGIN)
+  t.match(res.headers['access-control-allow-methods'], /POST/)
+  t.match(res.headers['access-control-allow-headers'], /idempotency-key/i)
+})
+
 t.test('an unlisted origin -> 403, Connect not called', async (t) => {
   const sim = await simulator(t)
   const lambda = environment(t, sim, functionEnv())
