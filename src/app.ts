@@ -77,8 +77,9 @@ export interface AppDeps {
   /**
    * No listener of its own (the Lambda entry, src/lambda.ts): requests arrive through inject, so the
    * socket hardening and connection budget have nothing to guard, /metrics is served nowhere (each
-   * execution environment counts alone), and availability is refreshed by the requests that read it,
-   * not on a timer that would run while the environment is frozen.
+   * execution environment counts alone), readiness does not sample event-loop delay (a thaw looks
+   * like minutes of it), and availability is refreshed by the requests that read it, not on a timer
+   * that would run while the environment is frozen.
    */
   serverless?: boolean
 }
@@ -287,7 +288,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(widgetPlugin, { widgets })
   await app.register(originPolicy, { config })
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
-  await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason, service })
+  await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason, service, pressure: !deps.serverless })
   await app.register(rateLimit, { config, redis, clock: deps.clock })
   // GET /chat/availability, answered from one poller per deployment; a closed queue can refuse starts.
   await app.register(availability, { config, widgets, redis, credentials: client.config.credentials, overrides: deps.connectOverrides, now: deps.availabilityNow, refreshOnRequest: deps.serverless === true })
