@@ -4,7 +4,7 @@
 // (a Docker build argument: the image's build context has no .git); else git's HEAD; else unknown.
 // Usage: node scripts/build-info.mjs [dist directory, default dist/]
 import { execFileSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -18,4 +18,6 @@ if (!commit) {
     commit = 'unknown'
   }
 }
-writeFileSync(join(dist, 'build-info.json'), `${JSON.stringify({ commit })}\n`)
+// The version too, for a build with no package.json above it (the Lambda bundle, dist/lambda/).
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+writeFileSync(join(dist, 'build-info.json'), `${JSON.stringify({ commit, version })}\n`)

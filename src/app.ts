@@ -74,6 +74,14 @@ export interface AppDeps {
   service?: ServiceInfo
   /** Open connections on the public port, probe slots included (default: what descriptors and memory allow). */
   maxConnections?: number
+  /**
+   * No listener of its own (the Lambda entry, src/lambda.ts): requests arrive through inject, so the
+   * socket hardening and connection budget have nothing to guard, /metrics is served nowhere (each
+   * execution environment counts alone), readiness does not sample event-loop delay (a thaw looks
+   * like minutes of it), and availability is refreshed by the requests that read it, not on a timer
+   * that would run while the environment is frozen.
+   */
+  serverless?: boolean
 }
 
 /** An idle keep-alive connection on the public port is closed after this: above a balancer's usual 60 s. */
@@ -108,7 +116,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
       return logger.child(typeof trace === 'string' && TRACE_ID.test(trace) ? { ...bindings, amznTraceId: trace } : bindings, options)
     },
     trustProxy: config.trustProxy,
-    serverFactory: (handler) => hardenedServer(handler, { requestTimeoutMs: config.REQUEST_TIMEOUT_MS, keepAliveTimeoutMs: KEEP_ALIVE_MS }),
+    // Serverless, Fastify's own server is made and never listens.
+    serverFactory: deps.serverless ? undefined : (handler) => hardenedServer(handler, { requestTimeoutMs: config.REQUEST_TIMEOUT_MS, keepAliveTimeoutMs: KEEP_ALIVE_MS }),
     clientErrorHandler,
     frameworkErrors: frameworkErrorHandler,
     bodyLimit: 16 * 1024,
@@ -133,6 +142,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     }
   }
   const app = Fastify(fastifyOptions).withTypeProvider<TypeBoxTypeProvider>()
+  const service = deps.service ?? readServiceInfo()
   const metrics = createMetrics({ upstreamInFlight: () => starter.activeCalls })
   app.decorate('metrics', metrics)
   const backgroundError = backgroundErrorReporter(app.log, metrics)
@@ -256,19 +266,21 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
 
   // --- The request path, in order ------------------------------------------------------------------
   // Before anything reads a byte: who the caller is, and how many connections they may hold.
-  await app.register(connectionBudget, {
-    perClient: config.maxConnectionsPerClient,
-    total: deps.maxConnections,
-    // The admin port's connections come out of the same descriptors.
-    reservedElsewhere: config.metricsPort === undefined ? 0 : METRICS_MAX_CONNECTIONS,
-    keepAliveTimeoutMs: KEEP_ALIVE_MS
-  })
+  if (!deps.serverless) {
+    await app.register(connectionBudget, {
+      perClient: config.maxConnectionsPerClient,
+      total: deps.maxConnections,
+      // The admin port's connections come out of the same descriptors.
+      reservedElsewhere: config.metricsPort === undefined ? 0 : METRICS_MAX_CONNECTIONS,
+      keepAliveTimeoutMs: KEEP_ALIVE_MS
+    })
+  }
   await app.register(clientAddress, { trustProxy: config.trustProxy })
   await app.register(errorHandler)
   await app.register(requestLog, { clock: deps.clock })
   // In production the document and /metrics live on METRICS_PORT only (see server.ts).
-  await app.register(openapi, { ui: !config.production, route: !config.production })
-  await app.register(metricsPlugin, { exposeRoute: config.metricsPort === undefined, onCollectError: (err) => backgroundError('metrics', err) })
+  await app.register(openapi, { ui: !config.production, route: !config.production, version: service.version })
+  await app.register(metricsPlugin, { exposeRoute: !deps.serverless && config.metricsPort === undefined, onCollectError: (err) => backgroundError('metrics', err) })
   // Root-level onRequest hooks, so every answer (404s and errors included) gets these headers, and
   // an unlisted Origin is refused before the body is read. The limit hooks onto the routes it names.
   await app.register(securityHeaders)
@@ -276,10 +288,10 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(widgetPlugin, { widgets })
   await app.register(originPolicy, { requireOrigin: config.REQUIRE_ORIGIN })
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
-  await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason, service: deps.service ?? readServiceInfo() })
+  await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason, service, pressure: !deps.serverless })
   await app.register(rateLimit, { config, redis, clock: deps.clock })
   // GET /chat/availability, answered from one poller per deployment; a closed queue can refuse starts.
-  await app.register(availability, { config, widgets, redis, credentials: client.config.credentials, overrides: deps.connectOverrides, now: deps.availabilityNow })
+  await app.register(availability, { config, widgets, redis, credentials: client.config.credentials, overrides: deps.connectOverrides, now: deps.availabilityNow, refreshOnRequest: deps.serverless === true })
   await app.register(availabilityRoute, { poller: app.availability, maxAgeSeconds: Math.max(1, Math.round(config.availabilityRefreshMs / 1000)) })
   await app.register(chatStartRoute, {
     rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.rateLimitWindowMs },

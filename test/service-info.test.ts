@@ -23,3 +23,9 @@ t.test('no build record, or one that is not a commit id -> commit unknown; no pa
   t.same(readServiceInfo(layout(t, { 'package.json': '{"version":"1.2.3"}', 'dist/build-info.json': '{"commit":"<script>"}' })).commit, 'unknown')
   t.same(readServiceInfo(layout(t, { 'dist/build-info.json': 'not json' })), { version: 'unknown', commit: 'unknown' })
 })
+
+t.test('a bundle with no package.json above it (the Lambda asset) -> the version its build-info.json carries', async (t) => {
+  const commit = '0123456789abcdef0123456789abcdef01234567'
+  t.same(readServiceInfo(layout(t, { 'dist/build-info.json': `{"commit":"${commit}","version":"1.2.4"}` })), { version: '1.2.4', commit })
+  t.same(readServiceInfo(layout(t, { 'package.json': '{"version":"1.2.3"}', 'dist/build-info.json': `{"commit":"${commit}","version":"9.9.9"}` })).version, '1.2.3', 'package.json wins')
+})

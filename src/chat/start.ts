@@ -48,7 +48,7 @@ export interface ChatStartDeps {
   /** The longest chats, in minutes, for everyone and for anonymous callers. */
   maxDuration: { all: number; anonymous: number }
   /** Throws ChatClosed when the widget refuses chats while its queue is closed (REFUSE_WHEN_CLOSED). */
-  whenClosed?: (widget: Widget) => void
+  whenClosed?: (widget: Widget) => void | Promise<void>
   /** Told of each refusal this use case makes before Connect is called. */
   onRefused?: (error: GatewayError, widget: Widget) => void
 }
@@ -128,7 +128,7 @@ export async function startChat (deps: ChatStartDeps, ask: ChatAsk, ctx: StartCo
   }
   const { trust } = widget
   // A closed queue refuses before anything else is asked of the caller.
-  deps.whenClosed?.(widget)
+  await deps.whenClosed?.(widget)
   const customer = await trust.customer(ctx.authorization, ctx.log)
   const fromCustomer = customerFields(customer, widget)
   const { displayName, attributes } = checkAsk(ask, widget, fromCustomer.attributes)

@@ -67,6 +67,11 @@ export interface AvailabilityPollerOptions {
   keyPrefix: string
   now?: () => number
   events?: AvailabilityEvents
+  /**
+   * No timer (a Lambda execution environment, frozen between requests): the requests that read
+   * availability start a round when the last began refreshMs ago, and wait for it at most this long.
+   */
+  refreshOnRequest?: { waitMs: number }
 }
 
 /** Hours change rarely: each queue's are read again this often, a few queues per tick. */
@@ -130,6 +135,7 @@ export class AvailabilityPoller {
   private readonly stateKey: string
   private timer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
+  private roundStartedAt = -Infinity
   private closed = false
   /** This replica polled Connect at its last tick (it held the lock, or had no Redis to ask). */
   polling = false
@@ -159,8 +165,22 @@ export class AvailabilityPoller {
     return loop()
   }
 
+  /**
+   * With refreshOnRequest: a round when the values are due, waited for within its bound (a slower
+   * round goes on and serves the next request). Without it, nothing: the timer keeps them fresh.
+   */
+  async fresh (): Promise<void> {
+    const bound = this.options.refreshOnRequest
+    if (!bound || this.closed) return
+    if (this.running === undefined && this.now() - this.roundStartedAt < this.options.refreshMs) return
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([this.tick(), new Promise<void>((resolve) => { timer = setTimeout(resolve, bound.waitMs) })])
+    clearTimeout(timer)
+  }
+
   /** One round: poll Connect when this replica holds the lock (or has no Redis), else read the shared state. */
   tick (): Promise<void> {
+    if (this.running === undefined) this.roundStartedAt = this.now()
     this.running ??= this.round().catch((err: unknown) => this.options.events?.error?.(err)).finally(() => { this.running = undefined })
     return this.running
   }

@@ -25,6 +25,8 @@ export interface AvailabilityPluginOptions {
   overrides?: Partial<ConnectClientConfig>
   /** For tests: the poller's clock. */
   now?: () => number
+  /** No timer: the requests that read availability refresh it when due (serverless, see app.ts). */
+  refreshOnRequest?: boolean
 }
 
 /** Every distinct queue a profile reports on, the default profile's first. */
@@ -61,6 +63,8 @@ async function availabilityPlugin (app: FastifyInstance, options: AvailabilityPl
       redis,
       keyPrefix: config.REDIS_KEY_PREFIX,
       ...(options.now ? { now: options.now } : {}),
+      // One attempt's deadline: a first request in a new environment gets an answer, not `unknown`.
+      ...(options.refreshOnRequest ? { refreshOnRequest: { waitMs: config.CONNECT_ATTEMPT_TIMEOUT_MS } } : {}),
       events: { ...availabilityObserver(app.metrics, app.log), error: (err) => app.backgroundError('availability', err) }
     })
     const running = poller
@@ -69,7 +73,7 @@ async function availabilityPlugin (app: FastifyInstance, options: AvailabilityPl
       client.destroy()
     })
     // Not awaited: start-up must not wait on Connect; answers say unknown until the first poll.
-    void poller.start()
+    if (!options.refreshOnRequest) void poller.start()
   }
   app.decorate('availability', poller)
 }

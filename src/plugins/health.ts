@@ -20,12 +20,20 @@ export interface HealthOptions {
   notReady?: () => string | undefined
   /** The running build, shown on /health/live. */
   service?: ServiceInfo
+  /**
+   * false: no pressure sampling, and readiness never says overloaded. Serverless, where an
+   * environment is frozen between requests and the first timer after a thaw is late by the whole
+   * freeze: every request would find the event loop "delayed" by minutes.
+   */
+  pressure?: boolean
 }
 
 const LIVE = '/health/live'
 const READY = '/health/ready'
 /** Seconds a load balancer should wait before probing again or retrying elsewhere. */
 const RETRY_AFTER = 5
+
+const UNDER_NO_PRESSURE = { eventLoopDelayMs: 0, heapUsedBytes: 0, overloaded: false }
 
 const unavailable = (message: string) => new Overloaded(message, { retryAfterSeconds: RETRY_AFTER })
 
@@ -60,8 +68,8 @@ async function health (app: FastifyInstance, options: HealthOptions) {
     done(null, payload)
   })
 
-  const pressure = pressureSampler(options)
-  app.addHook('onClose', async () => pressure.stop())
+  const pressure = options.pressure === false ? undefined : pressureSampler(options)
+  app.addHook('onClose', async () => pressure?.stop())
 
   const schema = { tags: ['operations'], response: { 200: HealthReply, 503: ErrorReply } }
 
@@ -73,7 +81,7 @@ async function health (app: FastifyInstance, options: HealthOptions) {
     if (draining) throw unavailable('This replica is shutting down')
     // The reason (the credential chain's message) is logged by whoever watches it; a probe gets ours.
     if (options.notReady?.() !== undefined) throw new NotReady('This replica cannot call Amazon Connect yet', { retryAfterSeconds: RETRY_AFTER })
-    const { eventLoopDelayMs, heapUsedBytes, overloaded } = pressure.current()
+    const { eventLoopDelayMs, heapUsedBytes, overloaded } = pressure?.current() ?? UNDER_NO_PRESSURE
     if (overloaded) {
       request.log.warn({ eventLoopDelayMs: Math.round(eventLoopDelayMs), heapUsedBytes }, 'readiness 503: overloaded')
       throw unavailable('This replica is overloaded')

@@ -1,26 +1,26 @@
 import swagger from '@fastify/swagger'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { readFileSync } from 'node:fs'
 
 export interface OpenApiOptions {
   /** The interactive UI at /docs, for developers; it is a devDependency, never installed in production. */
   ui: boolean
   /** GET /docs/json on this app; off in production, where METRICS_PORT serves `app.swagger()`. */
   route: boolean
+  /** The running build's version (service-info.ts), not read here: a bundle has no package.json beside it. */
+  version: string
 }
 
-// package.json sits two levels up from both src/plugins and dist/plugins.
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string; description: string }
+const DESCRIPTION = 'Chat-start gateway for Amazon Connect: validates browser requests and calls StartChatContact safely'
 
 /**
  * The OpenAPI 3 document, generated from the routes' own TypeBox schemas (so it cannot drift), at
  * GET /docs/json (or `app.swagger()`). Must be registered before the routes it describes.
  */
-async function openapi (app: FastifyInstance, { ui, route }: OpenApiOptions) {
+async function openapi (app: FastifyInstance, { ui, route, version }: OpenApiOptions) {
   await app.register(swagger, {
     openapi: {
-      info: { title: 'connect-chat-gateway', version: pkg.version, description: pkg.description },
+      info: { title: 'connect-chat-gateway', version, description: DESCRIPTION },
       tags: [{ name: 'operations', description: 'Probes for load balancers and orchestrators' }]
     }
   })

@@ -38,9 +38,10 @@ export interface AvailabilityRouteOptions {
  * closed (by its hours, or disabled) gets no chat, and Connect is not called. `unknown` does not
  * refuse: a poller that cannot reach Connect must not close the chat on its own.
  */
-export function closedCheck (poller: AvailabilityPoller | undefined): (widget: Widget) => void {
-  return (widget) => {
+export function closedCheck (poller: AvailabilityPoller | undefined): (widget: Widget) => Promise<void> {
+  return async (widget) => {
     if (!poller || !widget.availability?.refuseWhenClosed) return
+    await poller.fresh()
     const answer = poller.availability(widget.availability.queue)
     if (answer.reason !== 'closed') return
     const opensAt = answer.nextOpen === undefined ? undefined : Date.parse(answer.nextOpen)
@@ -68,6 +69,7 @@ const availabilityRoute: FastifyPluginAsyncTypebox<AvailabilityRouteOptions> = a
     const queue = request.widget.availability?.queue
     if (!poller || !queue) throw new AvailabilityNotConfigured('No queue is configured for this chat widget\'s availability')
     reply.header('cache-control', `public, max-age=${maxAgeSeconds}`)
+    await poller.fresh()
     return poller.availability(queue)
   }
 
@@ -75,7 +77,7 @@ const availabilityRoute: FastifyPluginAsyncTypebox<AvailabilityRouteOptions> = a
     config: { rateLimit },
     schema: {
       summary: 'Whether chatting makes sense now',
-      description: 'From the queue\'s opening hours and agents (CONNECT_QUEUE_ID), as last polled from Connect; never calls Connect itself.',
+      description: 'From the queue\'s opening hours and agents (CONNECT_QUEUE_ID), as last polled from Connect (once per AVAILABILITY_REFRESH for the deployment, not per request).',
       ...schema
     }
   }, answer)

@@ -37,6 +37,18 @@ t.test('overloaded (heap over the threshold) -> readiness 503 in our error shape
   t.equal((await app.inject('/work')).statusCode, 200, 'under-pressure does not refuse the other routes')
 })
 
+t.test('pressure: false (serverless) -> nothing sampled, readiness never says overloaded', async (t) => {
+  // A threshold below any reading: overloaded at once wherever pressure is measured.
+  const options = { maxEventLoopDelayMs: -1 }
+  for (const [pressure, status] of [[true, 503], [false, 200]] as const) {
+    const app = Fastify()
+    await app.register(errorHandler)
+    await app.register(health, { ...options, pressure })
+    t.teardown(() => app.close())
+    t.equal((await app.inject('/health/ready')).statusCode, status, `pressure: ${pressure}`)
+  }
+})
+
 t.test('event-loop delay over the threshold -> readiness 503', async (t) => {
   const app = Fastify()
   await app.register(health, { maxEventLoopDelayMs: 1, sampleIntervalMs: 50 })
