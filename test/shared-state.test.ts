@@ -53,6 +53,7 @@ t.test('createStateGuard: one warning when an outage starts, one info line when 
   const refused: string[] = []
   const guard = createStateGuard({
     timeoutMs: 1_000,
+    storeName: 'DynamoDB',
     log: { warn: (_o, msg) => logged.push(['warn', msg]), info: (_o, msg) => logged.push(['info', msg]) },
     onRefused: (use) => refused.push(use)
   })
@@ -62,6 +63,7 @@ t.test('createStateGuard: one warning when an outage starts, one info line when 
   t.equal(await guard('resume_tokens', async () => 2), 2)
   await t.rejects(guard('end_tokens', down), { code: 'STATE_UNAVAILABLE' })
   t.same(logged.map(([level]) => level), ['warn', 'info', 'warn'], 'one line as each outage starts and ends, none per request')
+  t.ok(logged.every(([, msg]) => msg.startsWith('DynamoDB ')), 'the store is named')
   t.same(refused, ['resume_tokens', 'resume_tokens', 'resume_tokens', 'end_tokens'])
 })
 

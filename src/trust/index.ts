@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import type { Config } from '../config.js'
 import type { StartedChat } from '../connect/chat-starter.js'
 import { CustomerTokenInvalid, PersistentChatDisabled, RelatedTokenRefused, ResumeTokenRefused } from '../errors.js'
 import { createCustomerTokenVerifier, type CustomerClaims, type CustomerTokenOptions } from './customer-token.js'
-import type { StateGuard } from '../shared-state.js'
 import { RelatedTokens } from './related-token.js'
 import { ResumeTokens } from './resume-token.js'
 import { createSpentResumes, type Hold, type SpentResumes } from './spent-resumes.js'
@@ -73,11 +71,8 @@ export interface TrustPolicyOptions {
   jwks?: Pick<CustomerTokenOptions, 'jwksTimeoutMs' | 'jwksCooldownMs' | 'jwksCacheMaxAgeMs'>
   /** Clock for resume tokens, for tests. */
   now?: () => number
-  /** Shared memory of spent resume tokens; in this process only without it. */
-  redis?: Redis
-  /** The app's fail-closed rule for Redis: a hold Redis does not confirm refuses the resume. */
-  stateGuard?: StateGuard
-  onRedisFailed?: (err: unknown) => void
+  /** Which resume and related tokens were used, for every replica (the state store's); in this process only without it. */
+  spent?: SpentResumes
   /** Resume keys and the spent-token memory, shared by every widget and kept across reloads. */
   shared?: TrustShared
 }
@@ -120,7 +115,7 @@ export function createTrustShared (config: Config, options: TrustPolicyOptions =
     keys,
     resumeTokens: new ResumeTokens({ keys, ttlSeconds: config.resumeTokenTtlSeconds, now: options.now }),
     relatedTokens: new RelatedTokens(keys, config.resumeTokenTtlSeconds, options.now),
-    spent: createSpentResumes({ redis: options.redis, keyPrefix: config.REDIS_KEY_PREFIX, guard: options.stateGuard, onRedisFailed: options.onRedisFailed })
+    spent: options.spent ?? createSpentResumes()
   }
 }
 
