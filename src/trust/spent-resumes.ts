@@ -33,10 +33,11 @@ export interface Hold {
 const LOCAL_MAX = 100_000
 
 class LocalLedger {
-  private readonly entries = new Map<string, { holder: string; until: number }>()
+  private readonly entries = new Map<string, { holder: string; until: number; spent?: true }>()
+  constructor (private readonly now: () => number) {}
 
   hold (key: string, holder: string, ms: number): boolean {
-    const now = Date.now()
+    const now = this.now()
     const entry = this.entries.get(key)
     if (entry && entry.until > now) return false
     this.entries.delete(key)
@@ -45,8 +46,15 @@ class LocalLedger {
     return true
   }
 
+  spend (key: string, holder: string): void {
+    const entry = this.entries.get(key)
+    if (entry?.holder === holder) entry.spent = true
+  }
+
+  /** Our hold goes, unless it was spent: a late release must not free a spent token. */
   release (key: string, holder: string): void {
-    if (this.entries.get(key)?.holder === holder) this.entries.delete(key)
+    const entry = this.entries.get(key)
+    if (entry?.holder === holder && !entry.spent) this.entries.delete(key)
   }
 }
 
@@ -90,10 +98,12 @@ export interface SpentResumesOptions {
   guard?: StateGuard
   /** The shared store did not take a spend or a release (the hold stands; a release failing keeps the token spent). */
   onSharedFailed?: (err: unknown) => void
+  /** The clock of this process's own holds. */
+  now?: () => number
 }
 
 export function createSpentResumes (options: SpentResumesOptions = {}): SpentResumes {
-  const local = new LocalLedger()
+  const local = new LocalLedger(options.now ?? Date.now)
   const { shared } = options
   const prefix = `${options.keyPrefix ?? ''}resume-spent:`
   const message = 'Whether this resume token was used cannot be checked right now; please try again shortly'
@@ -126,6 +136,7 @@ export function createSpentResumes (options: SpentResumesOptions = {}): SpentRes
       }
       return {
         async spend () {
+          local.spend(key, holder)
           if (shared) await quietly(() => shared.spend(key, holder, ttlMs))
         },
         async release () {
