@@ -80,14 +80,14 @@ function windowStore (windows: RateWindows, fallback: RateWindows | undefined, o
         callback(null, refused)
         return
       }
-      windows.incr(key, timeWindow).then(({ current, ttl }) => {
+      void windows.incr(key, timeWindow).then(({ current, ttl }) => {
         outage.succeeded()
         if (current > max) over.set(key, current, ttl)
         callback(null, { current, ttl })
-      }, (err: Error) => {
+      }, async (err: Error) => {
         outage.failed(err)
-        return fallback.incr(key, timeWindow).then((counted) => callback(null, counted))
-      }).catch(callback)
+        callback(null, await fallback.incr(key, timeWindow))
+      })
     },
     child: () => store
   }
