@@ -203,3 +203,19 @@ t.test('a table that never answers: resumes refused 503 STATE_UNAVAILABLE withou
   t.match(h.logs(), /DynamoDB cannot confirm shared state/)
   t.equal(metricSample(await h.app.metrics.registry.metrics(), 'ccg_state_unavailable_total{use="resume_tokens"}'), 1)
 })
+
+t.test('two apps over one table: one polls Connect for availability, the other answers from its poll', async (t) => {
+  const dynalite = await startDynalite(t)
+  const env = {
+    STATE_STORE: 'dynamodb', STATE_TABLE: dynalite.tableName, REDIS_KEY_PREFIX: `ccg-test:${randomUUID()}:`, REDIS_COMMAND_TIMEOUT_MS: '2000',
+    RESUME_TOKEN_SECRET: SECRET, CONNECT_QUEUE_ID: 'simulated-queue', AVAILABILITY_REFRESH: '1 hour'
+  }
+  const a = await build(t, env, { deps: dynamoDeps(dynalite.endpoint) })
+  await a.app.availability!.tick()
+  const b = await build(t, env, { simulator: a.sim, deps: dynamoDeps(dynalite.endpoint) })
+  await b.app.availability!.tick()
+  t.same([a.app.availability!.polling, b.app.availability!.polling], [true, false], 'the first holds the lock, the second reads')
+  const answers = await Promise.all([a, b].map(async (h) => (await h.app.inject({ method: 'GET', url: '/chat/availability' })).json()))
+  t.not(answers[1].reason, 'unknown', 'the reader knows what the poller found')
+  t.same(answers[1], answers[0])
+})
