@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyServerOptions } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ConnectClientConfig } from '@aws-sdk/client-connect'
+import type { DynamoDBClientConfig } from '@aws-sdk/client-dynamodb'
 import type { Clock } from './clock.js'
 import type { Config } from './config.js'
 import { ChatStarter, type Pacer } from './connect/chat-starter.js'
@@ -29,15 +30,14 @@ import availabilityRoute, { closedCheck } from './routes/availability.js'
 import chatStartRoute from './routes/chat-start.js'
 import chatEndRoute from './routes/chat-end.js'
 import chatChallengeRoute from './routes/chat-challenge.js'
-import { createLiveChats } from './chat/live-chats.js'
+import type { LiveChats } from './chat/live-chats.js'
 import { ChatQuota } from './chat/quota.js'
 import { Contacts } from './connect/contacts.js'
 import { EndTokens } from './trust/end-token.js'
-import { createSpentProofs, HumanCheck, type HumanCheckOptions } from './trust/human-check.js'
+import { HumanCheck, type HumanCheckOptions } from './trust/human-check.js'
 import { createTrustShared, type TrustPolicy, type TrustSettings } from './trust/index.js'
-import { createRedis } from './redis.js'
 import { readServiceInfo, type ServiceInfo } from './service-info.js'
-import { createStateGuard } from './shared-state.js'
+import { createStateStore, STORE_NAMES } from './state/store.js'
 import { createWidgets, type Widgets, type WidgetsSettings } from './widgets/index.js'
 import type { HumanCheckSpec } from './widgets/file.js'
 
@@ -82,17 +82,19 @@ export interface AppDeps {
    * that would run while the environment is frozen.
    */
   serverless?: boolean
+  /** Extra DynamoDB SDK settings for STATE_STORE=dynamodb (endpoint, credentials); AWS_ENDPOINT_URL_DYNAMODB works too. */
+  dynamoOverrides?: Partial<DynamoDBClientConfig>
 }
 
 /** An idle keep-alive connection on the public port is closed after this: above a balancer's usual 60 s. */
 const KEEP_ALIVE_MS = 72_000
 
 /** A bad WIDGETS_FILE stops start-up (ConfigError) before anything else holds a connection or a timer. */
-function createOrDisconnect<T> (redis: { disconnect (): void } | undefined, create: () => T): T {
+function createOrClose<T> (state: { close (): Promise<void> }, create: () => T): T {
   try {
     return create()
   } catch (err) {
-    redis?.disconnect()
+    void state.close()
     throw err
   }
 }
@@ -148,25 +150,31 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   const backgroundError = backgroundErrorReporter(app.log, metrics)
   app.decorate('backgroundError', backgroundError)
 
-  // One Redis connection per app, shared by the rate limit, pacing and spent resume tokens; closed
-  // last on shutdown. Rate limits and pacing fail open on their own; the client's own errors are only reported.
-  const redis = config.REDIS_URL ? createRedis({ url: config.REDIS_URL, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS }) : undefined
-  redis?.on('error', (err) => backgroundError('redis', err))
-  // What must be shared to be safe (spent resume tokens) is refused while Redis cannot confirm it.
-  const stateGuard = redis && createStateGuard({
+  // Shared state (STATE_STORE): one connection per app, to Redis or the DynamoDB table, closed last on
+  // shutdown. Rate limits, pacing and the availability lock fail open on their own; what must be
+  // shared to be safe (spent tokens, proofs) is refused while the store cannot confirm it.
+  const state = createStateStore({
+    kind: config.stateStore,
+    keyPrefix: config.REDIS_KEY_PREFIX,
     timeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+    redisUrl: config.REDIS_URL,
+    tableName: config.STATE_TABLE,
+    region: config.AWS_REGION
+  }, {
     log: app.log,
-    onRefused: (use) => metrics.stateUnavailable.inc({ use })
+    now: deps.now,
+    clock: deps.clock,
+    onRefused: (use) => metrics.stateUnavailable.inc({ use }),
+    onError: backgroundError,
+    dynamoOverrides: deps.dynamoOverrides
   })
 
   // Resume-token keys and spent-token memory, shared by every widget profile; the keys sign end tokens too.
-  // A spend or release Redis missed leaves the hold standing until it expires: the safe side.
-  const trustOptions = { log: app.log, redis, stateGuard, now: deps.now, onRedisFailed: (err: unknown) => backgroundError('resume_tokens', err) }
+  const trustOptions = { log: app.log, spent: state.spentResumes, now: deps.now }
   const trustShared = createTrustShared(trustSettings(config), trustOptions)
   const endTokens = new EndTokens(trustShared.keys, deps.now)
   // The human check asked of anonymous callers (HUMAN_CHECK, or a widget's own); each proof is spent
   // for every replica. A pow key must be the same on every replica: HUMAN_CHECK_SECRET, else the resume key.
-  const spentProofs = createSpentProofs({ redis, keyPrefix: config.REDIS_KEY_PREFIX, guard: stateGuard, now: deps.now })
   // Without either secret, the resume keys' own random key (one per process, already warned about).
   const powKey = config.HUMAN_CHECK_SECRET ?? config.resumeSecrets[0] ?? Buffer.from(trustShared.keys[0]!).toString('base64url')
   const humanCheckFor = ({ kind, when, secret }: HumanCheckSpec) => kind === 'off' ? undefined : new HumanCheck({
@@ -174,14 +182,14 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     when,
     secret: secret ?? powKey,
     verifyUrl: config.HUMAN_CHECK_VERIFY_URL,
-    spent: spentProofs,
+    spent: state.spentProofs,
     now: deps.now,
     ...deps.humanCheck
   })
   const humanCheck = humanCheckFor({ kind: config.HUMAN_CHECK, when: config.HUMAN_CHECK_WHEN })
 
   // The default profile from the environment, the others from WIDGETS_FILE (re-read by reload()).
-  const widgets = createOrDisconnect(redis, () => createWidgets(widgetsSettings(config), {
+  const widgets = createOrClose(state, () => createWidgets(widgetsSettings(config), {
     env: deps.env,
     defaultTrust: deps.trust,
     humanCheck,
@@ -201,12 +209,11 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   app.decorate('widgets', widgets)
 
   // --- Amazon Connect: one client, one starter, for the life of the app --------------------------
-  // Pacing into Connect's account-wide API quota, one schedule for all replicas through Redis.
+  // Pacing into Connect's account-wide API quota, one schedule for all replicas through the shared store.
   const pacer: Pacer | undefined = deps.pacer ?? (config.CONNECT_RATE_LIMIT === undefined ? undefined : createPacer({
     rate: config.CONNECT_RATE_LIMIT,
     burst: config.connectBurst,
-    redis,
-    keyPrefix: config.REDIS_KEY_PREFIX,
+    ...(state.pacing ? { shared: state.pacing } : {}),
     maxQueue: config.CONNECT_MAX_CONCURRENCY,
     // A slot this close to the deadline would most likely spend quota on a call that ends in 504.
     callReserveMs: 500,
@@ -242,8 +249,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   // Connect's concurrent-chat quota: live chats per caller, for anonymous callers, and in all.
   const contacts = new Contacts(client, config.CONNECT_ATTEMPT_TIMEOUT_MS)
   const quota = new ChatQuota({
-    liveChats: createLiveChats({ redis, keyPrefix: config.REDIS_KEY_PREFIX, now: deps.now }),
-    ...(redis ? { fallback: createLiveChats({ now: deps.now }) } : {}),
+    liveChats: state.liveChats,
+    ...(state.liveChatsFallback ? { fallback: state.liveChatsFallback } : {}),
     limits: {
       perCaller: config.MAX_OPEN_CHATS_PER_CALLER,
       total: config.CONNECT_MAX_ACTIVE_CHATS,
@@ -261,7 +268,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
     await pacer?.close?.()
     await widgets.close()
     client.destroy()
-    if (redis) await redis.quit().catch(() => redis.disconnect())
+    await state.close()
   })
 
   // --- The request path, in order ------------------------------------------------------------------
@@ -289,9 +296,28 @@ export async function buildApp (config: Config, deps: AppDeps = {}) {
   await app.register(originPolicy, { requireOrigin: config.REQUIRE_ORIGIN })
   // After the origin policy, so the 503 answered to requests arriving during a drain carries CORS too.
   await app.register(health, { onSampleError: (err) => backgroundError('health_sampler', err), notReady: () => credentials.notReadyReason, service, pressure: !deps.serverless })
-  await app.register(rateLimit, { config, redis, clock: deps.clock })
+  await state.ready()
+  await app.register(rateLimit, {
+    max: config.RATE_LIMIT_MAX,
+    timeWindowMs: config.rateLimitWindowMs,
+    windows: state.rateWindows,
+    ...(state.rateWindowsFallback ? { fallback: { windows: state.rateWindowsFallback, storeName: STORE_NAMES[state.kind] } } : {}),
+    clock: deps.clock
+  })
   // GET /chat/availability, answered from one poller per deployment; a closed queue can refuse starts.
-  await app.register(availability, { config, widgets, redis, credentials: client.config.credentials, overrides: deps.connectOverrides, now: deps.availabilityNow, refreshOnRequest: deps.serverless === true })
+  await app.register(availability, {
+    region: config.AWS_REGION ?? 'us-east-1',
+    attemptTimeoutMs: config.CONNECT_ATTEMPT_TIMEOUT_MS,
+    refreshMs: config.availabilityRefreshMs,
+    // A WIDGETS_FILE may name a queue on a reload: the poller runs from the start.
+    mayWatch: config.WIDGETS_FILE !== undefined,
+    widgets,
+    share: state.availability,
+    credentials: client.config.credentials,
+    overrides: deps.connectOverrides,
+    now: deps.availabilityNow,
+    refreshOnRequest: deps.serverless === true
+  })
   await app.register(availabilityRoute, { poller: app.availability, maxAgeSeconds: Math.max(1, Math.round(config.availabilityRefreshMs / 1000)) })
   await app.register(chatStartRoute, {
     rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.rateLimitWindowMs },
@@ -323,7 +349,6 @@ export function trustSettings (config: Config): TrustSettings {
     resumeSecrets: config.resumeSecrets,
     resumeTokenTtlSeconds: config.resumeTokenTtlSeconds,
     customerJwtMaxAgeSeconds: config.customerJwtMaxAgeSeconds,
-    redisKeyPrefix: config.REDIS_KEY_PREFIX,
     production: config.production,
     defaultProfile: {
       persistentChat: config.PERSISTENT_CHAT,

@@ -38,9 +38,11 @@ export const EnvSchema = Type.Object({
   ALLOWED_ATTRIBUTES: Type.String({ default: '', description: 'comma-separated contact attribute keys a browser may send' }),
   RATE_LIMIT_MAX: Int(10, 1, 1_000_000, 'chat starts per client IP per window'),
   RATE_LIMIT_WINDOW: Type.String({ default: '1 minute', minLength: 1, description: 'rate-limit window: milliseconds or a duration such as "1 minute"' }),
+  STATE_STORE: Type.Optional(Type.Enum(['memory', 'redis', 'dynamodb'], { description: 'where state shared by replicas lives (rate limits, pacing, spent tokens, live chats, availability): memory (this process), redis (REDIS_URL) or dynamodb (STATE_TABLE); redis when REDIS_URL is set, else memory' })),
   REDIS_URL: OptionalString('Redis shared by all replicas (rate limits, pacing, spent resume tokens); in memory when unset'),
-  REDIS_COMMAND_TIMEOUT_MS: Int(250, 10, 10_000, 'longest wait for one Redis answer; past it rate limits and pacing count per replica, and resume tokens are refused (503)'),
-  REDIS_KEY_PREFIX: Type.String({ default: 'ccg:', description: 'prefix of every Redis key this service writes' }),
+  STATE_TABLE: OptionalString('the DynamoDB table of shared state with STATE_STORE=dynamodb (string key pk, TTL on ttl)', { maxLength: 255 }),
+  REDIS_COMMAND_TIMEOUT_MS: Int(250, 10, 10_000, 'longest wait for one Redis or DynamoDB answer; past it rate limits and pacing count per replica, and resume tokens are refused (503)'),
+  REDIS_KEY_PREFIX: Type.String({ default: 'ccg:', description: 'prefix of every shared-state key this service writes (Redis keys, DynamoDB items)' }),
   TRUST_PROXY: Type.String({ default: 'false', description: 'false, true, or comma-separated addresses/CIDRs of trusted proxies' }),
   REQUEST_TIMEOUT_MS: Int(10_000, 1_000, 120_000, 'time a client has to send headers and body; slower connections are closed'),
   MAX_CONNECTIONS_PER_CLIENT: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, description: 'open connections one client address may hold (default 50; off behind TRUST_PROXY unless set; 0 = off)' })),
@@ -266,13 +268,17 @@ export function loadConfig (source: Record<string, string | undefined> = process
   if (env.HUMAN_CHECK === 'pow' && env.HUMAN_CHECK_SECRET === undefined && resumeSecrets.length === 0 && production) {
     throw new ConfigError('HUMAN_CHECK_SECRET: HUMAN_CHECK=pow needs a signing key shared by every replica (HUMAN_CHECK_SECRET, or RESUME_TOKEN_SECRET)')
   }
+  const stateStore = env.STATE_STORE ?? (env.REDIS_URL !== undefined ? 'redis' : 'memory')
+  if (stateStore === 'redis' && env.REDIS_URL === undefined) throw new ConfigError('REDIS_URL: required with STATE_STORE=redis')
+  if (stateStore === 'dynamodb' && env.STATE_TABLE === undefined) throw new ConfigError('STATE_TABLE: required with STATE_STORE=dynamodb (the DynamoDB table of shared state)')
+  if (stateStore === 'memory' && env.REDIS_URL !== undefined) warnings.push('REDIS_URL is set but STATE_STORE=memory: Redis is not used, and shared state is kept per replica')
   if (production) warnings.push(...plaintextWarnings(env))
 
   // Each setting once, in the form the service uses; a raw copy beside it would invite reading the wrong one.
   const {
     NODE_ENV: _mode, CONNECT_INSTANCE_ID, CONNECT_CONTACT_FLOW_ID, ALLOWED_ORIGINS: _origins, ALLOWED_ATTRIBUTES, TRUST_PROXY, RATE_LIMIT_WINDOW,
     RESUME_TOKEN_SECRET: _secrets, RESUME_TOKEN_TTL, CUSTOMER_JWT_MAX_AGE, MAX_CONNECTIONS_PER_CLIENT, METRICS_PORT, CONNECT_BURST,
-    AVAILABILITY_REFRESH: _refresh, SEGMENT_ATTRIBUTES: _segments, CLAIM_ATTRIBUTES: _claims,
+    AVAILABILITY_REFRESH: _refresh, SEGMENT_ATTRIBUTES: _segments, CLAIM_ATTRIBUTES: _claims, STATE_STORE: _store,
     ...settings
   } = env
   const trustProxy = parseTrustProxy(TRUST_PROXY)
@@ -303,7 +309,9 @@ export function loadConfig (source: Record<string, string | undefined> = process
     connectBurst: CONNECT_BURST ?? Math.max(1, Math.ceil(env.CONNECT_RATE_LIMIT ?? 1)),
     availabilityRefreshMs,
     segmentAttributes,
-    claimAttributes
+    claimAttributes,
+    /** STATE_STORE, or what REDIS_URL implies when unset. */
+    stateStore
   }
 }
 
@@ -331,6 +339,7 @@ const DERIVED: { [K in Exclude<keyof Env, keyof Config>]: (config: Config) => un
   CONNECT_BURST: (c) => c.CONNECT_RATE_LIMIT === undefined ? undefined : c.connectBurst,
   AVAILABILITY_REFRESH: (c) => `${c.availabilityRefreshMs} ms`,
   SEGMENT_ATTRIBUTES: (c) => c.segmentAttributes === undefined ? undefined : Object.keys(c.segmentAttributes).join(','),
+  STATE_STORE: (c) => c.stateStore,
   CLAIM_ATTRIBUTES: (c) => Object.entries(c.claimAttributes).map(([claim, attribute]) => `${claim}:${attribute}`).join(',')
 }
 

@@ -42,8 +42,8 @@ export function createMetrics (sources: MetricSources = {}) {
     widgetNotFound: new Counter({ name: 'ccg_widget_not_found_total', help: 'Chat starts for a widget id no profile has (404)', registers }),
     widgetReloads: new Counter({ name: 'ccg_widget_reloads_total', help: 'WIDGETS_FILE reloads (SIGHUP) by result: applied, or refused (old profiles kept)', labelNames: ['result'] as const, registers }),
     widgetProfiles: new Gauge({ name: 'ccg_widget_profiles', help: 'Widget profiles in use, the default one included', registers }),
-    stateUnavailable: new Counter({ name: 'ccg_state_unavailable_total', help: 'Requests refused (503) because Redis could not confirm shared state they depend on', labelNames: ['use'] as const, registers }),
-    redisFailOpen: new Counter({ name: 'ccg_redis_fail_open_total', help: 'Decisions taken without Redis because it was unreachable', labelNames: ['use'] as const, registers }),
+    stateUnavailable: new Counter({ name: 'ccg_state_unavailable_total', help: 'Requests refused (503) because the shared store (Redis, DynamoDB) could not confirm state they depend on', labelNames: ['use'] as const, registers }),
+    redisFailOpen: new Counter({ name: 'ccg_redis_fail_open_total', help: 'Decisions taken without the shared store (Redis, DynamoDB) because it was unreachable', labelNames: ['use'] as const, registers }),
     pacingWait: new Histogram({
       name: 'ccg_pacing_wait_seconds', help: 'Time a chat start waited for an upstream pacing token',
       buckets: [0, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers

@@ -59,7 +59,7 @@ closeWithGrace({
   if (err) app.log.error({ err }, 'closing after an unexpected error')
   else app.log.info({ signal, graceMs: config.SHUTDOWN_GRACE_MS }, 'shutting down')
   // Readiness turns 503 and the listener closes at once; in-flight requests finish; then the app's
-  // onClose hooks close the Connect client and Redis. Metrics stay scrapable until the end.
+  // onClose hooks close the Connect client and the shared store. Metrics stay scrapable until the end.
   await app.close()
   await metricsServer?.close()
   await simulated?.simulator?.close()

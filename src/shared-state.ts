@@ -2,19 +2,19 @@ import { StateUnavailable } from './errors.js'
 
 /**
  * The fail-closed rule for shared state whose safety depends on every replica seeing it (a spent
- * resume token): when REDIS_URL is set, Redis must confirm within a short deadline, or the request
- * is refused with 503 STATE_UNAVAILABLE. Deciding in one replica alone would let another replica
+ * resume token): with a shared store (Redis, DynamoDB), the store must confirm within a short
+ * deadline, or the request is refused with 503 STATE_UNAVAILABLE. Deciding in one replica alone would let another replica
  * (or one started later) accept the same thing again. Rate limits and pacing do not use this: they
  * keep their per-replica fallback, which loosens a limit but breaks no promise.
  */
 
-/** Seconds a refused caller should wait: about as long as the Redis client takes to reconnect. */
+/** Seconds a refused caller should wait: about as long as a store's client takes to reconnect. */
 export const STATE_RETRY_AFTER_SECONDS = 5
 
 export interface SharedOrUnavailableOptions {
-  /** Longest wait for Redis's answer; past it the answer no longer counts. */
+  /** Longest wait for the store's answer; past it the answer no longer counts. */
   timeoutMs: number
-  /** What the caller is told when Redis does not confirm. */
+  /** What the caller is told when the store does not confirm. */
   message?: string
 }
 
@@ -42,21 +42,23 @@ export async function sharedOrUnavailable<T> (run: () => Promise<T>, { timeoutMs
 
 export interface StateGuardOptions {
   timeoutMs: number
+  /** The store's name in the log: Redis, DynamoDB. */
+  storeName: string
   log?: { warn (obj: object, msg: string): void; info (obj: object, msg: string): void }
-  /** A request was refused because Redis did not confirm (for a metric), by use. */
+  /** A request was refused because the store did not confirm (for a metric), by use. */
   onRefused?: (use: string) => void
 }
 
 /** sharedOrUnavailable for one app, with one log line when an outage starts and one when it ends. */
 export type StateGuard = <T>(use: string, run: () => Promise<T>, message?: string) => Promise<T>
 
-export function createStateGuard ({ timeoutMs, log, onRefused }: StateGuardOptions): StateGuard {
+export function createStateGuard ({ timeoutMs, storeName, log, onRefused }: StateGuardOptions): StateGuard {
   let outageSince: number | undefined
   return async (use, run, message) => {
     try {
       const value = await sharedOrUnavailable(run, { timeoutMs, message })
       if (outageSince !== undefined) {
-        log?.info({ use, outageMs: Date.now() - outageSince }, 'Redis confirms shared state again: refused requests are served again')
+        log?.info({ use, outageMs: Date.now() - outageSince }, `${storeName} confirms shared state again: refused requests are served again`)
         outageSince = undefined
       }
       return value
@@ -66,7 +68,7 @@ export function createStateGuard ({ timeoutMs, log, onRefused }: StateGuardOptio
         outageSince = Date.now()
         const cause = (err as Error).cause as Error | undefined
         log?.warn({ use, reason: cause?.message, timeoutMs },
-          'Redis cannot confirm shared state: requests that depend on it (resume tokens, human-check proofs) are refused with 503 STATE_UNAVAILABLE until it is back')
+          `${storeName} cannot confirm shared state: requests that depend on it (resume tokens, human-check proofs) are refused with 503 STATE_UNAVAILABLE until it is back`)
       }
       throw err
     }

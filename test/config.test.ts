@@ -225,3 +225,21 @@ t.test('start-up summary: mode, Connect, region and every setting; secrets only 
   t.same(Object.keys(summary.settings).length, Object.keys((await import('../src/config.js')).EnvSchema.properties).length, 'every setting')
   t.match(startupSummary(loadConfig({ ...dev, CONNECT_SIMULATOR: 'true', ALLOWED_ORIGINS: 'none' })), { mode: 'development', connect: 'simulator', allowedOrigins: 'none' })
 })
+
+t.test('STATE_STORE: redis when REDIS_URL is set, else memory; each store needs its own setting, named in the error', async (t) => {
+  const sim = { ...dev, CONNECT_SIMULATOR: 'true' }
+  t.equal(loadConfig(sim).stateStore, 'memory')
+  t.equal(loadConfig({ ...sim, REDIS_URL: 'redis://127.0.0.1:6379' }).stateStore, 'redis')
+  t.equal(loadConfig({ ...sim, STATE_STORE: 'redis', REDIS_URL: 'redis://127.0.0.1:6379' }).stateStore, 'redis')
+  const dynamo = loadConfig({ ...sim, STATE_STORE: 'dynamodb', STATE_TABLE: 'ccg-state', REDIS_URL: 'redis://127.0.0.1:6379' })
+  t.equal(dynamo.stateStore, 'dynamodb', 'said outright, STATE_STORE wins over REDIS_URL')
+  t.equal(dynamo.STATE_TABLE, 'ccg-state')
+  t.equal(dynamo.REDIS_KEY_PREFIX, 'ccg:', 'the key prefix of DynamoDB items too')
+  t.throws(() => loadConfig({ ...sim, STATE_STORE: 'redis' }), { name: 'ConfigError', message: /^REDIS_URL: required with STATE_STORE=redis/ })
+  t.throws(() => loadConfig({ ...sim, STATE_STORE: 'dynamodb' }), { name: 'ConfigError', message: /^STATE_TABLE: required with STATE_STORE=dynamodb/ })
+  t.throws(() => loadConfig({ ...sim, STATE_STORE: 'postgres' }), { name: 'ConfigError', message: /STATE_STORE/ })
+  const memory = loadConfig({ ...sim, STATE_STORE: 'memory', REDIS_URL: 'redis://127.0.0.1:6379' })
+  t.equal(memory.stateStore, 'memory')
+  t.ok(memory.warnings.some((w) => w.startsWith('REDIS_URL is set but STATE_STORE=memory')), 'Redis set aside is said')
+  t.match(startupSummary(dynamo).settings, { STATE_STORE: 'dynamodb', STATE_TABLE: 'ccg-state' })
+})

@@ -1,12 +1,15 @@
 import t from 'tap'
+import { randomUUID } from 'node:crypto'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { StateUnavailable } from '../src/errors.js'
 import { createStateGuard, sharedOrUnavailable } from '../src/shared-state.js'
 import { build, metricSample, startChat, until, validBody, type Harness } from './helper.js'
 import { privateRedis, redisKeyPrefix, redisSkip, redisTestUrl, slowRelay } from './redis.js'
+import { DYNALITE_CREDENTIALS, startDynalite } from './dynalite.js'
 
-// A resume token opens one continued chat. With REDIS_URL set, that promise holds only if Redis
-// confirms each hold: a replica that decides alone while Redis is down or slow lets the same token
-// through on another replica, or on one started after the outage.
+// A resume token opens one continued chat. With a shared store (Redis, DynamoDB), that promise holds
+// only if the store confirms each hold: a replica that decides alone while it is down or slow lets
+// the same token through on another replica, or on one started after the outage.
 
 const SECRET = 'shared-state-resume-key-'.padEnd(40, 's')
 
@@ -53,6 +56,7 @@ t.test('createStateGuard: one warning when an outage starts, one info line when 
   const refused: string[] = []
   const guard = createStateGuard({
     timeoutMs: 1_000,
+    storeName: 'DynamoDB',
     log: { warn: (_o, msg) => logged.push(['warn', msg]), info: (_o, msg) => logged.push(['info', msg]) },
     onRefused: (use) => refused.push(use)
   })
@@ -62,6 +66,7 @@ t.test('createStateGuard: one warning when an outage starts, one info line when 
   t.equal(await guard('resume_tokens', async () => 2), 2)
   await t.rejects(guard('end_tokens', down), { code: 'STATE_UNAVAILABLE' })
   t.same(logged.map(([level]) => level), ['warn', 'info', 'warn'], 'one line as each outage starts and ends, none per request')
+  t.ok(logged.every(([, msg]) => msg.startsWith('DynamoDB ')), 'the store is named')
   t.same(refused, ['resume_tokens', 'resume_tokens', 'resume_tokens', 'end_tokens'])
 })
 
@@ -144,4 +149,73 @@ t.test('with Redis up: a resume Connect refuses lets go of its hold in Redis, so
   a.sim.endChat(first.startChatResult.ContactId)
   t.equal((await startChat(b.app, resume(first.resumeToken))).statusCode, 200, 'the hold was released for every replica')
   t.equal((await startChat(a.app, resume(first.resumeToken))).statusCode, 403, 'and the spend is shared')
+})
+
+// STATE_STORE=dynamodb end to end: two apps over one table are two replicas of one deployment.
+
+const dynamoDeps = (endpoint: string) => ({ dynamoOverrides: { endpoint, credentials: DYNALITE_CREDENTIALS } })
+
+t.test('two apps over one table: a resume token spent on one is refused on the other; the rate limit is one for both', async (t) => {
+  const dynalite = await startDynalite(t)
+  const env = {
+    STATE_STORE: 'dynamodb', STATE_TABLE: dynalite.tableName, REDIS_KEY_PREFIX: `ccg-test:${randomUUID()}:`,
+    REDIS_COMMAND_TIMEOUT_MS: '2000', RESUME_TOKEN_SECRET: SECRET, RATE_LIMIT_MAX: '5'
+  }
+  const a = await build(t, env, { deps: dynamoDeps(dynalite.endpoint) })
+  const b = await build(t, env, { simulator: a.sim, deps: dynamoDeps(dynalite.endpoint) })
+  t.match(a.logs(), /live chats are counted in this process only/, 'a per-replica live-chat ledger is said')
+
+  const token = await endedChatToken(a)
+  t.equal((await startChat(a.app, resume(token))).statusCode, 200, 'continued on A')
+  const calls = a.sim.requests.length
+  const onB = await startChat(b.app, resume(token))
+  t.equal(onB.statusCode, 403)
+  t.equal(onB.json().code, 'RESUME_TOKEN_REFUSED')
+  t.equal(a.sim.requests.length, calls, 'Connect was not called for the refused resume')
+
+  // Five starts per window in all: three were made on A, two more on B, and the sixth is refused on either.
+  for (let i = 0; i < 2; i++) t.equal((await startChat(b.app, validBody())).statusCode, 200)
+  const sixth = await startChat(b.app, validBody())
+  t.equal(sixth.statusCode, 429)
+  t.equal(sixth.json().code, 'RATE_LIMITED')
+  t.equal((await startChat(a.app, validBody())).statusCode, 429, 'and on A')
+})
+
+t.test('a table that never answers: resumes refused 503 STATE_UNAVAILABLE without calling Connect; new chats still start (the rate limit counts per replica)', async (t) => {
+  // Accepts connections and never replies, like a partitioned endpoint.
+  const sockets = new Set<Socket>()
+  const silent = createServer((socket) => { sockets.add(socket); socket.on('error', () => {}) })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); silent.close(() => resolve()) }))
+  const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`
+
+  const h = await build(t, { STATE_STORE: 'dynamodb', STATE_TABLE: 'ccg-state', REDIS_COMMAND_TIMEOUT_MS: '100', RESUME_TOKEN_SECRET: SECRET },
+    { deps: dynamoDeps(endpoint) })
+  const token = await endedChatToken(h)
+  t.match(h.logs(), /DynamoDB unreachable: the per-client rate limit is counted in this process only/)
+
+  const calls = h.sim.requests.length
+  const res = await startChat(h.app, resume(token))
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'STATE_UNAVAILABLE')
+  t.equal(res.headers['retry-after'], '5')
+  t.equal(h.sim.requests.length, calls, 'Connect was not called')
+  t.match(h.logs(), /DynamoDB cannot confirm shared state/)
+  t.equal(metricSample(await h.app.metrics.registry.metrics(), 'ccg_state_unavailable_total{use="resume_tokens"}'), 1)
+})
+
+t.test('two apps over one table: one polls Connect for availability, the other answers from its poll', async (t) => {
+  const dynalite = await startDynalite(t)
+  const env = {
+    STATE_STORE: 'dynamodb', STATE_TABLE: dynalite.tableName, REDIS_KEY_PREFIX: `ccg-test:${randomUUID()}:`, REDIS_COMMAND_TIMEOUT_MS: '2000',
+    RESUME_TOKEN_SECRET: SECRET, CONNECT_QUEUE_ID: 'simulated-queue', AVAILABILITY_REFRESH: '1 hour'
+  }
+  const a = await build(t, env, { deps: dynamoDeps(dynalite.endpoint) })
+  await a.app.availability!.tick()
+  const b = await build(t, env, { simulator: a.sim, deps: dynamoDeps(dynalite.endpoint) })
+  await b.app.availability!.tick()
+  t.same([a.app.availability!.polling, b.app.availability!.polling], [true, false], 'the first holds the lock, the second reads')
+  const answers = await Promise.all([a, b].map(async (h) => (await h.app.inject({ method: 'GET', url: '/chat/availability' })).json()))
+  t.not(answers[1].reason, 'unknown', 'the reader knows what the poller found')
+  t.same(answers[1], answers[0])
 })

@@ -1,8 +1,9 @@
 /**
  * Whether chatting makes sense now, per queue: opening hours (DescribeQueue, then
  * GetEffectiveHoursOfOperations, overrides included) and agents (GetCurrentMetricData, channel
- * CHAT). One replica polls Connect for the whole deployment, holding a Redis lock; the others read
- * what it wrote. Requests are answered from memory and never call Connect or wait on Redis.
+ * CHAT). One replica polls Connect for the whole deployment, holding a shared lock (Redis, DynamoDB);
+ * the others read what it wrote. Requests are answered from memory and never call Connect or wait on
+ * shared state.
  *
  * Why absolute opening intervals rather than an open flag: an answer is worked out at the moment it
  * is asked, so 09:00 opens at 09:00 on every replica, not at the next poll; and "back at" is known
@@ -12,7 +13,6 @@ import { randomUUID } from 'node:crypto'
 import {
   DescribeQueueCommand, GetCurrentMetricDataCommand, GetEffectiveHoursOfOperationsCommand, type ConnectClient
 } from '@aws-sdk/client-connect'
-import type { Redis } from 'ioredis'
 import { isoInZone, openIntervals, utcDate, type Interval } from './hours.js'
 
 export interface QueueRef { instanceId: string; queueId: string }
@@ -22,7 +22,7 @@ export type Operation = 'DescribeQueue' | 'GetEffectiveHoursOfOperations' | 'Get
 
 interface Schedule { at: number; enabled: boolean; timeZone: string; intervals: Interval[]; until: number }
 interface Agents { at: number; agentsAvailable: number; agentsStaffed: number; contactsInQueue: number }
-/** What is known of one queue; shared through Redis as JSON. */
+/** What is known of one queue; shared between replicas as JSON. */
 export interface QueueState {
   schedule?: Schedule
   agents?: Agents
@@ -51,7 +51,7 @@ export interface AvailabilityEvents {
   failed? (operation: Operation, errorName: string, queue?: string): void
   /** One poll of Connect by this replica, and whether every call in it succeeded. */
   polled? (ok: boolean): void
-  /** Redis did not answer: this replica polls alone until it does. */
+  /** Shared state did not answer: this replica polls alone until it does. */
   redisFailed? (error: unknown): void
   /** Anything else a tick threw: reported, survived. */
   error? (error: unknown): void
@@ -63,8 +63,8 @@ export interface AvailabilityPollerOptions {
   /** The queues to watch, asked at each tick (a widget reload may change them). */
   queues: () => QueueRef[]
   refreshMs: number
-  redis?: Redis
-  keyPrefix: string
+  /** The deployment's lock and last state; without it this replica polls on its own. */
+  share?: AvailabilityShare
   now?: () => number
   events?: AvailabilityEvents
   /**
@@ -72,6 +72,21 @@ export interface AvailabilityPollerOptions {
    * availability start a round when the last began refreshMs ago, and wait for it at most this long.
    */
   refreshOnRequest?: { waitMs: number }
+}
+
+/**
+ * The poller's lock and the last known state, shared by the replicas (Redis, DynamoDB, or this
+ * process alone). Any call may reject: the poller then polls on its own.
+ */
+export interface AvailabilityShare {
+  /** Takes the lock for `token` (free, expired or already ours) for `ttlMs`; false when another holds it. */
+  lock (token: string, ttlMs: number): Promise<boolean>
+  /** Hands the lock back, if it is still `token`'s. */
+  unlock (token: string): Promise<void>
+  /** The state last written (JSON), or undefined. */
+  read (): Promise<string | undefined>
+  /** Writes the state for every replica, kept for `ttlMs`. */
+  write (json: string, ttlMs: number): Promise<void>
 }
 
 /** Hours change rarely: each queue's are read again this often, a few queues per tick. */
@@ -82,17 +97,8 @@ export const SCHEDULES_PER_TICK = 2
 const QUEUES_PER_METRICS_CALL = 100
 /** Days of hours asked for (from yesterday, in UTC, so every zone's today is covered). */
 const HORIZON_DAYS = 8
-/** The last good values are kept this long in Redis, for the `unknown` answers of a new deployment. */
+/** The last good values are kept this long in shared state, for the `unknown` answers of a new deployment. */
 const STATE_TTL_MS = 24 * 3_600_000
-
-// The lock is taken with SET NX PX, or renewed by its holder; released only by its holder.
-const LOCK_LUA = `
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-return 0`
-const RELEASE_LUA = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`
 
 const errorName = (err: unknown) => (err as { name?: string } | undefined)?.name ?? 'Error'
 const count = (value: number | undefined) => Number.isFinite(value) ? Math.max(0, Math.round(value!)) : 0
@@ -131,19 +137,15 @@ export class AvailabilityPoller {
   private readonly token = randomUUID()
   /** The poller's clock: answers are worked out for this moment. */
   readonly now: () => number
-  private readonly lockKey: string
-  private readonly stateKey: string
   private timer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
   private roundStartedAt = -Infinity
   private closed = false
-  /** This replica polled Connect at its last tick (it held the lock, or had no Redis to ask). */
+  /** This replica polled Connect at its last tick (it held the lock, or had no shared state to ask). */
   polling = false
 
   constructor (private readonly options: AvailabilityPollerOptions) {
     this.now = options.now ?? Date.now
-    this.lockKey = `${options.keyPrefix}availability:lock`
-    this.stateKey = `${options.keyPrefix}availability:state`
   }
 
   /** A queue's answer now, from memory. */
@@ -178,7 +180,7 @@ export class AvailabilityPoller {
     clearTimeout(timer)
   }
 
-  /** One round: poll Connect when this replica holds the lock (or has no Redis), else read the shared state. */
+  /** One round: poll Connect when this replica holds the lock (or has no shared state), else read the shared state. */
   tick (): Promise<void> {
     if (this.running === undefined) this.roundStartedAt = this.now()
     this.running ??= this.round().catch((err: unknown) => this.options.events?.error?.(err)).finally(() => { this.running = undefined })
@@ -190,23 +192,23 @@ export class AvailabilityPoller {
     clearTimeout(this.timer)
     await this.running
     // Handing the lock back lets another replica take over at its next tick, not after the TTL.
-    if (this.polling && this.options.redis) await this.options.redis.eval(RELEASE_LUA, 1, this.lockKey, this.token).catch(() => {})
+    if (this.polling && this.options.share) await this.options.share.unlock(this.token).catch(() => {})
   }
 
   private async round (): Promise<void> {
-    const { redis, events } = this.options
-    if (!redis) {
+    const { share, events } = this.options
+    if (!share) {
       this.polling = true
       this.state = await this.poll(this.state)
       return
     }
     let holder: boolean
     try {
-      holder = await redis.eval(LOCK_LUA, 1, this.lockKey, this.token, String(2 * this.options.refreshMs)) === 1
-      const shared = await redis.get(this.stateKey)
-      if (shared !== null) this.state = JSON.parse(shared) as AvailabilityState
+      holder = await share.lock(this.token, 2 * this.options.refreshMs)
+      const shared = await share.read()
+      if (shared !== undefined) this.state = JSON.parse(shared) as AvailabilityState
     } catch (err) {
-      // Without Redis every replica polls on its own: more calls, but answers stay true.
+      // Without shared state every replica polls on its own: more calls, but answers stay true.
       events?.redisFailed?.(err)
       this.polling = true
       this.state = await this.poll(this.state)
@@ -215,7 +217,7 @@ export class AvailabilityPoller {
     this.polling = holder
     if (!holder) return
     this.state = await this.poll(this.state)
-    await redis.set(this.stateKey, JSON.stringify(this.state), 'PX', STATE_TTL_MS).catch((err: unknown) => events?.redisFailed?.(err))
+    await share.write(JSON.stringify(this.state), STATE_TTL_MS).catch((err: unknown) => events?.redisFailed?.(err))
   }
 
   /** One poll of Connect: agents for every queue, hours for the stalest few. */

@@ -1,9 +1,7 @@
 import type { ConnectClientConfig } from '@aws-sdk/client-connect'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Redis } from 'ioredis'
-import type { Config } from '../config.js'
-import { AvailabilityPoller, queueKey, type QueueRef } from '../connect/availability.js'
+import { AvailabilityPoller, queueKey, type AvailabilityShare, type QueueRef } from '../connect/availability.js'
 import { createConnectClient } from '../connect/client.js'
 import { availabilityObserver } from '../metrics.js'
 import type { Widgets } from '../widgets/index.js'
@@ -16,9 +14,16 @@ declare module 'fastify' {
 }
 
 export interface AvailabilityPluginOptions {
-  config: Config
+  /** The poller's own client: AWS_REGION, and CONNECT_ATTEMPT_TIMEOUT_MS per attempt. */
+  region: string
+  attemptTimeoutMs: number
+  /** How often one replica asks Connect (AVAILABILITY_REFRESH). */
+  refreshMs: number
+  /** A poller even when no profile names a queue yet (a WIDGETS_FILE reload may name one). */
+  mayWatch: boolean
   widgets: Widgets
-  redis?: Redis
+  /** The deployment's lock and last state; this replica polls on its own without it. */
+  share?: AvailabilityShare
   /** The chat-start client's credentials provider, so both resolve credentials once. */
   credentials: ConnectClientConfig['credentials']
   /** The same SDK overrides as the chat-start client (endpoint, credentials in tests). */
@@ -46,25 +51,24 @@ export function watchedQueues (widgets: Widgets): QueueRef[] {
  * reload) there is no poller, and the routes answer 404 AVAILABILITY_NOT_CONFIGURED.
  */
 async function availabilityPlugin (app: FastifyInstance, options: AvailabilityPluginOptions) {
-  const { config, widgets, redis } = options
+  const { widgets } = options
   let poller: AvailabilityPoller | undefined
-  if (watchedQueues(widgets).length > 0 || config.WIDGETS_FILE !== undefined) {
+  if (watchedQueues(widgets).length > 0 || options.mayWatch) {
     const client = createConnectClient({
-      region: config.AWS_REGION ?? 'us-east-1',
+      region: options.region,
       maxAttempts: 2,
-      attemptTimeoutMs: config.CONNECT_ATTEMPT_TIMEOUT_MS,
+      attemptTimeoutMs: options.attemptTimeoutMs,
       maxSockets: 2,
       overrides: { ...options.overrides, credentials: options.credentials }
     })
     poller = new AvailabilityPoller({
       client,
       queues: () => watchedQueues(widgets),
-      refreshMs: config.availabilityRefreshMs,
-      redis,
-      keyPrefix: config.REDIS_KEY_PREFIX,
+      refreshMs: options.refreshMs,
+      ...(options.share ? { share: options.share } : {}),
       ...(options.now ? { now: options.now } : {}),
       // One attempt's deadline: a first request in a new environment gets an answer, not `unknown`.
-      ...(options.refreshOnRequest ? { refreshOnRequest: { waitMs: config.CONNECT_ATTEMPT_TIMEOUT_MS } } : {}),
+      ...(options.refreshOnRequest ? { refreshOnRequest: { waitMs: options.attemptTimeoutMs } } : {}),
       events: { ...availabilityObserver(app.metrics, app.log), error: (err) => app.backgroundError('availability', err) }
     })
     const running = poller

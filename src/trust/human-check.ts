@@ -21,22 +21,26 @@ export const POW_DIFFICULTY: PowDifficulty = { cost: 5_000, counterMin: 5_000, c
 const CHALLENGE_TTL_S = 300
 const PROVIDER_TOKEN_TTL_MS = 10 * 60_000
 
-/** Proofs seen already: each opens one chat. Shared through Redis; a Redis that cannot say refuses. */
+/** Proofs seen already: each opens one chat. Shared between replicas; a store that cannot say refuses. */
 export interface SpentProofs {
   /** True the first time `id` is claimed; StateUnavailable when shared state cannot say. */
   claim (id: string, ttlMs: number): Promise<boolean>
 }
 
-export function createSpentProofs (options: { redis?: Redis; guard?: StateGuard; keyPrefix?: string; now?: () => number } = {}): SpentProofs {
-  const { redis } = options
-  if (redis) {
+/** Claims every replica sees: true when `key` was free (or its claim expired), as one conditional write. */
+export type SharedClaim = (key: string, ttlMs: number) => Promise<boolean>
+
+export const redisClaim = (redis: Redis): SharedClaim => async (key, ttlMs) => await redis.set(key, '1', 'PX', ttlMs, 'NX') === 'OK'
+
+export function createSpentProofs (options: { shared?: SharedClaim; guard?: StateGuard; keyPrefix?: string; now?: () => number } = {}): SpentProofs {
+  const { shared } = options
+  if (shared) {
     const prefix = `${options.keyPrefix ?? ''}proof-spent:`
     // A proof whose use cannot be recorded for every replica could be used on each of them: refused.
     const guard = options.guard ?? ((_use, run, message) => sharedOrUnavailable(run, { timeoutMs: 250, message }))
     return {
       async claim (id, ttlMs) {
-        return await guard('human_check', () => redis.set(prefix + id, '1', 'PX', ttlMs, 'NX'),
-          'The human check cannot be confirmed right now; please try again shortly') === 'OK'
+        return await guard('human_check', () => shared(prefix + id, ttlMs), 'The human check cannot be confirmed right now; please try again shortly')
       }
     }
   }

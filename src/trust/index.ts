@@ -1,9 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import type { StartedChat } from '../connect/chat-starter.js'
 import { CustomerTokenInvalid, PersistentChatDisabled, RelatedTokenRefused, ResumeTokenRefused } from '../errors.js'
 import { createCustomerTokenVerifier, type CustomerClaims, type CustomerTokenOptions } from './customer-token.js'
-import type { StateGuard } from '../shared-state.js'
 import { RelatedTokens } from './related-token.js'
 import { ResumeTokens } from './resume-token.js'
 import { createSpentResumes, type Hold, type SpentResumes } from './spent-resumes.js'
@@ -72,11 +70,8 @@ export interface TrustPolicyOptions {
   jwks?: Pick<CustomerTokenOptions, 'jwksTimeoutMs' | 'jwksCooldownMs' | 'jwksCacheMaxAgeMs'>
   /** Clock for resume tokens, for tests. */
   now?: () => number
-  /** Shared memory of spent resume tokens; in this process only without it. */
-  redis?: Redis
-  /** The app's fail-closed rule for Redis: a hold Redis does not confirm refuses the resume. */
-  stateGuard?: StateGuard
-  onRedisFailed?: (err: unknown) => void
+  /** Which resume and related tokens were used, for every replica (the state store's); in this process only without it. */
+  spent?: SpentResumes
   /** Resume keys and the spent-token memory, shared by every widget and kept across reloads. */
   shared?: TrustShared
 }
@@ -97,8 +92,6 @@ export interface TrustSettings {
   resumeSecrets: string[]
   resumeTokenTtlSeconds: number
   customerJwtMaxAgeSeconds: number
-  /** Where spent resume tokens are remembered in Redis. */
-  redisKeyPrefix: string
   /** Warns about a customer-token key that accepts tokens issued for anything (no audience, no issuer). */
   production: boolean
   /** The profile the environment describes. */
@@ -119,7 +112,7 @@ export function createTrustShared (settings: TrustSettings, options: TrustPolicy
     keys,
     resumeTokens: new ResumeTokens({ keys, ttlSeconds: settings.resumeTokenTtlSeconds, now: options.now }),
     relatedTokens: new RelatedTokens(keys, settings.resumeTokenTtlSeconds, options.now),
-    spent: createSpentResumes({ redis: options.redis, keyPrefix: settings.redisKeyPrefix, guard: options.stateGuard, onRedisFailed: options.onRedisFailed })
+    spent: options.spent ?? createSpentResumes()
   }
 }
 

@@ -6,9 +6,9 @@ import { sharedOrUnavailable, type StateGuard } from '../shared-state.js'
  * Which chats have already been continued. A resume token opens one continued chat: it is held
  * while its StartChatContact runs (so concurrent uses reach Connect at most once), spent when
  * Connect accepts, and let go when the call fails (a Connect error must not burn the customer's
- * token). Without Redis, remembered in this process. With Redis, Redis must confirm the hold or the
- * resume is refused (StateUnavailable): a hold taken in one replica's memory alone would let another
- * replica, or one started later, accept the same token again.
+ * token). Without shared state, remembered in this process. With it (Redis, DynamoDB), the store must
+ * confirm the hold or the resume is refused (StateUnavailable): a hold taken in one replica's memory
+ * alone would let another replica, or one started later, accept the same token again.
  *
  * Keyed by the contact the token names, not by the token's text: every token ever issued for that
  * contact (a double click returns the same contact twice) is spent together, and a re-encoded copy
@@ -17,7 +17,7 @@ import { sharedOrUnavailable, type StateGuard } from '../shared-state.js'
 export interface SpentResumes {
   /**
    * Holds `contactId` until spend() or release(), for `ttlMs` at most; undefined when it is held or
-   * spent already. Throws StateUnavailable when Redis is configured and does not confirm.
+   * spent already. Throws StateUnavailable when shared state is configured and does not confirm.
    */
   hold (contactId: string, ttlMs: number): Promise<Hold | undefined>
 }
@@ -33,10 +33,11 @@ export interface Hold {
 const LOCAL_MAX = 100_000
 
 class LocalLedger {
-  private readonly entries = new Map<string, { holder: string; until: number }>()
+  private readonly entries = new Map<string, { holder: string; until: number; spent?: true }>()
+  constructor (private readonly now: () => number) {}
 
   hold (key: string, holder: string, ms: number): boolean {
-    const now = Date.now()
+    const now = this.now()
     const entry = this.entries.get(key)
     if (entry && entry.until > now) return false
     this.entries.delete(key)
@@ -45,9 +46,29 @@ class LocalLedger {
     return true
   }
 
-  release (key: string, holder: string): void {
-    if (this.entries.get(key)?.holder === holder) this.entries.delete(key)
+  spend (key: string, holder: string): void {
+    const entry = this.entries.get(key)
+    if (entry?.holder === holder) entry.spent = true
   }
+
+  /** Our hold goes, unless it was spent: a late release must not free a spent token. */
+  release (key: string, holder: string): void {
+    const entry = this.entries.get(key)
+    if (entry?.holder === holder && !entry.spent) this.entries.delete(key)
+  }
+}
+
+/**
+ * Where holds are kept for every replica (Redis, DynamoDB). Each call is one atomic, conditional
+ * write: a hold is taken only where none stands, spent and released only by its holder.
+ */
+export interface SharedHolds {
+  /** Holds `key` for `holder` for `ttlMs`; false when a hold or a spend of anyone's stands. */
+  hold (key: string, holder: string, ttlMs: number): Promise<boolean>
+  /** Our hold becomes spent, for `ttlMs` from now. */
+  spend (key: string, holder: string, ttlMs: number): Promise<void>
+  /** Our hold goes, unless it was spent (a late release must not free a spent token) or is not ours. */
+  release (key: string, holder: string): Promise<void>
 }
 
 // Deletes the hold only if it is still ours and not spent: a late release must not free a spent token.
@@ -57,56 +78,70 @@ return 0`
 
 interface LedgerRedis { ccgResumeRelease (key: string, holder: string): Promise<number> }
 
+/** Holds in Redis: `held:<holder>` while held, `spent:<holder>` once spent, expiring with the hold. */
+export function redisHolds (redis: Redis): SharedHolds {
+  const r = redis as Redis & Partial<LedgerRedis>
+  if (typeof r.ccgResumeRelease !== 'function') redis.defineCommand('ccgResumeRelease', { numberOfKeys: 1, lua: RELEASE_LUA })
+  const ledger = redis as Redis & LedgerRedis
+  return {
+    hold: async (key, holder, ttlMs) => await ledger.set(key, `held:${holder}`, 'PX', ttlMs, 'NX') !== null,
+    spend: async (key, holder, ttlMs) => { await ledger.set(key, `spent:${holder}`, 'PX', ttlMs, 'XX') },
+    release: async (key, holder) => { await ledger.ccgResumeRelease(key, `held:${holder}`) }
+  }
+}
+
 export interface SpentResumesOptions {
-  redis?: Redis
+  /** Holds shared by every replica; in this process only without them. */
+  shared?: SharedHolds
   keyPrefix?: string
-  /** The app's fail-closed rule for Redis (one outage log for every use); a bare deadline without it. */
+  /** The app's fail-closed rule for shared state (one outage log for every use); a bare deadline without it. */
   guard?: StateGuard
-  /** Redis did not take a spend or a release (the hold stands; a release failing keeps the token spent). */
-  onRedisFailed?: (err: unknown) => void
+  /** The shared store did not take a spend or a release (the hold stands; a release failing keeps the token spent). */
+  onSharedFailed?: (err: unknown) => void
+  /** The clock of this process's own holds. */
+  now?: () => number
 }
 
 export function createSpentResumes (options: SpentResumesOptions = {}): SpentResumes {
-  const local = new LocalLedger()
-  const redis = options.redis as (Redis & Partial<LedgerRedis>) | undefined
-  if (redis && typeof redis.ccgResumeRelease !== 'function') redis.defineCommand('ccgResumeRelease', { numberOfKeys: 1, lua: RELEASE_LUA })
-  const ledger = redis as (Redis & LedgerRedis) | undefined
+  const local = new LocalLedger(options.now ?? Date.now)
+  const { shared } = options
   const prefix = `${options.keyPrefix ?? ''}resume-spent:`
   const message = 'Whether this resume token was used cannot be checked right now; please try again shortly'
   const guard: StateGuard = options.guard ?? ((_use, run) => sharedOrUnavailable(run, { timeoutMs: 250, message }))
 
   /** Best effort: a failure leaves the hold standing until it expires, the safe side. */
-  const quietly = (run: () => Promise<unknown>) => run().then(() => {}, (err: unknown) => { options.onRedisFailed?.(err) })
+  const quietly = (run: () => Promise<unknown>) => run().then(() => {}, (err: unknown) => { options.onSharedFailed?.(err) })
 
   return {
     async hold (contactId, ttlMs) {
       const key = prefix + contactId
       const holder = randomUUID()
-      // This replica's own memory first: a second use here is refused without asking Redis.
+      // This replica's own memory first: a second use here is refused without asking the shared store.
       if (!local.hold(key, holder, ttlMs)) return undefined
-      if (ledger) {
-        // Held for the token's whole life at once, so a spend that Redis misses later loses nothing.
-        let reply: string | null
+      if (shared) {
+        // Held for the token's whole life at once, so a spend that the store misses later loses nothing.
+        let taken: boolean
         try {
-          reply = await guard('resume_tokens', () => ledger.set(key, `held:${holder}`, 'PX', ttlMs, 'NX'), message)
+          taken = await guard('resume_tokens', () => shared.hold(key, holder, ttlMs), message)
         } catch (err) {
           local.release(key, holder)
-          // A SET that lands after the deadline would hold the token for nobody: take it back.
-          void quietly(() => ledger.ccgResumeRelease(key, `held:${holder}`))
+          // A hold that lands after the deadline would hold the token for nobody: take it back.
+          void quietly(() => shared.release(key, holder))
           throw err
         }
-        if (reply === null) {
+        if (!taken) {
           local.release(key, holder)
           return undefined
         }
       }
       return {
         async spend () {
-          if (ledger) await quietly(() => ledger.set(key, `spent:${holder}`, 'PX', ttlMs, 'XX'))
+          local.spend(key, holder)
+          if (shared) await quietly(() => shared.spend(key, holder, ttlMs))
         },
         async release () {
           local.release(key, holder)
-          if (ledger) await quietly(() => ledger.ccgResumeRelease(key, `held:${holder}`))
+          if (shared) await quietly(() => shared.release(key, holder))
         }
       }
     }
