@@ -4,19 +4,28 @@
  * concurrent environments of one function.
  */
 import t, { type Test } from 'tap'
+import { randomUUID } from 'node:crypto'
 import type { AppDeps } from '../../src/app.js'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { createHandler, lambdaConfig, type LambdaHandler } from '../../src/lambda-handler.js'
 import { startSimulator, type ConnectSimulator } from '../../src/simulator/connect.js'
 import { metricSample, ORIGIN, until } from '../helper.js'
+import { DYNALITE_CREDENTIALS, startDynalite } from '../dynalite.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from '../redis.js'
 import { chatStartBody, httpApiEvent, type EventOptions } from './events.js'
 
 const noRedis = await redisSkip()
 
-/** The state every environment of one function shares: the only place to switch the store. */
-function sharedState (t: Test): Record<string, string> {
-  return { REDIS_URL: redisTestUrl(), REDIS_KEY_PREFIX: redisKeyPrefix(t) }
+type SharedStore = 'dynamodb' | 'redis'
+
+/** The state every environment of one function shares: its DynamoDB table (as deployed), or a Redis. */
+async function sharedState (t: Test, store: SharedStore): Promise<{ env: Record<string, string>; deps: AppDeps }> {
+  if (store === 'redis') return { env: { REDIS_URL: redisTestUrl(), REDIS_KEY_PREFIX: redisKeyPrefix(t) }, deps: {} }
+  const dynamo = await startDynalite(t)
+  return {
+    env: { STATE_STORE: 'dynamodb', STATE_TABLE: dynamo.tableName, REDIS_KEY_PREFIX: `${randomUUID()}:`, REDIS_COMMAND_TIMEOUT_MS: '2000' },
+    deps: { dynamoOverrides: { endpoint: dynamo.endpoint, credentials: DYNALITE_CREDENTIALS } }
+  }
 }
 
 const RESUME_SECRET = 'lambda-resume-key-'.padEnd(40, 'l')
@@ -74,10 +83,11 @@ async function invoke (env: Environment, options: EventOptions = {}) {
 }
 
 /** Two execution environments of one function, sharing its state and the simulator. */
-async function twoEnvironments (t: Test, env: Record<string, string> = {}) {
+async function twoEnvironments (t: Test, store: SharedStore, env: Record<string, string> = {}) {
   const sim = await simulator(t)
-  const shared = functionEnv({ ...sharedState(t), ...env })
-  return { sim, a: environment(t, sim, shared), b: environment(t, sim, shared) }
+  const state = await sharedState(t, store)
+  const shared = functionEnv({ ...state.env, ...env })
+  return { sim, a: environment(t, sim, shared, state.deps), b: environment(t, sim, shared, state.deps) }
 }
 
 const start = (env: Environment, sourceIp: string, extra: EventOptions = {}) => invoke(env, { sourceIp, body: chatStartBody(), ...extra })
@@ -216,41 +226,43 @@ t.test('a hanging Connect holds an availability request for one attempt\'s deadl
   await until('the poll to fail on its own', async () => (await failedPolls()) === 1)
 })
 
-t.test('shared between environments', { skip: noRedis }, async (t) => {
-  t.test('the rate limit: two environments count one client together', async (t) => {
-    const { sim, a, b } = await twoEnvironments(t, { RATE_LIMIT_MAX: '2' })
-    t.equal((await start(a, '198.51.100.23')).statusCode, 200)
-    t.equal((await start(b, '198.51.100.23')).statusCode, 200)
-    const refused = await start(a, '198.51.100.23')
-    t.equal(refused.statusCode, 429)
-    t.equal(refused.json().code, 'RATE_LIMITED')
-    t.equal((await start(b, '198.51.100.23')).statusCode, 429, 'on the other environment too')
-    t.equal((await start(b, '198.51.100.99')).statusCode, 200, 'another address has its own budget')
-    t.equal(sim.requests.length, 3)
-  })
+for (const store of ['dynamodb', 'redis'] as const) {
+  t.test(`shared between environments (${store})`, { skip: store === 'redis' && noRedis }, async (t) => {
+    t.test('the rate limit: two environments count one client together', async (t) => {
+      const { sim, a, b } = await twoEnvironments(t, store, { RATE_LIMIT_MAX: '2' })
+      t.equal((await start(a, '198.51.100.23')).statusCode, 200)
+      t.equal((await start(b, '198.51.100.23')).statusCode, 200)
+      const refused = await start(a, '198.51.100.23')
+      t.equal(refused.statusCode, 429)
+      t.equal(refused.json().code, 'RATE_LIMITED')
+      t.equal((await start(b, '198.51.100.23')).statusCode, 429, 'on the other environment too')
+      t.equal((await start(b, '198.51.100.99')).statusCode, 200, 'another address has its own budget')
+      t.equal(sim.requests.length, 3)
+    })
 
-  t.test('a resume token spent on one environment is refused on the other', async (t) => {
-    const { sim, a, b } = await twoEnvironments(t)
-    const first = (await start(a, '198.51.100.23')).json().data
-    sim.endChat(first.startChatResult.ContactId)
-    const resume = chatStartBody({ PersistentChat: { RehydrationType: 'ENTIRE_PAST_SESSION', ResumeToken: first.resumeToken } })
-    t.equal((await start(a, '198.51.100.23', { body: resume })).statusCode, 200, 'continued on A')
-    const before = sim.requests.length
-    const replay = await start(b, '198.51.100.23', { body: resume })
-    t.equal(replay.statusCode, 403)
-    t.match(replay.json(), { code: 'RESUME_TOKEN_REFUSED', message: /already been used/ })
-    t.equal(sim.requests.length, before, 'Connect not called for it')
-  })
+    t.test('a resume token spent on one environment is refused on the other', async (t) => {
+      const { sim, a, b } = await twoEnvironments(t, store)
+      const first = (await start(a, '198.51.100.23')).json().data
+      sim.endChat(first.startChatResult.ContactId)
+      const resume = chatStartBody({ PersistentChat: { RehydrationType: 'ENTIRE_PAST_SESSION', ResumeToken: first.resumeToken } })
+      t.equal((await start(a, '198.51.100.23', { body: resume })).statusCode, 200, 'continued on A')
+      const before = sim.requests.length
+      const replay = await start(b, '198.51.100.23', { body: resume })
+      t.equal(replay.statusCode, 403)
+      t.match(replay.json(), { code: 'RESUME_TOKEN_REFUSED', message: /already been used/ })
+      t.equal(sim.requests.length, before, 'Connect not called for it')
+    })
 
-  t.test('open chats per caller: counted across environments by source address', async (t) => {
-    const { sim, a, b } = await twoEnvironments(t, { MAX_OPEN_CHATS_PER_CALLER: '2' })
-    t.equal((await start(a, '198.51.100.23')).statusCode, 200)
-    t.equal((await start(b, '198.51.100.23')).statusCode, 200)
-    const before = sim.requests.length
-    const refused = await start(a, '198.51.100.23', { headers: { 'x-forwarded-for': '203.0.113.77' } })
-    t.equal(refused.statusCode, 429)
-    t.equal(refused.json().code, 'TOO_MANY_OPEN_CHATS')
-    t.equal(sim.requests.length, before, 'Connect not called')
-    t.equal((await start(b, '198.51.100.24')).statusCode, 200, 'another source address is served')
+    t.test('open chats per caller: counted across environments by source address', async (t) => {
+      const { sim, a, b } = await twoEnvironments(t, store, { MAX_OPEN_CHATS_PER_CALLER: '2' })
+      t.equal((await start(a, '198.51.100.23')).statusCode, 200)
+      t.equal((await start(b, '198.51.100.23')).statusCode, 200)
+      const before = sim.requests.length
+      const refused = await start(a, '198.51.100.23', { headers: { 'x-forwarded-for': '203.0.113.77' } })
+      t.equal(refused.statusCode, 429)
+      t.equal(refused.json().code, 'TOO_MANY_OPEN_CHATS')
+      t.equal(sim.requests.length, before, 'Connect not called')
+      t.equal((await start(b, '198.51.100.24')).statusCode, 200, 'another source address is served')
+    })
   })
-})
+}
