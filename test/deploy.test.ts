@@ -28,7 +28,7 @@ t.test('docker-compose.yml: every setting passed is one its program reads; refer
   t.same(Object.keys(services).sort(), ['connect-simulator', 'gateway', 'gateway-simulated', 'lb', 'redis'])
 
   const serviceSettings = new Set(Object.keys(EnvSchema.properties))
-  const simulatorMain = await readFile(join(ROOT, 'src/simulator/main.ts'), 'utf8')
+  const simulatorMain = await readFile(join(ROOT, 'packages/simulator/src/main.ts'), 'utf8')
   for (const [name, service] of Object.entries(services)) {
     for (const dep of Object.keys(service.depends_on ?? {})) t.ok(dep in services, `${name} depends on ${dep}, which exists`)
     if (service.build === undefined) continue

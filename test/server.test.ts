@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { startSimulator } from '../src/simulator/connect.js'
+import { startSimulator } from '@connect-chat-gateway/simulator'
 import { heldRequest } from './held-request.js'
 import { metricSample } from './helper.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from './redis.js'
@@ -157,10 +157,10 @@ t.test('a port already in use stops the process with exit 1 and a fatal log line
   t.match(server.lines.find((l) => l.level === 60), { msg: 'could not start', err: { code: 'EADDRINUSE' } })
 })
 
-/** `npm ci --omit=dev` into `dir`: the dependencies the image installs, from npm's cache when it has them. */
+/** `npm ci --omit=dev --workspaces=false` into `dir`: the dependencies the image installs, from npm's cache when it has them. */
 async function productionInstall (dir: string) {
   for (const file of ['package.json', 'package-lock.json']) await copyFile(join(ROOT, file), join(dir, file))
-  await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: dir, maxBuffer: 16 * 1024 * 1024 })
+  await run('npm', ['ci', '--omit=dev', '--workspaces=false', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: dir, maxBuffer: 16 * 1024 * 1024 })
 }
 
 const installed = build.then(async ({ dir, error }) => {
@@ -173,29 +173,26 @@ async function jsFiles (dir: string): Promise<string[]> {
   return entries.filter((e) => e.isFile() && e.name.endsWith('.js')).map((e) => join(e.parentPath, e.name)).sort()
 }
 
-// The two entry points run (they listen); importing them would start them.
-const ENTRY_POINTS = ['server.js', join('simulator', 'main.js')]
+// The entry point runs (it listens); importing it would start it.
+const ENTRY_POINTS = ['server.js']
 
 t.test('dist/ holds only what production runs, and every module imports with production dependencies only', async (t) => {
   const { dir, error } = await installed
-  t.notOk(error, 'the build emits and npm ci --omit=dev installs')
+  t.notOk(error, 'the build emits and npm ci --omit=dev --workspaces=false installs')
   const dist = join(dir, 'dist')
   const files = await jsFiles(dist)
   const names = files.map((f) => relative(dist, f))
   t.notOk(names.some((n) => n === 'dev.js' || n.startsWith('demo')), 'no dev entry point, no demo server')
-  t.ok(names.includes('server.js') && names.includes(join('simulator', 'connect.js')), 'the service and the simulator (a product of its own)')
+  t.ok(names.includes('server.js'), 'the service')
+  t.notOk(names.some((n) => n.startsWith('simulator')), 'no simulator: it is a package of its own, for development and tests')
   t.notOk((await readdir(join(dir, 'node_modules', '@fastify'))).includes('swagger-ui'), 'no UI-only package installed')
+  const packages = await readdir(join(dir, 'node_modules'))
+  t.notOk(packages.includes('ws') || packages.includes('@connect-chat-gateway'), 'neither the simulator package nor its WebSocket library installed')
 
   const modules = files.filter((f) => !ENTRY_POINTS.includes(relative(dist, f)))
   const script = `for (const f of ${JSON.stringify(modules.map((f) => pathToFileURL(f).href))}) await import(f)`
   const imported = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: dir }).then(() => 'ok', (err: Error & { stderr?: string }) => err.stderr ?? err.message)
   t.equal(imported, 'ok', `${modules.length} modules import`)
-
-  const sim = start(t, { SIM_PORT: '0' }, { args: ['dist/simulator/main.js'], cwd: dir })
-  const { url } = await sim.waitFor('the simulator URL', (l) => typeof l.url === 'string')
-  t.equal((await fetch(`${String(url)}/__sim/stats`)).status, 200, 'the simulator entry point runs')
-  sim.child.kill('SIGTERM')
-  t.same(await sim.exited, { code: 0, signal: null })
 })
 
 t.test('the production build runs from dist/ with production dependencies only; admin surface on METRICS_PORT only', async (t) => {

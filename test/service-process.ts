@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { EnvSchema } from '../src/config.js'
-import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '../src/simulator/connect.js'
+import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '@connect-chat-gateway/simulator'
 
 // The service in a process of its own: for signals, exit codes, the production build, and attacks
 // that must not touch the test runner (descriptor starvation under a low `ulimit -n`).

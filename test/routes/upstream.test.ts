@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { Fault } from '../../src/simulator/connect.js'
+import type { Fault } from '@connect-chat-gateway/simulator'
 import { build, startChat, validBody } from '../helper.js'
 
 // The error table's rows that depend on what Connect answers. Real SDK, real HTTP, simulator faults.
