@@ -1,10 +1,13 @@
 # syntax=docker/dockerfile:1
 # connect-chat-gateway: build with dev dependencies, run with production dependencies only.
+# The default target is the service. `--target simulator` builds the Connect simulator's own image
+# (docker-compose's `simulator` profile); the service's image holds none of it.
 
 FROM node:22-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# --workspaces=false: the simulator package (packages/simulator) is no part of the service.
+RUN npm ci --workspaces=false --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/build-info.mjs ./scripts/
 COPY src ./src
@@ -16,8 +19,31 @@ FROM node:22-slim AS prod-deps
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --workspaces=false --no-audit --no-fund && npm cache clean --force
 
+# The Connect simulator, a development tool: built from its package, run with its one runtime
+# library (`ws`, a development dependency of the project, so the service's install never has it).
+FROM node:22-slim AS simulator-build
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY packages/simulator/package.json ./packages/simulator/
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY packages/simulator/tsconfig.build.json ./packages/simulator/
+COPY packages/simulator/src ./packages/simulator/src
+RUN npm run build --workspace @connect-chat-gateway/simulator
+
+FROM node:22-slim AS simulator
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --chown=root:root packages/simulator/package.json ./
+COPY --from=simulator-build --chown=root:root /app/node_modules/ws ./node_modules/ws
+COPY --from=simulator-build --chown=root:root /app/packages/simulator/dist ./dist
+USER node
+EXPOSE 4010
+CMD ["node", "dist/main.js"]
+
+# The service: the last stage, so a plain `docker build` makes it.
 FROM node:22-slim
 # tini as PID 1: forwards SIGTERM to node and reaps zombies, with or without `docker run --init`.
 RUN apt-get update \

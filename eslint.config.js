@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
   // deploy/aws is its own package, with its own dependencies and checks (its npm test).
-  { ignores: ['dist/', 'coverage/', '.tap/', 'node_modules/', 'demo/vendor/', 'deploy/aws/'] },
+  { ignores: ['dist/', 'packages/*/dist/', 'packages/*/.build-check-*/', 'coverage/', '.tap/', 'node_modules/', 'demo/vendor/', 'deploy/aws/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   // One code style everywhere (src, test, bench, demo): the standard style, which the code was

@@ -23,7 +23,7 @@ import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import { buildLambda } from '../scripts/build-lambda.mjs'
-import { startSimulator } from '../src/simulator/connect.js'
+import { startSimulator } from '@connect-chat-gateway/simulator'
 import { httpApiEvent } from '../test/lambda/events.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 10)

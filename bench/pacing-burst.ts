@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { buildApp, type App } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { startSimulator } from '../src/simulator/connect.js'
+import { startSimulator } from '@connect-chat-gateway/simulator'
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 100)
 const RATE = Number(process.env.BENCH_RATE ?? 5)

@@ -17,7 +17,7 @@ import { SignJWT } from 'jose'
 import { Redis } from 'ioredis'
 import { buildApp, type App } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { startSimulator, type ConnectSimulator } from '../src/simulator/connect.js'
+import { startSimulator, type ConnectSimulator } from '@connect-chat-gateway/simulator'
 
 const ATTACKERS = (process.env.BENCH_ATTACKERS ?? '10,50').split(',').map(Number)
 const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 40)

@@ -360,13 +360,13 @@ async function main () {
   // Other work on the machine skews every figure; the load average says how much there was.
   const loadStart = loadavg().map((x) => x.toFixed(1)).join(' ')
   if (!NO_COMPILE) {
-    process.stdout.write('bench: compiling src/ and bench/ ...\n')
+    process.stdout.write('bench: compiling src/, the simulator and bench/ ...\n')
     compile(join(ROOT, 'bench/tsconfig.json'), OUT)
     if (AB_REF) compileRef(AB_REF)
   }
 
   const simPort = await freePort()
-  const sim = run('src/simulator/main.js', { SIM_PORT: String(simPort) })
+  const sim = run('packages/simulator/src/main.js', { SIM_PORT: String(simPort) })
   const simUrl = `http://127.0.0.1:${simPort}`
   try {
     await waitForHttp(`${simUrl}/__sim/stats`)

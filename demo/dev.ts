@@ -5,8 +5,7 @@ import closeWithGrace from 'close-with-grace'
 import { fileURLToPath } from 'node:url'
 import { buildApp, type App } from '../src/app.js'
 import { ConfigError, loadConfig, startupSummary, type Config } from '../src/config.js'
-import { queueSettingsFromEnv } from '../src/simulator/availability.js'
-import { startSimulator } from '../src/simulator/connect.js'
+import { queueSettingsFromEnv, startSimulator } from '@connect-chat-gateway/simulator'
 import { startDemoServer, type DemoServer } from './server.js'
 
 function fail (message: string): never {

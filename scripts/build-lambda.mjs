@@ -12,7 +12,7 @@ import { build } from 'esbuild'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 /** Inputs that must never reach the function: the simulator, dev and demo code, dev-only packages. */
-const DEV_ONLY = /(^|\/)(src\/simulator|demo|bench|test)\/|node_modules\/(pino-pretty|@fastify\/swagger-ui|@fastify\/static|tsx|esbuild)\//
+const DEV_ONLY = /(^|\/)(src\/simulator|packages\/simulator|demo|bench|test)\/|node_modules\/(pino-pretty|@fastify\/swagger-ui|@fastify\/static|tsx|esbuild)\//
 
 /**
  * Bundles the Lambda entry into `outdir`. `sdk: 'external'` leaves the AWS SDK (and Smithy) to the

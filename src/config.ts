@@ -23,7 +23,7 @@ export const EnvSchema = Type.Object({
   AWS_REGION: OptionalString('region of the Amazon Connect instance (required unless CONNECT_SIMULATOR=true)'),
   CONNECT_INSTANCE_ID: OptionalString('Amazon Connect instance id (required unless CONNECT_SIMULATOR=true)', { maxLength: 100 }),
   CONNECT_CONTACT_FLOW_ID: OptionalString('contact flow id for chats (required unless CONNECT_SIMULATOR=true)', { maxLength: 500 }),
-  CONNECT_SIMULATOR: Bool(false, 'use the built-in Connect simulator instead of AWS (npm run dev sets it)'),
+  CONNECT_SIMULATOR: Bool(false, 'simulated Connect: fixed credentials, sent to AWS_ENDPOINT_URL_CONNECT (a simulator run on its own; npm run dev starts one)'),
   // The SDK reads these two itself; the service looks at them only to know whether a simulator runs elsewhere.
   AWS_ENDPOINT_URL_CONNECT: OptionalString('where StartChatContact is sent instead of AWS (a simulator container, a staging endpoint)'),
   AWS_ENDPOINT_URL: OptionalString('the same for every AWS service'),

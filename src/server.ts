@@ -2,7 +2,6 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp, type AppDeps } from './app.js'
 import { ConfigError, loadConfig, startupSummary, type Config } from './config.js'
-import type { ConnectSimulator } from './simulator/connect.js'
 import { startMetricsServer, type MetricsServer } from './plugins/metrics.js'
 import { readServiceInfo } from './service-info.js'
 
@@ -19,16 +18,16 @@ function readConfig (): Config {
 }
 
 /**
- * CONNECT_SIMULATOR=true never reaches AWS. With an endpoint configured (a simulator container, as
- * in docker-compose.yml) the SDK sends there; otherwise a simulator starts in this process.
+ * CONNECT_SIMULATOR=true never reaches AWS: the SDK sends to the configured endpoint (a simulator
+ * run on its own, as in docker-compose.yml) with fixed credentials. This build holds no simulator
+ * to start in-process (`npm run dev` starts one), so without an endpoint it refuses to start.
  */
-async function simulation (config: Config): Promise<{ overrides: AppDeps['connectOverrides']; simulator?: ConnectSimulator }> {
-  const credentials = { accessKeyId: 'SIMULATED', secretAccessKey: 'simulated-secret' }
-  if (config.AWS_ENDPOINT_URL_CONNECT ?? config.AWS_ENDPOINT_URL) return { overrides: { credentials } }
-  // Loaded only when simulating: a production start never loads the simulator's code.
-  const { startSimulator } = await import('./simulator/connect.js')
-  const simulator = await startSimulator()
-  return { overrides: { endpoint: simulator.url, credentials }, simulator }
+function simulation (config: Config): AppDeps['connectOverrides'] {
+  if (config.AWS_ENDPOINT_URL_CONNECT === undefined && config.AWS_ENDPOINT_URL === undefined) {
+    process.stderr.write('connect-chat-gateway: CONNECT_SIMULATOR=true needs AWS_ENDPOINT_URL_CONNECT, the address of a Connect simulator run on its own; `npm run dev` starts one itself\n')
+    process.exit(1)
+  }
+  return { credentials: { accessKeyId: 'SIMULATED', secretAccessKey: 'simulated-secret' } }
 }
 
 /** buildApp reads WIDGETS_FILE: a bad file stops start-up like any other bad setting. */
@@ -45,9 +44,9 @@ async function build (config: Config, deps: AppDeps) {
 }
 
 const config = readConfig()
-const simulated = config.CONNECT_SIMULATOR ? await simulation(config) : undefined
+const simulated = config.CONNECT_SIMULATOR ? simulation(config) : undefined
 const service = readServiceInfo()
-const app = await build(config, { connectOverrides: simulated?.overrides, service })
+const app = await build(config, { connectOverrides: simulated, service })
 let metricsServer: MetricsServer | undefined
 
 closeWithGrace({
@@ -62,7 +61,6 @@ closeWithGrace({
   // onClose hooks close the Connect client and the shared store. Metrics stay scrapable until the end.
   await app.close()
   await metricsServer?.close()
-  await simulated?.simulator?.close()
   app.log.info('shut down cleanly')
 })
 
@@ -73,7 +71,7 @@ try {
   app.log.info({ service, ...startupSummary(config, app.widgets) }, 'connect-chat-gateway starting')
   for (const warning of config.warnings) app.log.warn(warning)
   if (simulated) {
-    app.log.warn({ endpoint: simulated.simulator?.url ?? 'AWS_ENDPOINT_URL_CONNECT' },
+    app.log.warn({ endpoint: config.AWS_ENDPOINT_URL_CONNECT ?? config.AWS_ENDPOINT_URL },
       'CONNECT_SIMULATOR=true: chats are SIMULATED, nothing reaches Amazon Connect')
   }
   await app.listen({ port: config.PORT, host: config.HOST })

@@ -28,24 +28,28 @@ t.test('docker-compose.yml: every setting passed is one its program reads; refer
   t.same(Object.keys(services).sort(), ['connect-simulator', 'gateway', 'gateway-simulated', 'lb', 'redis'])
 
   const serviceSettings = new Set(Object.keys(EnvSchema.properties))
-  const simulatorMain = await readFile(join(ROOT, 'src/simulator/main.ts'), 'utf8')
+  const simulatorMain = await readFile(join(ROOT, 'packages/simulator/src/main.ts'), 'utf8')
   for (const [name, service] of Object.entries(services)) {
     for (const dep of Object.keys(service.depends_on ?? {})) t.ok(dep in services, `${name} depends on ${dep}, which exists`)
     if (service.build === undefined) continue
-    t.equal(service.build, '.', `${name} builds the repository's Dockerfile`)
     const env = Object.keys(service.environment ?? {})
-    if (service.command === undefined) {
+    if (service.build === '.') {
       // The image's own CMD: the service, which reads its settings and the AWS SDK's standard variables.
       t.same(env.filter((k) => !serviceSettings.has(k) && !k.startsWith('AWS_')), [], `${name}: every variable is a setting of the service`)
       t.equal(service.stop_grace_period, '20s')
       t.ok(Number(service.environment?.SHUTDOWN_GRACE_MS) < 20_000, `${name}: the drain ends before compose kills the container`)
     } else {
-      const [node, entry] = service.command
-      t.equal(node, 'node')
-      t.equal(entry, 'dist/simulator/main.js', `${name} runs the built simulator`)
+      t.same(service.build, { context: '.', target: 'simulator' }, `${name} builds the Dockerfile's simulator target`)
+      t.equal(service.command, undefined, `${name} runs that image's own CMD`)
       t.same(env.filter((k) => !new RegExp(`\\b${k}\\b`).test(simulatorMain)), [], `${name}: every variable is one the simulator reads`)
     }
   }
+  // The simulator's stage runs its built entry point; the last stage (a plain `docker build`) is the service.
+  const stages = (await readFile(join(ROOT, 'Dockerfile'), 'utf8')).split(/^FROM /m).slice(1)
+  const simulatorStage = stages.find((s) => /^\S+ AS simulator\n/.test(s))
+  t.match(simulatorStage, /^CMD \["node", "dist\/main\.js"\]$/m, 'the simulator image runs its built entry point')
+  t.match(simulatorStage, /COPY --from=simulator-build \S+ \/app\/packages\/simulator\/dist \.\/dist/, 'built from its package (npm run build there)')
+  t.match(stages.at(-1), /^CMD \["node", "dist\/server\.js"\]$/m, 'the default target is the service')
   const sim = services['connect-simulator']!
   t.equal(services['gateway-simulated']!.environment?.AWS_ENDPOINT_URL_CONNECT, `http://connect-simulator:${sim.environment?.SIM_PORT}`, 'the simulated replicas call the simulator where it listens')
   t.same(sim.ports, [`127.0.0.1:${sim.environment?.SIM_PORT}:${sim.environment?.SIM_PORT}`], 'its control API only on loopback')
@@ -56,7 +60,7 @@ t.test('docker-compose.yml: every setting passed is one its program reads; refer
 
 interface Compose {
   services: Record<string, {
-    build?: string
+    build?: string | { context: string; target: string }
     command?: string[]
     environment?: Record<string, string>
     depends_on?: Record<string, unknown>

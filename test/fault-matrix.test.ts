@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import type { Fault } from '../src/simulator/connect.js'
+import type { Fault } from '@connect-chat-gateway/simulator'
 import { build, validBody } from './helper.js'
 
 // The fault matrix: for each way Connect can fail, 200 concurrent starts over real HTTP are

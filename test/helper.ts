@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { buildApp, type App, type AppDeps } from '../src/app.js'
 import { loadConfig, type Config } from '../src/config.js'
-import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '../src/simulator/connect.js'
+import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '@connect-chat-gateway/simulator'
 
 export const ORIGIN = 'https://shop.example.com'
 

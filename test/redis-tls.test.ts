@@ -10,7 +10,7 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import { createRedis } from '../src/redis.js'
 import { freePort } from './helper.js'
-import { start } from './service-process.js'
+import { simulatedConnect, start } from './service-process.js'
 
 // ElastiCache with in-transit encryption is reached over rediss:// with an auth token. Here a local
 // redis-server speaks TLS only, with a certificate no public CA signed: the service must verify it
@@ -87,8 +87,8 @@ t.test('rediss:// verifies the server certificate: an unknown CA is refused, nev
 t.test('the service counts its rate limit in a TLS Redis with an auth token when NODE_EXTRA_CA_CERTS trusts the CA', { skip }, async (t) => {
   const prefix = `ccg-tls-test:${process.pid}:`
   const server = start(t, {
+    ...(await simulatedConnect(t)).env,
     NODE_EXTRA_CA_CERTS: tls?.caFile ?? '',
-    CONNECT_SIMULATOR: 'true',
     REDIS_URL: url(),
     REDIS_KEY_PREFIX: prefix,
     RATE_LIMIT_MAX: '2'

@@ -7,11 +7,11 @@ import { pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { startSimulator } from '../src/simulator/connect.js'
+import { startSimulator } from '@connect-chat-gateway/simulator'
 import { heldRequest } from './held-request.js'
 import { metricSample } from './helper.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from './redis.js'
-import { ROOT, start, typescriptArgs } from './service-process.js'
+import { ROOT, simulatedConnect, start, typescriptArgs } from './service-process.js'
 
 // The real entry point in a process of its own: signals, exit codes, and the production build.
 
@@ -38,11 +38,9 @@ const post = (base: string, body: unknown) =>
   fetch(`${base}/chat/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
 
 t.test('SIGTERM: readiness 503 at once, new connections refused, 20 slow in-flight starts finish 200, exit 0', async (t) => {
-  const sim = await startSimulator({ latencyMs: 2_500 })
-  t.teardown(() => sim.close())
+  const { sim, env } = await simulatedConnect(t, { latencyMs: 2_500 })
   const server = start(t, {
-    CONNECT_SIMULATOR: 'true',
-    AWS_ENDPOINT_URL_CONNECT: sim.url,
+    ...env,
     RATE_LIMIT_MAX: '1000',
     MAX_OPEN_CHATS_PER_CALLER: '1000',
     CONNECT_ATTEMPT_TIMEOUT_MS: '20000',
@@ -76,7 +74,7 @@ t.test('SIGTERM: readiness 503 at once, new connections refused, 20 slow in-flig
 })
 
 t.test('SIGINT with Redis configured: closing Redis does not hold the shutdown; exit 0', { skip: noRedis }, async (t) => {
-  const server = start(t, { CONNECT_SIMULATOR: 'true', REDIS_URL: redisTestUrl(), REDIS_KEY_PREFIX: redisKeyPrefix(t) })
+  const server = start(t, { ...(await simulatedConnect(t)).env, REDIS_URL: redisTestUrl(), REDIS_KEY_PREFIX: redisKeyPrefix(t) })
   const base = await server.listening()
   t.equal((await post(base, { ParticipantDetails: { DisplayName: 'Ann' } })).status, 200)
   server.child.kill('SIGINT')
@@ -85,15 +83,14 @@ t.test('SIGINT with Redis configured: closing Redis does not hold the shutdown; 
 })
 
 t.test('SIGHUP re-reads WIDGETS_FILE: a new widget is served, a broken file is refused and logged, the process stays up', async (t) => {
-  const sim = await startSimulator()
-  t.teardown(() => sim.close())
+  const { sim, env } = await simulatedConnect(t)
   const dir = await mkdtemp(join(tmpdir(), 'ccg-widgets-'))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const file = join(dir, 'widgets.json')
   const origin = 'https://shop.example.com'
   const widget = (id: string) => ({ id, contactFlowId: `flow-${id}`, allowedOrigins: [origin] })
   await writeFile(file, JSON.stringify({ widgets: [widget('sales')] }))
-  const server = start(t, { CONNECT_SIMULATOR: 'true', AWS_ENDPOINT_URL_CONNECT: sim.url, ALLOWED_ORIGINS: origin, WIDGETS_FILE: file, LOG_LEVEL: 'info' })
+  const server = start(t, { ...env, ALLOWED_ORIGINS: origin, WIDGETS_FILE: file, LOG_LEVEL: 'info' })
   const base = await server.listening()
   const startOn = (id: string) => fetch(`${base}/chat/start/${id}`, {
     method: 'POST', headers: { 'content-type': 'application/json', origin }, body: JSON.stringify({ ParticipantDetails: { DisplayName: 'Ann' } })
@@ -136,7 +133,10 @@ t.test('a bad or missing setting stops the process with exit 1 and a message nam
     [{ ...AWS, AWS_REGION: 'London' }, /AWS_REGION: "London" is not a region name/],
     [{ ...AWS, AWS_REGION: 'eu_west_2' }, /AWS_REGION/],
     [{ ...AWS, AWS_REGION: 'eu-west-22' }, /AWS_REGION/],
-    [{ CONNECT_SIMULATOR: 'true', ALLOWED_ORIGINS: '*' }, /ALLOWED_ORIGINS: "\*" .*https:\/\/\*\.example\.com/]
+    [{ CONNECT_SIMULATOR: 'true', ALLOWED_ORIGINS: '*' }, /ALLOWED_ORIGINS: "\*" .*https:\/\/\*\.example\.com/],
+    // The build holds no simulator to start in-process: it needs one run on its own.
+    [{ CONNECT_SIMULATOR: 'true' }, /CONNECT_SIMULATOR=true needs AWS_ENDPOINT_URL_CONNECT/],
+    [{ CONNECT_SIMULATOR: 'true', NODE_ENV: 'production', RESUME_TOKEN_SECRET: 'r'.repeat(32), ALLOWED_ORIGINS: 'none' }, /CONNECT_SIMULATOR=true needs AWS_ENDPOINT_URL_CONNECT/]
   ]
   await Promise.all(cases.map(async ([env, names]) => {
     const server = start(t, env)
@@ -152,15 +152,15 @@ t.test('a port already in use stops the process with exit 1 and a fatal log line
   const blocker = createServer()
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
   t.teardown(() => blocker.close())
-  const server = start(t, { CONNECT_SIMULATOR: 'true', PORT: String((blocker.address() as { port: number }).port) })
+  const server = start(t, { CONNECT_SIMULATOR: 'true', AWS_ENDPOINT_URL_CONNECT: 'http://127.0.0.1:9', PORT: String((blocker.address() as { port: number }).port) })
   t.equal((await server.exited).code, 1)
   t.match(server.lines.find((l) => l.level === 60), { msg: 'could not start', err: { code: 'EADDRINUSE' } })
 })
 
-/** `npm ci --omit=dev` into `dir`: the dependencies the image installs, from npm's cache when it has them. */
+/** `npm ci --omit=dev --workspaces=false` into `dir`: the dependencies the image installs, from npm's cache when it has them. */
 async function productionInstall (dir: string) {
   for (const file of ['package.json', 'package-lock.json']) await copyFile(join(ROOT, file), join(dir, file))
-  await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: dir, maxBuffer: 16 * 1024 * 1024 })
+  await run('npm', ['ci', '--omit=dev', '--workspaces=false', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: dir, maxBuffer: 16 * 1024 * 1024 })
 }
 
 const installed = build.then(async ({ dir, error }) => {
@@ -173,37 +173,35 @@ async function jsFiles (dir: string): Promise<string[]> {
   return entries.filter((e) => e.isFile() && e.name.endsWith('.js')).map((e) => join(e.parentPath, e.name)).sort()
 }
 
-// The two entry points run (they listen); importing them would start them.
-const ENTRY_POINTS = ['server.js', join('simulator', 'main.js')]
+// The entry point runs (it listens); importing it would start it.
+const ENTRY_POINTS = ['server.js']
 
 t.test('dist/ holds only what production runs, and every module imports with production dependencies only', async (t) => {
   const { dir, error } = await installed
-  t.notOk(error, 'the build emits and npm ci --omit=dev installs')
+  t.notOk(error, 'the build emits and npm ci --omit=dev --workspaces=false installs')
   const dist = join(dir, 'dist')
   const files = await jsFiles(dist)
   const names = files.map((f) => relative(dist, f))
   t.notOk(names.some((n) => n === 'dev.js' || n.startsWith('demo')), 'no dev entry point, no demo server')
-  t.ok(names.includes('server.js') && names.includes(join('simulator', 'connect.js')), 'the service and the simulator (a product of its own)')
+  t.ok(names.includes('server.js'), 'the service')
+  t.notOk(names.some((n) => n.startsWith('simulator')), 'no simulator: it is a package of its own, for development and tests')
   t.notOk((await readdir(join(dir, 'node_modules', '@fastify'))).includes('swagger-ui'), 'no UI-only package installed')
+  const packages = await readdir(join(dir, 'node_modules'))
+  t.notOk(packages.includes('ws') || packages.includes('@connect-chat-gateway'), 'neither the simulator package nor its WebSocket library installed')
 
   const modules = files.filter((f) => !ENTRY_POINTS.includes(relative(dist, f)))
   const script = `for (const f of ${JSON.stringify(modules.map((f) => pathToFileURL(f).href))}) await import(f)`
   const imported = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: dir }).then(() => 'ok', (err: Error & { stderr?: string }) => err.stderr ?? err.message)
   t.equal(imported, 'ok', `${modules.length} modules import`)
-
-  const sim = start(t, { SIM_PORT: '0' }, { args: ['dist/simulator/main.js'], cwd: dir })
-  const { url } = await sim.waitFor('the simulator URL', (l) => typeof l.url === 'string')
-  t.equal((await fetch(`${String(url)}/__sim/stats`)).status, 200, 'the simulator entry point runs')
-  sim.child.kill('SIGTERM')
-  t.same(await sim.exited, { code: 0, signal: null })
 })
 
 t.test('the production build runs from dist/ with production dependencies only; admin surface on METRICS_PORT only', async (t) => {
   const { dir, error } = await installed
   t.notOk(error, 'the build emits and npm ci --omit=dev installs')
+  const { env } = await simulatedConnect(t)
   const server = start(t, {
+    ...env,
     NODE_ENV: 'production',
-    CONNECT_SIMULATOR: 'true',
     RESUME_TOKEN_SECRET: 'a-resume-token-secret-of-at-least-32-chars',
     ALLOWED_ORIGINS: 'https://shop.example.com',
     METRICS_PORT: '0'
@@ -212,8 +210,8 @@ t.test('the production build runs from dist/ with production dependencies only; 
   const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string }
   t.same(server.lines.find((l) => l.msg === 'connect-chat-gateway starting')?.service, { version, commit: BUILT_COMMIT }, 'the start-up line names the build')
   t.same(await (await fetch(`${base}/health/live`)).json(), { status: 'ok', version, commit: BUILT_COMMIT }, 'so does /health/live')
-  t.match(await server.waitFor('simulated', (l) => l.level === 40 && String(l.msg).includes('SIMULATED')), { endpoint: /^http:\/\/127\.0\.0\.1:\d+$/ },
-    'CONNECT_SIMULATOR=true with no endpoint configured: an in-process simulator, said loudly')
+  t.match(await server.waitFor('simulated', (l) => l.level === 40 && String(l.msg).includes('SIMULATED')), { endpoint: env.AWS_ENDPOINT_URL_CONNECT },
+    'CONNECT_SIMULATOR=true toward a simulator run on its own, said loudly')
   const metricsPort = (await server.waitFor('metrics port', (l) => l.msg === 'metrics listening on their own port')).port
 
   const res = await post(base, { ParticipantDetails: { DisplayName: 'Ann' } })
@@ -233,8 +231,8 @@ t.test('the production build runs from dist/ with production dependencies only; 
 
 t.test('a start without NODE_ENV is production: admin surface off the public port, metrics on loopback, plain-http JWKS warned about', async (t) => {
   const server = start(t, {
+    ...(await simulatedConnect(t)).env,
     NODE_ENV: '',
-    CONNECT_SIMULATOR: 'true',
     RESUME_TOKEN_SECRET: 'a-resume-token-secret-of-at-least-32-chars',
     ALLOWED_ORIGINS: 'https://shop.example.com',
     CUSTOMER_JWKS_URL: 'http://idp.example.com/.well-known/jwks.json',
@@ -254,7 +252,7 @@ t.test('a start without NODE_ENV is production: admin surface off the public por
 
 t.test('one start-up line at info: mode, Connect, region, effective settings; secrets only as set or unset', async (t) => {
   const secret = 'a-resume-token-secret-that-must-not-be-logged'
-  const server = start(t, { CONNECT_SIMULATOR: 'true', AWS_REGION: 'eu-central-2', RESUME_TOKEN_SECRET: secret, ALLOWED_ORIGINS: 'https://*.example.com' })
+  const server = start(t, { ...(await simulatedConnect(t)).env, AWS_REGION: 'eu-central-2', RESUME_TOKEN_SECRET: secret, ALLOWED_ORIGINS: 'https://*.example.com' })
   await server.listening()
   const summaries = server.lines.filter((l) => l.msg === 'connect-chat-gateway starting')
   t.equal(summaries.length, 1)

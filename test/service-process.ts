@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { EnvSchema } from '../src/config.js'
+import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '@connect-chat-gateway/simulator'
 
 // The service in a process of its own: for signals, exit codes, the production build, and attacks
 // that must not touch the test runner (descriptor starvation under a low `ulimit -n`).
@@ -40,6 +41,16 @@ export function serviceEnv (env: Record<string, string>, keepCoverage = false): 
 export function typescriptArgs (entry: string): string[] {
   const runnerLoader = process.execArgv.some((a) => /typescript|ts-node|tsx/.test(a))
   return runnerLoader ? [...process.execArgv, entry] : ['--import', 'tsx', entry]
+}
+
+/**
+ * A Connect simulator in the test's process, closed after the test, and the settings that point a
+ * service process at it: the service's own build holds no simulator.
+ */
+export async function simulatedConnect (t: Test, options?: SimulatorOptions): Promise<{ sim: ConnectSimulator; env: Record<string, string> }> {
+  const sim = await startSimulator(options)
+  t.teardown(() => sim.close())
+  return { sim, env: { CONNECT_SIMULATOR: 'true', AWS_ENDPOINT_URL_CONNECT: sim.url } }
 }
 
 export function start (t: Test, env: Record<string, string>, options: StartOptions = {}) {

@@ -3,9 +3,9 @@ import { request } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { until } from '../helper.js'
-import { start } from '../service-process.js'
+import { simulatedConnect, start } from '../service-process.js'
 
 // One client must not take a replica down by holding connections: a service in its own process
 // under `ulimit -n 1024`, an attacker at 127.0.0.2 holding 1,100 slow connections, a customer at
@@ -56,10 +56,12 @@ function call (port: number, from: string, method: string, path: string, body?: 
 }
 
 const chat = JSON.stringify({ ParticipantDetails: { DisplayName: 'Real Customer' } })
-const env = { CONNECT_SIMULATOR: 'true', REQUEST_TIMEOUT_MS: '3000', RATE_LIMIT_MAX: '100000', MAX_OPEN_CHATS_PER_CALLER: '100000' }
+const settings = { REQUEST_TIMEOUT_MS: '3000', RATE_LIMIT_MAX: '100000', MAX_OPEN_CHATS_PER_CALLER: '100000' }
+/** The settings above, toward a Connect simulator of the test's own. */
+const env = async (t: Test) => ({ ...(await simulatedConnect(t)).env, ...settings })
 
 t.test('1,100 slow connections from one address under ulimit -n 1024: the process stays up and serves another address', async (t) => {
-  const server = start(t, env, { maxOpenFiles: 1024 })
+  const server = start(t, await env(t), { maxOpenFiles: 1024 })
   const port = Number(new URL(await server.listening()).port)
   const pid = server.child.pid!
   t.equal((await call(port, CUSTOMER, 'POST', '/chat/start', chat)).status, 200, 'warm: one chat before the attack')
@@ -85,7 +87,7 @@ t.test('1,100 slow connections from one address under ulimit -n 1024: the proces
 })
 
 t.test('behind a proxy (no per-client cap): the total cap keeps descriptors back, and the process survives 1,100 slow connections', async (t) => {
-  const server = start(t, { ...env, TRUST_PROXY: '127.0.0.1' }, { maxOpenFiles: 1024 })
+  const server = start(t, { ...await env(t), TRUST_PROXY: '127.0.0.1' }, { maxOpenFiles: 1024 })
   const port = Number(new URL(await server.listening()).port)
   const attack = await slowAttack(port, ATTACKER, SOCKETS, 'POST /chat/start HTTP/1.1\r\nHost: gw\r\nContent-')
   t.teardown(attack.stop)
@@ -99,7 +101,7 @@ t.test('behind a proxy (no per-client cap): the total cap keeps descriptors back
 })
 
 t.test('addresses holding every client slot under ulimit -n 1024: liveness and readiness still answer 200 on the probe slots', async (t) => {
-  const server = start(t, { ...env, REQUEST_TIMEOUT_MS: '60000' }, { maxOpenFiles: 1024 })
+  const server = start(t, { ...await env(t), REQUEST_TIMEOUT_MS: '60000' }, { maxOpenFiles: 1024 })
   const port = Number(new URL(await server.listening()).port)
   const attacks: Attack[] = []
   t.teardown(() => { for (const a of attacks) a.stop() })
@@ -125,7 +127,7 @@ t.test('addresses holding every client slot under ulimit -n 1024: liveness and r
 })
 
 t.test('a connection that never sends a byte is closed by the server', async (t) => {
-  const server = start(t, env)
+  const server = start(t, await env(t))
   const port = Number(new URL(await server.listening()).port)
   const silent = connect({ port, host: '127.0.0.1', localAddress: ATTACKER })
   silent.on('error', () => {})

@@ -3,7 +3,7 @@
 // and no agents says so; in both of those the start button is gone.
 import t, { type Test } from 'tap'
 import type { Browser } from 'playwright-core'
-import type { QueueSettings } from '../../src/simulator/availability.js'
+import type { QueueSettings } from '@connect-chat-gateway/simulator'
 import { demoHarness, launchBrowser, screenshot } from './harness.js'
 
 const browser = await launchBrowser(t)

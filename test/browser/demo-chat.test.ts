@@ -3,7 +3,7 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { fileURLToPath } from 'node:url'
-import type { SimulatorOptions } from '../../src/simulator/connect.js'
+import type { SimulatorOptions } from '@connect-chat-gateway/simulator'
 import { demoHarness, launchBrowser, screenshot, until, type DemoHarness } from './harness.js'
 
 const env = { RATE_LIMIT_MAX: '1000', MAX_OPEN_CHATS_PER_CALLER: '1000' }

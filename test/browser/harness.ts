@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { startDemoServer, type DemoServer } from '../../demo/server.js'
-import type { SimulatorOptions } from '../../src/simulator/connect.js'
+import type { SimulatorOptions } from '@connect-chat-gateway/simulator'
 import type { AppDeps } from '../../src/app.js'
 import { build, type Harness } from '../helper.js'
 

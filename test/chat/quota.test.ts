@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { App } from '../../src/app.js'
-import { startSimulator } from '../../src/simulator/connect.js'
+import { startSimulator } from '@connect-chat-gateway/simulator'
 import { build, metricSample, ORIGIN, validBody } from '../helper.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from '../redis.js'
 import { CUSTOMER_SECRET, mint, secretBytes } from '../trust/tokens.js'

@@ -4,7 +4,7 @@ import { ChatStarter } from '../../src/connect/chat-starter.js'
 import { createConnectClient } from '../../src/connect/client.js'
 import { DEFAULT_RETRY_AFTER, mapConnectError } from '../../src/connect/errors.js'
 import { buildStartChatInput, clientTokenFor, type ChatStartRequest } from '../../src/connect/input.js'
-import { startSimulator } from '../../src/simulator/connect.js'
+import { startSimulator } from '@connect-chat-gateway/simulator'
 import { Overloaded, GatewayError } from '../../src/errors.js'
 
 const target = { instanceId: 'inst', contactFlowId: 'flow' }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createConnectClient } from '../../src/connect/client.js'
-import { startSimulator } from '../../src/simulator/connect.js'
+import { startSimulator } from '@connect-chat-gateway/simulator'
 import { watchCredentials, type CredentialsEvents } from '../../src/connect/credentials.js'
 import { fakeClock } from '../fake-clock.js'
 import { build, startChat, until, validBody } from '../helper.js'

@@ -2,7 +2,7 @@ import t from 'tap'
 import { ChatStarter } from '../../src/connect/chat-starter.js'
 import { createConnectClient } from '../../src/connect/client.js'
 import type { ChatStartRequest } from '../../src/connect/input.js'
-import { startSimulator } from '../../src/simulator/connect.js'
+import { startSimulator } from '@connect-chat-gateway/simulator'
 
 const request: ChatStartRequest = { displayName: 'Ann Lee', attributes: {}, caller: 'address:127.0.0.1' }
 const target = { instanceId: 'inst', contactFlowId: 'flow' }

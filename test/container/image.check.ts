@@ -1,5 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { startSimulator } from '@connect-chat-gateway/simulator'
 import t from 'tap'
 import { heldRequest } from '../held-request.js'
 import { until } from '../helper.js'
@@ -52,9 +53,10 @@ t.test('the image is configured to run as a non-root user through tini, with pro
   t.same(entrypoint.slice(0, 1), ['/usr/bin/tini'], 'tini is PID 1 (forwards SIGTERM, reaps zombies)')
   t.ok(config.Env?.includes('NODE_ENV=production'), 'NODE_ENV=production')
   t.same(readdirSync(join(root, config.WorkingDir ?? '/')).sort(), ['dist', 'node_modules', 'package.json'], '/app holds only what production runs')
-  for (const dev of ['typescript', 'tap', 'tsx', 'eslint', 'playwright-core']) {
+  for (const dev of ['typescript', 'tap', 'tsx', 'eslint', 'playwright-core', 'ws', '@connect-chat-gateway']) {
     t.notOk(readdirSync(join(root, 'app/node_modules')).includes(dev), `no dev dependency ${dev}`)
   }
+  t.notOk(readdirSync(join(root, 'app/dist')).includes('simulator'), 'no simulator: it has an image of its own')
 })
 
 t.test('image size: what the Dockerfile adds to its base stays small', async (t) => {
@@ -76,10 +78,10 @@ t.test('/app is read-only to the process, /tmp is writable', async (t) => {
   t.same(await probe.exited, { code: 0, signal: null }, 'the probe exits 0')
 })
 
-t.test('against the simulator from the same image: ready, starts a chat, drains on SIGTERM', async (t) => {
-  const sim = inImage(t, [...entrypoint, 'node', 'dist/simulator/main.js'], { SIM_PORT: '0', SIM_LATENCY_MS: '1500', TINI_SUBREAPER: '1' })
-  const simUrl = String((await sim.waitFor('simulator url', (l) => typeof l.url === 'string')).url)
-  t.teardown(async () => { sim.child.kill('SIGTERM'); await sim.exited })
+t.test('against a simulator on the same host: ready, starts a chat, drains on SIGTERM', async (t) => {
+  // chroot keeps the host's network: the image's service reaches a simulator in this process.
+  const simulator = await startSimulator({ latencyMs: 1500 })
+  t.teardown(() => simulator.close())
 
   // The image's own CMD, in production mode, configured as an operator would with the simulator as
   // the Connect endpoint and static credentials.
@@ -92,7 +94,7 @@ t.test('against the simulator from the same image: ready, starts a chat, drains 
     AWS_ACCESS_KEY_ID: 'AKIDCONTAINERCHECK',
     AWS_SECRET_ACCESS_KEY: 'container-check-secret',
     AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_ENDPOINT_URL_CONNECT: simUrl,
+    AWS_ENDPOINT_URL_CONNECT: simulator.url,
     CONNECT_INSTANCE_ID: '00000000-0000-4000-8000-000000000001',
     CONNECT_CONTACT_FLOW_ID: '00000000-0000-4000-8000-000000000002',
     ALLOWED_ORIGINS: 'https://shop.example',
@@ -126,10 +128,9 @@ t.test('against the simulator from the same image: ready, starts a chat, drains 
   t.ok(body.data.startChatResult.ContactId && body.data.startChatResult.ParticipantToken, 'with a contact and a participant token')
   t.equal(first.headers.get('access-control-allow-origin'), 'https://shop.example', 'CORS for the allowed origin')
 
-  const stats = async () => (await (await fetch(`${simUrl}/__sim/stats`)).json()) as { received: number }
-  const receivedBefore = (await stats()).received
+  const receivedBefore = simulator.stats().received
   const inFlight = [chat('Bo'), chat('Cy'), chat('Di')]
-  await until('the three starts reach the simulator', async () => (await stats()).received >= receivedBefore + 3, 30_000)
+  await until('the three starts reach the simulator', () => simulator.stats().received >= receivedBefore + 3, 30_000)
   const probe = await heldRequest(Number(new URL(base).port), 'GET /health/ready HTTP/1.1\r\nHost: gw\r\n')
 
   server.child.kill('SIGTERM') // to tini, which forwards it to node

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import { buildLambda } from '../../scripts/build-lambda.mjs'
-import { startSimulator } from '../../src/simulator/connect.js'
+import { startSimulator } from '@connect-chat-gateway/simulator'
 import { ORIGIN } from '../helper.js'
 import { httpApiEvent } from './events.js'
 

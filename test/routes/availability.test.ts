@@ -8,7 +8,7 @@ import t, { type Test } from 'tap'
 import { writeFileSync } from 'node:fs'
 import type { App } from '../../src/app.js'
 import { SCHEDULE_REFRESH_MS } from '../../src/connect/availability.js'
-import { startSimulator, type ConnectSimulator } from '../../src/simulator/connect.js'
+import { startSimulator, type ConnectSimulator } from '@connect-chat-gateway/simulator'
 import { build, freePort, metricSample, ORIGIN, startChat, validBody } from '../helper.js'
 import { redisKeyPrefix, redisTestUrl } from '../redis.js'
 

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
-import { startSimulator } from '../../src/simulator/connect.js'
+import { startSimulator } from '@connect-chat-gateway/simulator'
 import { build as buildApp, startChat, validBody, type Harness } from '../helper.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from '../redis.js'
 import { CUSTOMER_SECRET, mint, secretBytes } from '../trust/tokens.js'

@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { Fault } from '../../src/simulator/connect.js'
+import type { Fault } from '@connect-chat-gateway/simulator'
 import { fakeClock } from '../fake-clock.js'
 import { build, startChat, until, validBody } from '../helper.js'
 

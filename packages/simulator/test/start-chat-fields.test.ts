@@ -5,7 +5,7 @@
  */
 import t, { type Test } from 'tap'
 import { ConnectClient, InvalidParameterException, ResourceNotFoundException, StartChatContactCommand, type StartChatContactCommandInput } from '@aws-sdk/client-connect'
-import { startSimulator, type ConnectSimulator } from '../../src/simulator/connect.js'
+import { startSimulator, type ConnectSimulator } from '../src/connect.js'
 
 const BASE: StartChatContactCommandInput = { InstanceId: 'instance-1', ContactFlowId: 'flow-1', ParticipantDetails: { DisplayName: 'Ada' } }
 const INTERACTIVE = 'application/vnd.amazonaws.connect.message.interactive'

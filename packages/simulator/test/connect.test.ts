@@ -8,7 +8,6 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { typescriptArgs } from '../service-process.js'
 import {
   ConnectClient,
   ConnectServiceException,
@@ -20,7 +19,7 @@ import {
   startSimulator,
   type ConnectSimulator,
   type SimulatorOptions
-} from '../../src/simulator/connect.js'
+} from '../src/connect.js'
 
 const BASE_INPUT: StartChatContactCommandInput = {
   InstanceId: 'instance-1',
@@ -512,8 +511,10 @@ t.test('log receives one line per answer without secrets', async (t) => {
 })
 
 t.test('CLI prints its URL, serves the control API and exits on SIGTERM', async (t) => {
-  const entry = fileURLToPath(new URL('../../src/simulator/main.ts', import.meta.url))
-  const child = spawn(process.execPath, typescriptArgs(entry), {
+  const entry = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+  // The runner's own TypeScript loader (tap's), so the child's coverage is read through the same source maps.
+  const loader = process.execArgv.some((a) => /typescript|tsx/.test(a)) ? process.execArgv : ['--import', 'tsx']
+  const child = spawn(process.execPath, [...loader, entry], {
     env: { ...process.env, SIM_RATE: '1', SIM_BURST: '1', SIM_MAX_ACTIVE_CHATS: '5', SIM_LATENCY_MS: '1' },
     stdio: ['ignore', 'pipe', 'pipe']
   })

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { ConnectClient, ContactNotFoundException, DescribeContactCommand, ResourceNotFoundException, StartChatContactCommand, StopContactCommand } from '@aws-sdk/client-connect'
-import { startSimulator, type SimulatorOptions } from '../../src/simulator/connect.js'
+import { startSimulator, type SimulatorOptions } from '../src/connect.js'
 
 async function setup (t: Test, options: SimulatorOptions = {}) {
   const sim = await startSimulator(options)

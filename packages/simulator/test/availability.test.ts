@@ -7,8 +7,8 @@ import {
   ConnectClient, DescribeQueueCommand, GetCurrentMetricDataCommand, GetEffectiveHoursOfOperationsCommand,
   InternalServiceException, ResourceNotFoundException
 } from '@aws-sdk/client-connect'
-import { parseHours, queueSettingsFromEnv } from '../../src/simulator/availability.js'
-import { startSimulator, type ConnectSimulator } from '../../src/simulator/connect.js'
+import { parseHours, queueSettingsFromEnv } from '../src/availability.js'
+import { startSimulator, type ConnectSimulator } from '../src/connect.js'
 
 function client (sim: ConnectSimulator) {
   return new ConnectClient({ endpoint: sim.url, region: 'us-east-1', maxAttempts: 1, credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' } })

@@ -16,8 +16,8 @@ import {
   SendMessageCommand,
   type GetTranscriptCommandInput
 } from '@aws-sdk/client-connectparticipant'
-import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '../../src/simulator/connect.js'
-import { CONTENT_TYPE, type ChatItem } from '../../src/simulator/participant.js'
+import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '../src/connect.js'
+import { CONTENT_TYPE, type ChatItem } from '../src/participant.js'
 
 const CREDENTIALS = { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' }
 const QUICK_AGENT = { joinDelayMs: 5, typingMs: 5 }

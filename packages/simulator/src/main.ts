@@ -1,7 +1,9 @@
 /**
  * CLI entry for the Connect simulator, for a benchmark or a manual run in another process:
  *
- *   SIM_PORT=4010 SIM_RATE=5 SIM_BURST=10 tsx src/simulator/main.ts
+ *   SIM_PORT=4010 SIM_RATE=5 SIM_BURST=10 npx tsx packages/simulator/src/main.ts
+ *
+ * (or `node dist/main.js` in the simulator's own image, built by `npm run build` in this package).
  *
  * Prints exactly one JSON line `{"url":"http://127.0.0.1:PORT"}` on stdout once listening, so the
  * parent can read the URL; everything else goes to stderr. The `/__sim/*` control API is on
