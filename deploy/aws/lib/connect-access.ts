@@ -2,7 +2,6 @@ import { Aws } from 'aws-cdk-lib'
 import * as iam from 'aws-cdk-lib/aws-iam'
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager'
 import type { Construct } from 'constructs'
-import type { SharedConfig } from './config.js'
 
 // What the gateway may do in Amazon Connect, and the secrets it signs and verifies with: the same
 // for the Fargate task and the Lambda function.
@@ -10,7 +9,7 @@ import type { SharedConfig } from './config.js'
 export const instanceArn = (region: string, instanceId: string) => `arn:${Aws.PARTITION}:connect:${region}:${Aws.ACCOUNT_ID}:instance/${instanceId}`
 
 /** StartChatContact on one flow, ending and describing its contacts, the availability reads. Nothing else. */
-export function connectStatements (config: Pick<SharedConfig, 'region' | 'instanceId' | 'contactFlowId'>): iam.PolicyStatement[] {
+export function connectStatements (config: { region: string; instanceId: string; contactFlowId: string }): iam.PolicyStatement[] {
   const instance = instanceArn(config.region, config.instanceId)
   return [
     new iam.PolicyStatement({
@@ -42,7 +41,8 @@ export interface AppSecrets {
  * RESUME_TOKEN_SECRET, generated into Secrets Manager at deploy time (no value ever appears in the
  * template), and CUSTOMER_JWT_SECRET when asked for: generated, or an existing secret by ARN.
  */
-export function addAppSecrets (scope: Construct, customerJwtSecret: SharedConfig['customerJwtSecret']): AppSecrets {
+/** `customerJwtSecret`: undefined (none), 'generate', or an existing secret's ARN. */
+export function addAppSecrets (scope: Construct, customerJwtSecret: string | undefined): AppSecrets {
   const resumeTokenSecret = new secretsmanager.Secret(scope, 'ResumeTokenSecret', {
     description: 'connect-chat-gateway RESUME_TOKEN_SECRET: comma-separated keys, the first signs',
     // No punctuation: a comma would split the value into several keys.
