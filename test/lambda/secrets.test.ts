@@ -157,6 +157,9 @@ t.test('refused before any read: malformed SECRET_IDS, or a variable also set di
   t.type(both, ConfigError)
   t.match(both?.message, /^SECRET_IDS: RESUME_TOKEN_SECRET is also set in the environment/, 'set directly and through SECRET_IDS: ambiguous')
   t.notMatch(both?.message, RESUME_SECRET)
+  const two = await withSecrets(functionEnv({ CUSTOMER_JWT_SECRET: CUSTOMER_SECRET, SECRET_IDS: '{"RESUME_TOKEN_SECRET":"a","CUSTOMER_JWT_SECRET":"b"}' }), deps)
+    .then(() => undefined, (e: unknown) => e as Error)
+  t.match(two?.message, /^SECRET_IDS: RESUME_TOKEN_SECRET, CUSTOMER_JWT_SECRET are also set/, 'each ambiguous name')
   t.equal(sm.requests.length, 0, 'Secrets Manager never asked')
 
   const sim = await simulator(t)
