@@ -3,6 +3,7 @@
 import awsLambdaFastify, { type LambdaResponse, type PromiseHandler } from '@fastify/aws-lambda'
 import { buildApp, type App, type AppDeps } from './app.js'
 import { ConfigError, loadConfig, startupSummary, type Config } from './config.js'
+import { withSecrets, type SecretsOptions } from './lambda-secrets.js'
 import { readServiceInfo } from './service-info.js'
 
 /** What API Gateway's HTTP API sends (payload format 2.0), as far as this entry reads it. */
@@ -21,6 +22,11 @@ export interface HttpApiEvent {
     [key: string]: unknown
   }
   [key: string]: unknown
+}
+
+export interface LambdaDeps extends AppDeps {
+  /** How SECRET_IDS is read (tests point the SDK at a stand-in). */
+  secrets?: SecretsOptions
 }
 
 /** The invocation context, as far as the adapter reads it. */
@@ -45,9 +51,10 @@ export function lambdaConfig (config: Config): Config {
   if (config.CONNECT_SIMULATOR && !(config.AWS_ENDPOINT_URL_CONNECT ?? config.AWS_ENDPOINT_URL)) {
     throw new ConfigError('CONNECT_SIMULATOR=true in Lambda needs AWS_ENDPOINT_URL_CONNECT: the in-process simulator is not part of the function')
   }
-  const warnings = config.trustProxy === false
-    ? config.warnings
-    : [...config.warnings, 'TRUST_PROXY is ignored in Lambda: the caller is the address API Gateway saw (requestContext.http.sourceIp), never a header']
+  const warnings = [...config.warnings]
+  if (config.trustProxy !== false) warnings.push('TRUST_PROXY is ignored in Lambda: the caller is the address API Gateway saw (requestContext.http.sourceIp), never a header')
+  // Concurrent requests run in separate environments: what one remembers, the others do not see.
+  if (config.stateStore === 'memory') warnings.push('STATE_STORE=memory in Lambda: each execution environment keeps its own rate limits, live chats and spent resume tokens, so a token spent in one is accepted in another; set STATE_STORE=dynamodb and STATE_TABLE')
   return { ...config, trustProxy: false, warnings }
 }
 
@@ -61,13 +68,16 @@ function reportFailedStart (err: unknown): void {
  * `ready()` during the environment's init), and serves every invocation after it. Each handler is
  * an environment of its own, so tests make two in one process.
  */
-export function createHandler (env: Record<string, string | undefined> = process.env, deps: AppDeps = {}): LambdaHandler {
+export function createHandler (processEnv: Record<string, string | undefined> = process.env, deps: LambdaDeps = {}): LambdaHandler {
+  const { secrets, ...appDeps } = deps
   let started: Promise<{ app: App; proxy: PromiseHandler<HttpApiEvent, LambdaResponse> }> | undefined
 
   async function start () {
+    // SECRET_IDS' values join a copy of the environment, read again by every start that follows a failed one.
+    const env = await withSecrets(processEnv, secrets)
     const config = lambdaConfig(loadConfig(env))
-    const service = deps.service ?? readServiceInfo()
-    const app = await buildApp(config, { env, ...deps, service, serverless: true })
+    const service = appDeps.service ?? readServiceInfo()
+    const app = await buildApp(config, { env, ...appDeps, service, serverless: true })
     // The request's event and context are not needed by any route: no decoration, no per-call token.
     const proxy: PromiseHandler<HttpApiEvent, LambdaResponse> = awsLambdaFastify<HttpApiEvent>(app, { decorateRequest: false })
     await app.ready()

@@ -1,7 +1,7 @@
 /**
  * The bundle `npm run build:lambda` makes, built here into a temporary directory, loaded by a fresh
  * Node process as Lambda's runtime would (import, then `handler(event, context)`), answering a chat
- * start against the simulator.
+ * start against the simulator, its resume-token key read from a Secrets Manager stand-in.
  */
 import t from 'tap'
 import { execFile } from 'node:child_process'
@@ -13,6 +13,7 @@ import { buildLambda } from '../../scripts/build-lambda.mjs'
 import { startSimulator } from '@connect-chat-gateway/simulator'
 import { ORIGIN } from '../helper.js'
 import { httpApiEvent } from './events.js'
+import { startSecretsManager } from './secrets-manager.js'
 
 const run = promisify(execFile)
 
@@ -24,9 +25,12 @@ t.test('the bundle loads in a fresh process and answers a chat start through ind
   t.match(JSON.parse(readFileSync(join(outdir, 'build-info.json'), 'utf8')), { version: /^\d+\.\d+\.\d+/ }, 'and the build it is')
   t.notOk(built.inputs.some(({ path }) => /src\/simulator\/|demo\/|pino-pretty|swagger-ui/.test(path)), 'no simulator, demo or dev-only package inside')
   t.ok(built.inputs.some(({ path }) => path.includes('@aws-sdk/client-connect')), 'the AWS SDK is bundled')
+  t.ok(built.inputs.some(({ path }) => path.includes('@aws-sdk/client-secrets-manager')), 'with the Secrets Manager client')
 
   const sim = await startSimulator({ participant: false })
   t.teardown(() => sim.close())
+  const sm = await startSecretsManager(t)
+  sm.secrets.set('prod/chat/resume-token', { string: 'bundle-resume-key-'.padEnd(40, 'b') })
   const invoke = `
     const { handler } = await import(${JSON.stringify(pathToFileURL(built.outfile).href)})
     const result = await handler(JSON.parse(process.env.EVENT), { awsRequestId: 'bundle-test' })
@@ -44,7 +48,8 @@ t.test('the bundle loads in a fresh process and answers a chat start through ind
       CONNECT_INSTANCE_ID: '8f2e4a77-1c3b-4d5e-9f60-7a8b9c0d1e2f',
       CONNECT_CONTACT_FLOW_ID: '1b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5b',
       ALLOWED_ORIGINS: ORIGIN,
-      RESUME_TOKEN_SECRET: 'bundle-resume-key-'.padEnd(40, 'b'),
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: sm.url,
+      SECRET_IDS: JSON.stringify({ RESUME_TOKEN_SECRET: 'prod/chat/resume-token' }),
       EVENT: JSON.stringify(httpApiEvent())
     }
   })
@@ -54,5 +59,6 @@ t.test('the bundle loads in a fresh process and answers a chat start through ind
   t.equal(result.headers['access-control-allow-origin'], ORIGIN)
   t.type(JSON.parse(result.body).data.startChatResult.ParticipantToken, 'string')
   t.equal(sim.requests.length, 1, 'Connect was called once, over HTTP')
+  t.same(sm.requests.map((r) => r.secretId), ['prod/chat/resume-token'], 'the secret was read once, at init')
   t.match(stdout, /"service":\{"version":"\d+\.\d+\.\d+"[^\n]*"msg":"connect-chat-gateway starting \(Lambda\)"/, 'the start-up line names the version from build-info.json')
 })

@@ -7,12 +7,12 @@ import t, { type Test } from 'tap'
 import { randomUUID } from 'node:crypto'
 import type { AppDeps } from '../../src/app.js'
 import { ConfigError, loadConfig } from '../../src/config.js'
-import { createHandler, lambdaConfig, type LambdaHandler } from '../../src/lambda-handler.js'
-import { startSimulator, type ConnectSimulator } from '@connect-chat-gateway/simulator'
+import { lambdaConfig } from '../../src/lambda-handler.js'
 import { metricSample, ORIGIN, until } from '../helper.js'
 import { DYNALITE_CREDENTIALS, startDynalite } from '../dynalite.js'
 import { redisKeyPrefix, redisSkip, redisTestUrl } from '../redis.js'
-import { chatStartBody, httpApiEvent, type EventOptions } from './events.js'
+import { environment, functionEnv, invoke, simulator, start } from './environment.js'
+import { chatStartBody, httpApiEvent } from './events.js'
 
 const noRedis = await redisSkip()
 
@@ -28,60 +28,6 @@ async function sharedState (t: Test, store: SharedStore): Promise<{ env: Record<
   }
 }
 
-const RESUME_SECRET = 'lambda-resume-key-'.padEnd(40, 'l')
-
-/** The function's environment as the CDK app would set it (production mode), with the test's changes. */
-function functionEnv (env: Record<string, string> = {}): Record<string, string> {
-  return {
-    AWS_REGION: 'eu-west-2',
-    CONNECT_INSTANCE_ID: '8f2e4a77-1c3b-4d5e-9f60-7a8b9c0d1e2f',
-    CONNECT_CONTACT_FLOW_ID: '1b2c3d4e-5f60-4718-8a9b-0c1d2e3f4a5b',
-    ALLOWED_ORIGINS: ORIGIN,
-    RESUME_TOKEN_SECRET: RESUME_SECRET,
-    LOG_LEVEL: 'info',
-    CONNECT_ATTEMPT_TIMEOUT_MS: '1000',
-    CHAT_START_TIMEOUT_MS: '5000',
-    RATE_LIMIT_MAX: '100000',
-    MAX_OPEN_CHATS_PER_CALLER: '1000000',
-    CONNECT_MAX_ACTIVE_CHATS: '1000000',
-    ...env
-  }
-}
-
-interface Environment { handler: LambdaHandler; logs: () => string }
-
-/** One execution environment of the function: its own app, the simulator as Connect. */
-function environment (t: Test, sim: ConnectSimulator, env: Record<string, string | undefined>, deps: AppDeps = {}): Environment {
-  const chunks: string[] = []
-  const logStream = { write (chunk: string) { chunks.push(chunk); return true } } as unknown as NodeJS.WritableStream
-  const handler = createHandler(env, {
-    logStream,
-    connectOverrides: { endpoint: sim.url, credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'test-secret' } },
-    ...deps
-  })
-  t.teardown(() => handler.close())
-  return { handler, logs: () => chunks.join('') }
-}
-
-async function simulator (t: Test, options: Parameters<typeof startSimulator>[0] = {}) {
-  const sim = await startSimulator({ participant: false, ...options })
-  t.teardown(() => sim.close())
-  return sim
-}
-
-/** What the tests read of an answer's body. */
-interface Reply {
-  code?: string
-  message?: string
-  reason?: string
-  data: { startChatResult: { ContactId: string; ParticipantId: string; ParticipantToken: string }; resumeToken: string; endToken: string }
-}
-
-async function invoke (env: Environment, options: EventOptions = {}) {
-  const result = await env.handler(httpApiEvent(options), { awsRequestId: 'c6af9ac6-7b61-11e6-9a41-93e812345678' })
-  return { ...result, json: () => JSON.parse(result.body) as Reply }
-}
-
 /** Two execution environments of one function, sharing its state and the simulator. */
 async function twoEnvironments (t: Test, store: SharedStore, env: Record<string, string> = {}) {
   const sim = await simulator(t)
@@ -89,8 +35,6 @@ async function twoEnvironments (t: Test, store: SharedStore, env: Record<string,
   const shared = functionEnv({ ...state.env, ...env })
   return { sim, a: environment(t, sim, shared, state.deps), b: environment(t, sim, shared, state.deps) }
 }
-
-const start = (env: Environment, sourceIp: string, extra: EventOptions = {}) => invoke(env, { sourceIp, body: chatStartBody(), ...extra })
 
 t.test('a chat start -> 200 with the participant token and ids only, CORS headers, a text body', async (t) => {
   const sim = await simulator(t)
@@ -160,6 +104,17 @@ t.test('a forged X-Forwarded-For does not change the client, whatever TRUST_PROX
   t.equal((await start(lambda, '198.51.100.24', { headers: { 'x-forwarded-for': '203.0.113.1' } })).statusCode, 200, 'another source address is another client')
   t.notMatch(lambda.logs(), /"remoteAddress":"203\.0\.113/, 'the forged address is never the client')
   t.match(lambda.logs(), /TRUST_PROXY is ignored in Lambda/)
+})
+
+t.test('STATE_STORE=memory in Lambda is warned about: environments would not share spent tokens', async (t) => {
+  const sim = await simulator(t)
+  const alone = environment(t, sim, functionEnv())
+  t.equal((await start(alone, '198.51.100.23')).statusCode, 200)
+  t.match(alone.logs(), /STATE_STORE=memory in Lambda/)
+  const state = await sharedState(t, 'dynamodb')
+  const shared = environment(t, sim, functionEnv(state.env), state.deps)
+  t.equal((await start(shared, '198.51.100.23')).statusCode, 200)
+  t.notMatch(shared.logs(), /STATE_STORE=memory/, 'not with a shared store')
 })
 
 t.test('a failed start is not kept: the next invocation builds the app again', async (t) => {
