@@ -534,10 +534,12 @@ ui.compose.addEventListener('input', () => {
 window.addEventListener('pagehide', () => { if (chat && !chat.ended) endAtGateway(true) })
 ui.endChat.addEventListener('click', () => {
   if (!chat || chat.ended) return
-  endAtGateway(false)
   ui.endChat.disabled = true
+  // Leaving through the chat first, so the transcript says who left; its chat-ended event then tells
+  // the gateway (chatEnded). Ending at the gateway at the same time could end the contact first,
+  // with no one shown leaving. When leaving fails, the gateway ends the chat instead.
   chat.session.disconnectParticipant()
-    .catch(() => showError('failed', 'The chat could not be ended. Please try again.'))
+    .catch(() => endAtGateway(false))
     .finally(() => { ui.endChat.disabled = false })
 })
 
