@@ -47,25 +47,27 @@ export interface StateGuardOptions {
   log?: { warn (obj: object, msg: string): void; info (obj: object, msg: string): void }
   /** A request was refused because the store did not confirm (for a metric), by use. */
   onRefused?: (use: string) => void
+  /** The clock of the outage's length in the log (the system clock by default). */
+  now?: () => number
 }
 
 /** sharedOrUnavailable for one app, with one log line when an outage starts and one when it ends. */
 export type StateGuard = <T>(use: string, run: () => Promise<T>, message?: string) => Promise<T>
 
-export function createStateGuard ({ timeoutMs, storeName, log, onRefused }: StateGuardOptions): StateGuard {
+export function createStateGuard ({ timeoutMs, storeName, log, onRefused, now = Date.now }: StateGuardOptions): StateGuard {
   let outageSince: number | undefined
   return async (use, run, message) => {
     try {
       const value = await sharedOrUnavailable(run, { timeoutMs, message })
       if (outageSince !== undefined) {
-        log?.info({ use, outageMs: Date.now() - outageSince }, `${storeName} confirms shared state again: refused requests are served again`)
+        log?.info({ use, outageMs: now() - outageSince }, `${storeName} confirms shared state again: refused requests are served again`)
         outageSince = undefined
       }
       return value
     } catch (err) {
       onRefused?.(use)
       if (outageSince === undefined) {
-        outageSince = Date.now()
+        outageSince = now()
         const cause = (err as Error).cause as Error | undefined
         log?.warn({ use, reason: cause?.message, timeoutMs },
           `${storeName} cannot confirm shared state: requests that depend on it (resume tokens, human-check proofs) are refused with 503 STATE_UNAVAILABLE until it is back`)

@@ -27,10 +27,12 @@ export interface RateLimitOptions {
  */
 class OverLimit {
   private readonly until = new Map<string, { current: number; resetAt: number }>()
+  constructor (private readonly now: () => number) {}
+
   get (key: string, max: number): RateCount | undefined {
     const entry = this.until.get(key)
     if (entry === undefined) return undefined
-    const ttl = entry.resetAt - Date.now()
+    const ttl = entry.resetAt - this.now()
     if (ttl > 0 && entry.current > max) return { current: entry.current, ttl }
     this.until.delete(key)
     return undefined
@@ -39,7 +41,7 @@ class OverLimit {
   set (key: string, current: number, ttl: number) {
     // Bounded like the local windows: the oldest entry goes first.
     if (!this.until.has(key) && this.until.size >= LOCAL_WINDOW_ENTRIES) this.until.delete(this.until.keys().next().value!)
-    this.until.set(key, { current, resetAt: Date.now() + ttl })
+    this.until.set(key, { current, resetAt: this.now() + ttl })
   }
 }
 
@@ -67,8 +69,8 @@ function outageTracker (log: FastifyBaseLogger, storeName: string, onFailOpen: (
  * and the limit loosens from one shared limit to one per replica, never to none). The plugin's own
  * skipOnError would let every request through unlimited while the store is away.
  */
-function windowStore (windows: RateWindows, fallback: RateWindows | undefined, outage: ReturnType<typeof outageTracker>): FastifyRateLimitStoreCtor {
-  const over = new OverLimit()
+function windowStore (windows: RateWindows, fallback: RateWindows | undefined, outage: ReturnType<typeof outageTracker>, clock: Clock): FastifyRateLimitStoreCtor {
+  const over = new OverLimit(() => clock.now())
   const store: FastifyRateLimitStore = {
     incr (key, callback, timeWindow, max) {
       if (!fallback) {
@@ -115,7 +117,7 @@ async function rateLimitPlugin (app: FastifyInstance, { max, timeWindowMs, windo
     },
     // A store error must never refuse or fail a request.
     skipOnError: true,
-    store: windowStore(windows ?? memoryRateWindows(() => clock.now()), fallback?.windows, outage),
+    store: windowStore(windows ?? memoryRateWindows(() => clock.now()), fallback?.windows, outage, clock),
     onExceeded: (request) => app.metrics.rateLimited.inc(widgetLabel(request.widget?.named)),
     errorResponseBuilder: (_request, context) => new RateLimited(
       `Too many chat starts from this address; retry in ${context.after}`,

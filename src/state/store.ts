@@ -91,7 +91,7 @@ export function createStateStore (options: StateStoreOptions, deps: StateStoreDe
     }
   }
   const { keyPrefix } = options
-  const guard = createStateGuard({ timeoutMs: options.timeoutMs, storeName: STORE_NAMES[options.kind], log: deps.log, onRefused: deps.onRefused })
+  const guard = createStateGuard({ timeoutMs: options.timeoutMs, storeName: STORE_NAMES[options.kind], log: deps.log, onRefused: deps.onRefused, now: windowsNow })
   // A spend or release the store missed leaves the hold standing until it expires: the safe side.
   const onSharedFailed = (err: unknown) => deps.onError?.('resume_tokens', err)
   const local = { rateWindowsFallback: memoryRateWindows(windowsNow) }
