@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import errorHandler from '../../src/plugins/error-handler.js'
 import health from '../../src/plugins/health.js'
 import { heldRequest } from '../held-request.js'
-import { build, ORIGIN, startChat, validBody } from '../helper.js'
+import { build, ORIGIN, startChat, until, validBody } from '../helper.js'
 
 t.test('GET /health/live and /health/ready -> 200 on a configured app', async (t) => {
   const { app } = await build(t)
@@ -65,7 +65,7 @@ t.test('event-loop delay over the threshold -> readiness 503', async (t) => {
 })
 
 t.test('draining: readiness 503 at once, new connections refused, in-flight start finishes 200', async (t) => {
-  const { app, logs } = await build(t, {}, { sim: { latencyMs: 1500 } })
+  const { app, logs, sim } = await build(t, {}, { sim: { latencyMs: 1500 } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as { port: number }).port
   const base = `http://127.0.0.1:${port}`
@@ -74,7 +74,8 @@ t.test('draining: readiness 503 at once, new connections refused, in-flight star
   const probe = await heldRequest(port, 'GET /health/ready HTTP/1.1\r\nHost: gw\r\n')
   const late = await heldRequest(port, 'GET /docs/json HTTP/1.1\r\nHost: gw\r\n')
   const live = await heldRequest(port, 'GET /health/live HTTP/1.1\r\nHost: gw\r\n')
-  await sleep(200)
+  // The start is in flight once Connect has it; the held requests are read by then too.
+  await until('the start to reach Connect', () => sim.requests.length >= 1)
 
   const closed = app.close()
   while (!logs().includes('draining')) await sleep(10)
