@@ -7,7 +7,7 @@
 export type Timer = object | number
 
 export interface Clock {
-  /** Milliseconds since the epoch, as Date.now(). */
+  /** Milliseconds since the epoch. */
   now (): number
   /** Calls back after `ms`; with `unref`, the timer alone does not keep the process alive. */
   setTimeout (callback: () => void, ms: number, options?: { unref?: boolean }): Timer
