@@ -299,16 +299,28 @@ t.test('the same ClientToken replays the same contact without using quota', asyn
 })
 
 t.test('concurrent requests with one ClientToken create one contact', async (t) => {
-  const { sim, client } = await setup(t, { latencyMs: 50 })
-  const results = await Promise.all(Array.from({ length: 5 }, () => start(client, { ClientToken: 'same' })))
+  const time = fakeClock()
+  const { sim, client } = await setup(t, { latencyMs: 50, clock: time.clock })
+  const pending = Promise.all(Array.from({ length: 5 }, () => start(client, { ClientToken: 'same' })))
+  // All five past the idempotency check (it follows the body read at once) while the first waits out its latency.
+  await waitFor(() => sim.requests.length === 5 && sim.requests.every((r) => r.clientToken === 'same'))
+  t.equal(time.timers(), 1, 'one request creates, the other four wait for it')
+  await time.tick(50)
+  const results = await pending
   t.equal(new Set(results.map((r) => r.ContactId)).size, 1)
   t.equal(sim.contacts.size, 1)
   t.match(sim.stats(), { received: 5, created: 1, replayed: 4 })
 })
 
 t.test('concurrent distinct requests cannot overshoot maxActiveChats', async (t) => {
-  const { sim, client } = await setup(t, { latencyMs: 30, maxActiveChats: 1 })
-  const settled = await Promise.allSettled([start(client), start(client), start(client)])
+  const time = fakeClock()
+  const { sim, client } = await setup(t, { latencyMs: 30, maxActiveChats: 1, clock: time.clock })
+  const pending = Promise.allSettled([start(client), start(client), start(client)])
+  // Two are refused while the first still waits out its latency, its contact not yet created.
+  await waitFor(() => sim.requests.filter((r) => r.status === 429).length === 2)
+  t.equal(sim.contacts.size, 0, 'refused on the reserved slot, before the first contact exists')
+  await time.tick(30)
+  const settled = await pending
   t.equal(settled.filter((s) => s.status === 'fulfilled').length, 1)
   const names = settled.flatMap((s) => (s.status === 'rejected' ? [(s.reason as Error).name] : []))
   t.same(names, ['LimitExceededException', 'LimitExceededException'])
