@@ -364,6 +364,25 @@ t.test('the chat ends from either side, with Connect\'s chat-ended event', async
   t.throws(() => s.sim.participant?.agentSays(timedOut.ContactId ?? '', 'hi'), /has ended/, 'the agent cannot write into an ended chat')
 })
 
+t.test('the agent keeps the simulator\'s time: it joins joinDelayMs after the customer connects and types typingMs before answering', async (t) => {
+  // Minutes, not the real agent's moments: with any wall-clock wait left, the bounded waits below would time out.
+  const time = fakeClock()
+  const s = await setup(t, { clock: time.clock, participant: { agent: { joinDelayMs: 10 * 60_000, typingMs: 15 * 60_000 } } })
+  const chat = await startChat(s)
+  const { url } = await connectParticipant(s, chat.ParticipantToken ?? '')
+  const socket = await ChatSocket.open(t, url)
+  const greeting = () => socket.items.find((i) => i.Type === 'MESSAGE' && i.ParticipantRole === 'AGENT')
+  await time.tick(10 * 60_000 - 1)
+  t.notOk(socket.find(CONTENT_TYPE.joined, 'AGENT'), 'not joined 1 ms before joinDelayMs')
+  await time.tick(1)
+  await socket.until(() => socket.find(CONTENT_TYPE.typing, 'AGENT') !== undefined, 'the agent joining, then typing')
+  await time.tick(15 * 60_000 - 1)
+  t.notOk(greeting(), 'still typing 1 ms before typingMs')
+  await time.tick(1)
+  await socket.until(() => greeting() !== undefined, 'the greeting')
+  t.match(greeting()?.Content, /^Hi Ada Lovelace/)
+})
+
 t.test('the contact\'s duration running out pushes chat-ended without any call', async (t) => {
   const time = fakeClock()
   const s = await setup(t, { chatDurationMs: 3_000, participant: { agent: false }, clock: time.clock })
