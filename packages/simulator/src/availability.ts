@@ -220,7 +220,11 @@ export class AvailabilityService implements AvailabilitySimulator {
   private fault: Fault | null = null
   private counters: AvailabilityCalls = { describeQueue: 0, effectiveHours: 0, currentMetrics: 0 }
 
-  constructor (private readonly defaults: QueueSettings = {}, private readonly sleep: (ms: number) => Promise<void>) {
+  constructor (
+    private readonly defaults: QueueSettings = {},
+    private readonly sleep: (ms: number) => Promise<void>,
+    private readonly now: () => number
+  ) {
     this.reset()
   }
 
@@ -370,7 +374,7 @@ export class AvailabilityService implements AvailabilitySimulator {
         Collections: (metrics as JsonObject[]).map((m) => ({ Metric: { Name: m.Name, Unit: 'COUNT' }, Value: values[m.Name as string] }))
       })
     }
-    return { status: 200, body: { MetricResults: results, DataSnapshotTime: Math.floor(Date.now() / 1000), ApproximateTotalCount: results.length } }
+    return { status: 200, body: { MetricResults: results, DataSnapshotTime: Math.floor(this.now() / 1000), ApproximateTotalCount: results.length } }
   }
 
   /** `/__sim/availability` (GET: calls and queues; POST: settings), `/__sim/availability/fault`. */

@@ -11,6 +11,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { DEFAULT_FAULT_MESSAGE, ERROR_STATUS, deferred, isFault, isRequestRate, TokenBucket, type Fault } from './faults.js'
 import type { SimulatedContact } from './contact.js'
+import { systemClock, type Clock } from './clock.js'
 import { Delays } from './delays.js'
 import { handleContactOperation } from './contact-operations.js'
 import { VerifyStandIn } from './human-check-verify.js'
@@ -60,6 +61,8 @@ export interface SimulatorOptions {
   participant?: ParticipantOptions | false
   /** The default queue's hours and agents for DescribeQueue, GetEffectiveHoursOfOperations and GetCurrentMetricData. */
   availability?: QueueSettings
+  /** Whose time it keeps (chat durations, forgetting, the rate bucket, token expiry, every wait); default the system's. */
+  clock?: Clock
 }
 
 export interface RecordedRequest {
@@ -146,10 +149,11 @@ class Simulator implements ConnectSimulator {
   readonly contacts = new Map<string, SimulatedContact>()
   url = ''
   port = 0
+  readonly clock: Clock
 
   private readonly server: Server
   private readonly sockets = new Set<Socket>()
-  private readonly delays = new Delays()
+  private readonly delays: Delays
   private readonly scripted: Fault[] = []
   private persistentFault: Fault | null = null
   private latencyMs: number
@@ -163,18 +167,22 @@ class Simulator implements ConnectSimulator {
   private lastSweep = 0
   private closed = false
   private readonly participantService: ParticipantService | undefined
-  private readonly verifyStandIn = new VerifyStandIn()
+  private readonly verifyStandIn: VerifyStandIn
   private readonly availabilityService: AvailabilityService
 
   constructor (private readonly options: SimulatorOptions) {
+    const clock = options.clock ?? systemClock
+    this.clock = clock
+    this.delays = new Delays(clock)
+    this.verifyStandIn = new VerifyStandIn(clock)
     this.latencyMs = options.latencyMs ?? 0
     this.bucket = options.requestRate
-      ? new TokenBucket(options.requestRate.perSecond, options.requestRate.burst)
+      ? new TokenBucket(options.requestRate.perSecond, options.requestRate.burst, clock)
       : undefined
-    this.availabilityService = new AvailabilityService(options.availability, (ms) => this.delays.sleep(ms))
+    this.availabilityService = new AvailabilityService(options.availability, (ms) => this.delays.sleep(ms), () => clock.now())
     this.server = createServer((req, res) => this.route(req, res))
     if (options.participant !== false) {
-      const service = new ParticipantService(this, options.participant ?? {}, options.log)
+      const service = new ParticipantService(this, options.participant ?? {}, options.log, clock)
       this.participantService = service
       this.server.on('upgrade', (req, socket, head: Buffer) => service.handleUpgrade(req, socket, head))
     }
@@ -233,13 +241,13 @@ class Simulator implements ConnectSimulator {
   setRequestRate (rate: { perSecond: number; burst: number } | null): void {
     if (!rate) this.bucket = undefined
     else if (this.bucket) this.bucket.change(rate.perSecond, rate.burst)
-    else this.bucket = new TokenBucket(rate.perSecond, rate.burst)
+    else this.bucket = new TokenBucket(rate.perSecond, rate.burst, this.clock)
   }
 
   endChat (contactId: string): void {
     const contact = this.contacts.get(contactId)
     if (!contact) throw new Error(`Simulator: unknown contact ${contactId}`)
-    contact.endsAt = Math.min(contact.endsAt, Date.now())
+    contact.endsAt = Math.min(contact.endsAt, this.clock.now())
     this.maybeActive.delete(contact)
     this.participantService?.contactEnded(contactId)
   }
@@ -291,7 +299,7 @@ class Simulator implements ConnectSimulator {
       this.routeOther(req, res, path ?? '/').catch((err: unknown) => this.internalError(res, err))
       return
     }
-    const record: RecordedRequest = { at: Date.now(), input: {}, status: 0, requestId: randomUUID() }
+    const record: RecordedRequest = { at: this.clock.now(), input: {}, status: 0, requestId: randomUUID() }
     const authorization = req.headers.authorization
     if (authorization !== undefined) record.authorization = authorization
     this.requests.push(record)
@@ -299,7 +307,7 @@ class Simulator implements ConnectSimulator {
     const history = this.options.requestHistory ?? DEFAULT_REQUEST_HISTORY
     if (this.requests.length > history) this.requests.splice(0, this.requests.length - Math.floor(history * 0.9))
     this.counters.received++
-    const exchange: Exchange = { req, res, record, startedAt: Date.now() }
+    const exchange: Exchange = { req, res, record, startedAt: this.clock.now() }
     this.handleStartChat(exchange).catch((err: unknown) => this.internalError(res, err, record))
   }
 
@@ -408,7 +416,7 @@ class Simulator implements ConnectSimulator {
     // Reserve the slot and the token now; the contact itself appears after the latency.
     this.reserved++
     const created = deferred<StartChatResponse>()
-    const entry: IdempotencyEntry = { expiresAt: Date.now() + IDEMPOTENCY_TTL_MS, response: created.promise }
+    const entry: IdempotencyEntry = { expiresAt: this.clock.now() + IDEMPOTENCY_TTL_MS, response: created.promise }
     if (valid.clientToken !== undefined) this.idempotency.set(valid.clientToken, entry)
     await this.delays.sleep(this.latencyMs)
     this.reserved--
@@ -454,7 +462,7 @@ class Simulator implements ConnectSimulator {
     if (clientToken === undefined) return undefined
     const entry = this.idempotency.get(clientToken)
     if (!entry) return undefined
-    if (entry.expiresAt <= Date.now()) {
+    if (entry.expiresAt <= this.clock.now()) {
       this.idempotency.delete(clientToken)
       return undefined
     }
@@ -476,7 +484,7 @@ class Simulator implements ConnectSimulator {
     if (!chat) return undefined
     const source = this.contacts.get(chat.sourceContactId)
     if (!source) return { status: 404, type: 'ResourceNotFoundException', message: 'Source contact not found' }
-    if (source.endsAt > Date.now()) {
+    if (source.endsAt > this.clock.now()) {
       return { status: 400, type: 'InvalidRequestException', message: 'Source contact is still active' }
     }
     if (chat.rehydrationType === 'ENTIRE_PAST_SESSION' && source.initialContactId !== source.contactId) {
@@ -495,7 +503,7 @@ class Simulator implements ConnectSimulator {
   }
 
   private createContact (input: JsonObject, valid: ValidInput): StartChatResponse {
-    const now = Date.now()
+    const now = this.clock.now()
     const contactId = randomUUID()
     const source = valid.persistentChat ? this.contacts.get(valid.persistentChat.sourceContactId) : undefined
     const related = valid.relatedContactId === undefined ? undefined : this.contacts.get(valid.relatedContactId)
@@ -550,7 +558,7 @@ class Simulator implements ConnectSimulator {
   }
 
   private activeCount (): number {
-    const now = Date.now()
+    const now = this.clock.now()
     for (const contact of this.maybeActive) {
       if (contact.endsAt <= now) this.maybeActive.delete(contact)
     }
@@ -577,7 +585,7 @@ class Simulator implements ConnectSimulator {
     const { record } = ex
     const outcome = record.errorType ?? (record.replayed ? 'replayed' : 'created')
     this.options.log?.(
-      `StartChatContact ${record.status} ${outcome} requestId=${record.requestId} ${Date.now() - ex.startedAt}ms`
+      `StartChatContact ${record.status} ${outcome} requestId=${record.requestId} ${this.clock.now() - ex.startedAt}ms`
     )
   }
 

@@ -2,15 +2,17 @@
 // learn whether a chat still lives and to end one, with Connect's own error types.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { randomUUID } from 'node:crypto'
+import type { Clock } from './clock.js'
 import type { SimulatedContact } from './contact.js'
 import { checkAuthorization, isObject, MAX_BODY_BYTES, readBody, safeJsonParse, sendJson } from './start-chat-wire.js'
 
 export const DESCRIBE_CONTACT = /^\/contacts\/([^/]+)\/([^/]+)$/
 export const STOP_CONTACT = '/contact/stop'
 
-/** What the operations need of the simulator: its contacts, and ending one. */
+/** What the operations need of the simulator: its contacts, its time, and ending one. */
 export interface ContactHost {
   readonly contacts: Map<string, SimulatedContact>
+  readonly clock: Clock
   endChat (contactId: string): void
   countOperation (name: 'described' | 'stopped'): void
 }
@@ -35,7 +37,7 @@ export async function handleContactOperation (host: ContactHost, req: IncomingMe
       error(res, 404, 'ResourceNotFoundException', 'Contact not found')
       return true
     }
-    const ended = contact.endsAt <= Date.now()
+    const ended = contact.endsAt <= host.clock.now()
     sendJson(res, randomUUID(), 200, {
       Contact: {
         Id: contact.contactId,
@@ -59,7 +61,7 @@ export async function handleContactOperation (host: ContactHost, req: IncomingMe
   }
   const contact = host.contacts.get(input.ContactId)
   // Connect: "The contact with the specified ID is not active or does not exist."
-  if (!contact || contact.endsAt <= Date.now()) {
+  if (!contact || contact.endsAt <= host.clock.now()) {
     error(res, 410, 'ContactNotFoundException', 'The contact with the specified ID is not active or does not exist')
     return true
   }

@@ -1,5 +1,6 @@
 // The fault and quota engine of the StartChatContact simulator: what a test or the control API
 // can make it do instead of answering normally, and the per-account request-rate bucket.
+import type { Clock } from './clock.js'
 import { isObject } from './start-chat-wire.js'
 
 export type ErrorFaultType =
@@ -46,12 +47,14 @@ export const ERROR_FAULT_TYPES = Object.keys(ERROR_STATUS) as ErrorFaultType[]
 /** Continuous-refill token bucket, like the per-account API quota Connect enforces. */
 export class TokenBucket {
   private tokens: number
-  private last = Date.now()
+  private last: number
   constructor (
     private perSecond: number,
-    private burst: number
+    private burst: number,
+    private readonly clock: Clock
   ) {
     this.tokens = burst
+    this.last = clock.now()
   }
 
   take (): boolean {
@@ -70,14 +73,14 @@ export class TokenBucket {
   }
 
   private refillToNow (): void {
-    const now = Date.now()
+    const now = this.clock.now()
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.perSecond)
     this.last = now
   }
 
   refill (): void {
     this.tokens = this.burst
-    this.last = Date.now()
+    this.last = this.clock.now()
   }
 }
 

@@ -3,6 +3,7 @@
 // offline. A token `pass:<hostname>:<anything>` passes once, solved on <hostname>; anything else fails.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { randomUUID } from 'node:crypto'
+import type { Clock } from './clock.js'
 import { MAX_BODY_BYTES, readBody, sendJson } from './start-chat-wire.js'
 
 export const VERIFY_PATH = /^\/__verify\/(turnstile|hcaptcha|recaptcha)$/
@@ -14,13 +15,15 @@ export class VerifyStandIn {
   private readonly seen = new Set<string>()
   verified = 0
 
+  constructor (private readonly clock: Clock) {}
+
   async handle (req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
     if (req.method !== 'POST' || !VERIFY_PATH.test(path)) return false
     this.verified++
     const body = await readBody(req, MAX_BODY_BYTES)
     const form = new URLSearchParams(body.ok ? body.text : '')
     const token = form.get('response') ?? ''
-    sendJson(res, randomUUID(), 200, { challenge_ts: new Date().toISOString(), ...this.verdict(form.get('secret'), token) })
+    sendJson(res, randomUUID(), 200, { challenge_ts: new Date(this.clock.now()).toISOString(), ...this.verdict(form.get('secret'), token) })
     return true
   }
 

@@ -30,3 +30,4 @@ export {
   type ParticipantStats
 } from './participant.js'
 export { SIMULATED_VERIFY_SECRET } from './human-check-verify.js'
+export { systemClock, type Clock, type Timer } from './clock.js'

@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { SimulatedContact } from './contact.js'
+import { systemClock, type Clock, type Timer } from './clock.js'
 import { Delays } from './delays.js'
 import { ScriptedAgent, type AgentOptions, type MessageType } from './agent.js'
 import { pageTranscript, TranscriptQueryError, type ChatItem, type ParticipantRole, type TranscriptQuery } from './transcript.js'
@@ -129,7 +130,7 @@ interface Chat {
   connected: boolean
   /** SendMessage ClientTokens already answered, for idempotent retries. */
   sentByToken: Map<string, { Id: string; AbsoluteTime: string }>
-  endTimer?: NodeJS.Timeout
+  endTimer?: Timer
 }
 
 interface Grant { contactId: string; participantId: string; expiresAt: number }
@@ -145,7 +146,7 @@ export class ParticipantService implements ParticipantSimulator {
   private readonly connectionTokens = new Map<string, Grant>()
   private readonly websocketTokens = new Map<string, Grant>()
   private readonly rejections: { contactId?: string; errorType: ParticipantErrorType; left: number }[] = []
-  private readonly delays = new Delays()
+  private readonly delays: Delays
   private readonly hub: SocketHub
   private readonly agent: ScriptedAgent | undefined
   private wsBase = ''
@@ -154,8 +155,10 @@ export class ParticipantService implements ParticipantSimulator {
   constructor (
     private readonly source: ContactSource,
     private readonly options: ParticipantOptions = {},
-    private readonly log?: (line: string) => void
+    private readonly log?: (line: string) => void,
+    private readonly clock: Clock = systemClock
   ) {
+    this.delays = new Delays(clock)
     this.hub = new SocketHub({
       resolve: (token) => this.resolveWebsocketToken(token),
       subscribed: (socket) => this.onSubscribed(socket)
@@ -204,7 +207,7 @@ export class ParticipantService implements ParticipantSimulator {
     for (const contact of contacts) {
       this.byParticipantToken.delete(contact.participantToken)
       const chat = this.chats.get(contact.contactId)
-      if (chat?.endTimer) clearTimeout(chat.endTimer)
+      this.clock.clearTimeout(chat?.endTimer)
       this.chats.delete(contact.contactId)
     }
     for (const tokens of [this.connectionTokens, this.websocketTokens]) {
@@ -255,7 +258,7 @@ export class ParticipantService implements ParticipantSimulator {
 
   reset (): void {
     this.hub.drop()
-    for (const chat of this.chats.values()) if (chat.endTimer) clearTimeout(chat.endTimer)
+    for (const chat of this.chats.values()) this.clock.clearTimeout(chat.endTimer)
     this.chats.clear()
     this.byParticipantToken.clear()
     this.connectionTokens.clear()
@@ -268,7 +271,7 @@ export class ParticipantService implements ParticipantSimulator {
 
   close (): void {
     this.delays.cancel()
-    for (const chat of this.chats.values()) if (chat.endTimer) clearTimeout(chat.endTimer)
+    for (const chat of this.chats.values()) this.clock.clearTimeout(chat.endTimer)
     this.hub.close()
   }
 
@@ -292,7 +295,7 @@ export class ParticipantService implements ParticipantSimulator {
       sendJson(res, requestId, 404, { Message: 'Unknown operation' }, { ...cors, 'x-amzn-errortype': 'UnknownOperationException' })
       return
     }
-    const started = Date.now()
+    const started = this.clock.now()
     let status = 200
     try {
       const input = await readJson(req)
@@ -305,7 +308,7 @@ export class ParticipantService implements ParticipantSimulator {
       if (error.type === 'AccessDeniedException') this.counters.refused++
       sendJson(res, requestId, error.status, { Message: error.message }, { ...cors, 'x-amzn-errortype': error.type })
     }
-    this.log?.(`Participant ${operation} ${status} requestId=${requestId} ${Date.now() - started}ms`)
+    this.log?.(`Participant ${operation} ${status} requestId=${requestId} ${this.clock.now() - started}ms`)
   }
 
   /** The `/__sim/participant/*` control endpoints; false when the path is not one of them. */
@@ -357,7 +360,7 @@ export class ParticipantService implements ParticipantSimulator {
     if (types.includes('WEBRTC_CONNECTION')) throw invalid('WEBRTC_CONNECTION is not available for this contact')
 
     const chat = this.chatFor(contact)
-    const now = Date.now()
+    const now = this.clock.now()
     const output: JsonObject = {}
     const grant = (ttl: number): [string, Grant] =>
       [randomBytes(48).toString('base64url'), { contactId: contact.contactId, participantId: contact.participantId, expiresAt: now + ttl }]
@@ -409,7 +412,7 @@ export class ParticipantService implements ParticipantSimulator {
     const content = optionalString(input.Content, 'Content', 1, 1024)
     optionalString(input.ClientToken, 'ClientToken', 1, 500)
     this.counters.events++
-    const now = new Date().toISOString()
+    const now = new Date(this.clock.now()).toISOString()
     const id = randomUUID()
     if (contentType === CONTENT_TYPE.typing) {
       // Typing is relayed to the other participants and never kept in the transcript.
@@ -464,7 +467,7 @@ export class ParticipantService implements ParticipantSimulator {
 
   private authorize (bearer: string | undefined): { chat: Chat; participantId: string } {
     const grant = bearer === undefined ? undefined : this.connectionTokens.get(bearer)
-    if (!grant || grant.expiresAt <= Date.now() || !this.isActive(grant.contactId)) throw denied()
+    if (!grant || grant.expiresAt <= this.clock.now() || !this.isActive(grant.contactId)) throw denied()
     const chat = this.chats.get(grant.contactId)
     if (!chat) throw denied()
     return { chat, participantId: grant.participantId }
@@ -472,7 +475,7 @@ export class ParticipantService implements ParticipantSimulator {
 
   private resolveWebsocketToken (token: string): { contactId: string; participantId: string } | undefined {
     const grant = this.websocketTokens.get(token)
-    if (!grant || grant.expiresAt <= Date.now() || !this.isActive(grant.contactId)) return undefined
+    if (!grant || grant.expiresAt <= this.clock.now() || !this.isActive(grant.contactId)) return undefined
     return grant
   }
 
@@ -485,7 +488,7 @@ export class ParticipantService implements ParticipantSimulator {
   private isActive (contactId: string): boolean {
     const contact = this.source.contacts.get(contactId)
     if (!contact) return false
-    if (contact.endsAt > Date.now()) return true
+    if (contact.endsAt > this.clock.now()) return true
     this.contactEnded(contactId)
     return false
   }
@@ -508,7 +511,7 @@ export class ParticipantService implements ParticipantSimulator {
       agentId: randomUUID(),
       agentName: this.agent?.name ?? 'Agent',
       items: [],
-      ended: contact.endsAt <= Date.now(),
+      ended: contact.endsAt <= this.clock.now(),
       connected: false,
       sentByToken: new Map()
     }
@@ -521,8 +524,7 @@ export class ParticipantService implements ParticipantSimulator {
     }
     if (!chat.ended) {
       // Push the chat-ended event when the contact's duration runs out, even if nobody calls.
-      chat.endTimer = setTimeout(() => this.isActive(contact.contactId), Math.min(MAX_TIMER_MS, contact.endsAt - Date.now() + 1))
-      chat.endTimer.unref()
+      chat.endTimer = this.clock.setTimeout(() => this.isActive(contact.contactId), Math.min(MAX_TIMER_MS, contact.endsAt - this.clock.now() + 1), { unref: true })
     }
     return chat
   }
@@ -554,18 +556,18 @@ export class ParticipantService implements ParticipantSimulator {
   private finish (chat: Chat, by: ParticipantRole): void {
     if (chat.ended) return
     chat.ended = true
-    if (chat.endTimer) clearTimeout(chat.endTimer)
+    this.clock.clearTimeout(chat.endTimer)
     if (by !== 'SYSTEM') this.publish(chat, this.item(chat, 'EVENT', CONTENT_TYPE.left, { role: by }))
     const ended = this.item(chat, 'EVENT', CONTENT_TYPE.ended, {})
     this.publish(chat, ended)
     this.agent?.forget(chat.contact.contactId)
-    if (chat.contact.endsAt > Date.now()) this.source.endChat(chat.contact.contactId)
+    if (chat.contact.endsAt > this.clock.now()) this.source.endChat(chat.contact.contactId)
   }
 
   private item (chat: Chat, type: ChatItem['Type'], contentType: string,
     options: { role?: ParticipantRole; participantId?: string; content?: string; at?: string }): ChatItem {
     const item: ChatItem = {
-      AbsoluteTime: options.at ?? new Date().toISOString(),
+      AbsoluteTime: options.at ?? new Date(this.clock.now()).toISOString(),
       ContentType: contentType,
       Id: randomUUID(),
       Type: type,

@@ -20,6 +20,7 @@ import {
   type ConnectSimulator,
   type SimulatorOptions
 } from '../src/connect.js'
+import { fakeClock } from './fake-clock.js'
 
 const BASE_INPUT: StartChatContactCommandInput = {
   InstanceId: 'instance-1',
@@ -91,7 +92,7 @@ async function expectApiError (t: Test, res: Response, status: number, errorType
   return body.Message
 }
 
-async function waitFor (condition: () => boolean, timeoutMs = 2000): Promise<void> {
+async function waitFor (condition: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!condition()) {
     if (Date.now() > deadline) throw new Error('condition not met in time')
@@ -298,16 +299,28 @@ t.test('the same ClientToken replays the same contact without using quota', asyn
 })
 
 t.test('concurrent requests with one ClientToken create one contact', async (t) => {
-  const { sim, client } = await setup(t, { latencyMs: 50 })
-  const results = await Promise.all(Array.from({ length: 5 }, () => start(client, { ClientToken: 'same' })))
+  const time = fakeClock()
+  const { sim, client } = await setup(t, { latencyMs: 50, clock: time.clock })
+  const pending = Promise.all(Array.from({ length: 5 }, () => start(client, { ClientToken: 'same' })))
+  // All five past the idempotency check (it follows the body read at once) while the first waits out its latency.
+  await waitFor(() => sim.requests.length === 5 && sim.requests.every((r) => r.clientToken === 'same'))
+  t.equal(time.timers(), 1, 'one request creates, the other four wait for it')
+  await time.tick(50)
+  const results = await pending
   t.equal(new Set(results.map((r) => r.ContactId)).size, 1)
   t.equal(sim.contacts.size, 1)
   t.match(sim.stats(), { received: 5, created: 1, replayed: 4 })
 })
 
 t.test('concurrent distinct requests cannot overshoot maxActiveChats', async (t) => {
-  const { sim, client } = await setup(t, { latencyMs: 30, maxActiveChats: 1 })
-  const settled = await Promise.allSettled([start(client), start(client), start(client)])
+  const time = fakeClock()
+  const { sim, client } = await setup(t, { latencyMs: 30, maxActiveChats: 1, clock: time.clock })
+  const pending = Promise.allSettled([start(client), start(client), start(client)])
+  // Two are refused while the first still waits out its latency, its contact not yet created.
+  await waitFor(() => sim.requests.filter((r) => r.status === 429).length === 2)
+  t.equal(sim.contacts.size, 0, 'refused on the reserved slot, before the first contact exists')
+  await time.tick(30)
+  const settled = await pending
   t.equal(settled.filter((s) => s.status === 'fulfilled').length, 1)
   const names = settled.flatMap((s) => (s.status === 'rejected' ? [(s.reason as Error).name] : []))
   t.same(names, ['LimitExceededException', 'LimitExceededException'])
@@ -315,8 +328,8 @@ t.test('concurrent distinct requests cannot overshoot maxActiveChats', async (t)
 })
 
 t.test('the request-rate bucket refuses beyond its burst and refills', async (t) => {
-  // One token a second: three calls in a row outrun it however slow the machine is.
-  const { sim, client } = await setup(t, { requestRate: { perSecond: 1, burst: 2 } })
+  const time = fakeClock()
+  const { sim, client } = await setup(t, { requestRate: { perSecond: 1, burst: 2 }, clock: time.clock })
   await start(client)
   await start(client)
   const err = await serviceError(start(client))
@@ -324,12 +337,12 @@ t.test('the request-rate bucket refuses beyond its burst and refills', async (t)
   t.equal(err.$metadata.httpStatusCode, 429)
   t.equal(err.$metadata.requestId, sim.requests.at(-1)?.requestId)
   t.equal(sim.stats().throttled, 1)
-  // Then a token comes back: counted by the calls that get through, not by the clock.
-  for (let i = 0; i < 100 && sim.stats().created < 3; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    await start(client).catch(() => {})
-  }
-  t.equal(sim.stats().created, 3, 'a token came back and the next call got through')
+  // One token a second, by the simulator's clock.
+  await time.tick(999)
+  t.equal((await serviceError(start(client))).name, 'TooManyRequestsException', 'not a whole token after 999 ms')
+  await time.tick(1)
+  t.ok((await start(client)).ContactId, 'a token came back after a second and the next call got through')
+  t.equal(sim.stats().created, 3)
 
   // The bucket runs before idempotency: replays also spend tokens, as in Connect.
   sim.reset()
@@ -339,18 +352,18 @@ t.test('the request-rate bucket refuses beyond its burst and refills', async (t)
 })
 
 t.test('the request-rate quota can change mid-run, both ways, and be removed', async (t) => {
-  const { sim, client } = await setup(t, { requestRate: { perSecond: 0.001, burst: 3 } })
+  const time = fakeClock()
+  const { sim, client } = await setup(t, { requestRate: { perSecond: 0.001, burst: 3 }, clock: time.clock })
   await start(client)
   // Another system takes most of the account's quota: only one token is left in a bucket of 1.
   sim.setRequestRate({ perSecond: 0.001, burst: 1 })
   await start(client)
   t.equal((await serviceError(start(client))).name, 'TooManyRequestsException', 'the smaller burst applies at once')
-  // It stops again: the bucket refills at the new rate.
+  // It stops again: the bucket refills at the new rate, from now.
   sim.setRequestRate({ perSecond: 1000, burst: 2 })
-  for (let i = 0; i < 50 && sim.stats().created < 3; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 10))
-    await start(client).catch(() => {})
-  }
+  t.equal((await serviceError(start(client))).name, 'TooManyRequestsException', 'the bucket is still empty')
+  await time.tick(1)
+  t.ok((await start(client)).ContactId, 'a millisecond at 1000 a second brings a token back')
   t.equal(sim.stats().created, 3, 'a higher rate lets calls through again')
   sim.setRequestRate(null)
   const before = sim.stats().throttled
@@ -372,10 +385,13 @@ t.test('maxActiveChats frees a slot when a chat ends or expires', async (t) => {
   t.not(second.ContactId, first.ContactId)
   t.throws(() => sim.endChat('nope'), /unknown contact/)
 
-  // Expiring: a short chat frees its slot once its duration has passed, however long that takes here.
-  const short = await setup(t, { maxActiveChats: 1, chatDurationMs: 50 })
+  // Expiring: a short chat frees its slot once its duration has passed on the simulator's clock.
+  const time = fakeClock()
+  const short = await setup(t, { maxActiveChats: 1, chatDurationMs: 50, clock: time.clock })
   await start(short.client)
-  await waitFor(() => short.sim.stats().active === 0)
+  await time.tick(49)
+  t.equal(short.sim.stats().active, 1, 'still active 1 ms before its end')
+  await time.tick(1)
   t.equal(short.sim.stats().active, 0, 'the chat ended after chatDurationMs')
   t.ok((await start(short.client)).ContactId, 'and its slot is free again')
 })
@@ -437,18 +453,24 @@ t.test('scripted faults run in order, before a persistent fault, then normal beh
   t.match(sim.stats(), { faulted: 6, created: 2 })
 })
 
-t.test('slow faults and latency delay a normal answer', async (t) => {
-  const { sim, client } = await setup(t)
+t.test('slow faults and latency delay a normal answer by exactly their time', async (t) => {
+  const time = fakeClock()
+  const { sim, client } = await setup(t, { clock: time.clock })
+  /** Starts a chat, lets it reach its wait, moves the clock to 1 ms short of `ms`, then the rest. */
+  const delayedBy = async (ms: number, what: string) => {
+    const pending = start(client)
+    await waitFor(() => time.timers() === 1)
+    await time.tick(ms - 1)
+    t.equal(sim.requests.at(-1)?.status, 0, `${what}: unanswered 1 ms before its time`)
+    await time.tick(1)
+    t.ok((await pending).ContactId, `${what}: answered normally once its time had passed`)
+  }
   sim.script({ type: 'slow', delayMs: 80 })
-  let began = performance.now()
-  t.ok((await start(client)).ContactId)
-  t.ok(performance.now() - began >= 75, 'slow fault delayed the answer')
+  await delayedBy(80, 'slow fault')
   t.equal(sim.requests[0]?.status, 200)
 
   sim.setLatency(60)
-  began = performance.now()
-  await start(client)
-  t.ok(performance.now() - began >= 55, 'latency delayed the answer')
+  await delayedBy(60, 'latency')
   sim.setLatency(0)
   t.match(sim.stats(), { faulted: 1, created: 2 })
 })
@@ -562,6 +584,22 @@ t.test('an ended chat is forgotten after forgetEndedAfterMs (contact, transcript
   const err = await failure(start(client, { PersistentChat: { RehydrationType: 'FROM_SEGMENT', SourceContactId: ended.ContactId } }))
   t.equal((err as ConnectServiceException).name, 'ResourceNotFoundException', 'a forgotten chat cannot be continued, as an unknown one')
   t.equal(sim.stats().created, 3)
+})
+
+t.test('by the simulator\'s clock an ended chat can be continued for an hour, then it is forgotten', async (t) => {
+  const time = fakeClock()
+  const { sim, client } = await setup(t, { clock: time.clock })
+  const ended = (await start(client)).ContactId ?? ''
+  sim.endChat(ended)
+  await time.tick(59 * 60_000)
+  const continued = await start(client, { PersistentChat: { RehydrationType: 'FROM_SEGMENT', SourceContactId: ended } })
+  t.equal(continued.ContinuedFromContactId, ended, 'continued 59 minutes after it ended')
+  t.ok(sim.contacts.has(ended), 'still kept')
+  await time.tick(60_000)
+  await start(client)
+  t.notOk(sim.contacts.has(ended), 'forgotten once the hour has passed')
+  t.throws(() => sim.participant?.transcript(ended), /unknown contact/, 'with its transcript')
+  t.ok(sim.contacts.has(continued.ContactId ?? ''), 'the active chat that continued it stays')
 })
 
 t.test('the request history keeps the newest requestHistory entries; stats() still counts all', async (t) => {

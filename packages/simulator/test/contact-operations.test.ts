@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import { ConnectClient, ContactNotFoundException, DescribeContactCommand, ResourceNotFoundException, StartChatContactCommand, StopContactCommand } from '@aws-sdk/client-connect'
 import { startSimulator, type SimulatorOptions } from '../src/connect.js'
+import { fakeClock } from './fake-clock.js'
 
 async function setup (t: Test, options: SimulatorOptions = {}) {
   const sim = await startSimulator(options)
@@ -31,10 +32,19 @@ t.test('a chat ended by the other side, or by its duration, shows its Disconnect
   const byAgent = await start()
   sim.endChat(byAgent)
   t.ok((await describe(byAgent))?.DisconnectTimestamp)
-  const contact = sim.contacts.get(await start(60))!
-  t.equal(contact.endsAt - contact.createdAt, 60 * 60_000, 'ChatDurationInMinutes sets how long it lives')
-  contact.endsAt = Date.now() - 1 // its hour has passed
-  t.ok((await describe(contact.contactId))?.DisconnectTimestamp)
+})
+
+t.test('a chat of ChatDurationInMinutes 60 is live for the hour of the simulator\'s clock, then ended', async (t) => {
+  const time = fakeClock()
+  const { sim, client, start, describe } = await setup(t, { clock: time.clock })
+  const id = await start(60)
+  await time.tick(60 * 60_000 - 1)
+  t.equal((await describe(id))?.DisconnectTimestamp, undefined, 'live 1 ms before the hour')
+  await time.tick(1)
+  const ended = await describe(id)
+  t.equal(ended?.DisconnectTimestamp?.getTime(), (ended?.InitiationTimestamp?.getTime() ?? 0) + 60 * 60_000, 'ended when the hour ran out')
+  await t.rejects(client.send(new StopContactCommand({ InstanceId: 'i-1', ContactId: id })), ContactNotFoundException, 'StopContact: no longer active')
+  t.equal(sim.stats().active, 0)
 })
 
 t.test('unknown contacts: ResourceNotFound for DescribeContact, ContactNotFound for StopContact', async (t) => {

@@ -5,7 +5,7 @@
  */
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
-import { ConnectClient, StartChatContactCommand, type StartChatContactCommandInput } from '@aws-sdk/client-connect'
+import { ConnectClient, DescribeContactCommand, StartChatContactCommand, type StartChatContactCommandInput } from '@aws-sdk/client-connect'
 import {
   ConnectParticipantClient,
   ConnectParticipantServiceException,
@@ -18,6 +18,7 @@ import {
 } from '@aws-sdk/client-connectparticipant'
 import { startSimulator, type ConnectSimulator, type SimulatorOptions } from '../src/connect.js'
 import { CONTENT_TYPE, type ChatItem } from '../src/participant.js'
+import { fakeClock } from './fake-clock.js'
 
 const CREDENTIALS = { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' }
 const QUICK_AGENT = { joinDelayMs: 5, typingMs: 5 }
@@ -94,16 +95,27 @@ class ChatSocket {
     for (const waiter of this.waiters.splice(0)) waiter()
   }
 
-  /** Waits for a condition on what arrived, bounded so a broken simulator fails instead of hanging. */
+  /**
+   * Waits for a condition on what arrived, checked on every frame, close and error; bounded so a
+   * broken simulator fails instead of hanging.
+   */
   async until (condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    while (!condition()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-      await new Promise<void>((resolve) => {
-        this.waiters.push(resolve)
-        setTimeout(resolve, 200).unref()
-      })
-    }
+    if (condition()) return
+    await new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!condition()) {
+          this.waiters.push(check)
+          return
+        }
+        clearTimeout(deadline)
+        resolve()
+      }
+      const deadline = setTimeout(() => {
+        this.waiters = this.waiters.filter((waiter) => waiter !== check)
+        reject(new Error(`timed out waiting for ${what}`))
+      }, timeoutMs)
+      this.waiters.push(check)
+    })
   }
 
   find (contentType: string, role?: string): ChatItem | undefined {
@@ -352,14 +364,63 @@ t.test('the chat ends from either side, with Connect\'s chat-ended event', async
   t.throws(() => s.sim.participant?.agentSays(timedOut.ContactId ?? '', 'hi'), /has ended/, 'the agent cannot write into an ended chat')
 })
 
-t.test('the contact\'s duration running out pushes chat-ended without any call', async (t) => {
-  // Long enough that connecting never races the end on a loaded machine; the end is then waited for.
-  const s = await setup(t, { chatDurationMs: 3_000, participant: { agent: false } })
+t.test('the agent keeps the simulator\'s time: it joins joinDelayMs after the customer connects and types typingMs before answering', async (t) => {
+  // Minutes, not the real agent's moments: with any wall-clock wait left, the bounded waits below would time out.
+  const time = fakeClock()
+  const s = await setup(t, { clock: time.clock, participant: { agent: { joinDelayMs: 10 * 60_000, typingMs: 15 * 60_000 } } })
   const chat = await startChat(s)
   const { url } = await connectParticipant(s, chat.ParticipantToken ?? '')
   const socket = await ChatSocket.open(t, url)
+  const greeting = () => socket.items.find((i) => i.Type === 'MESSAGE' && i.ParticipantRole === 'AGENT')
+  await time.tick(10 * 60_000 - 1)
+  t.notOk(socket.find(CONTENT_TYPE.joined, 'AGENT'), 'not joined 1 ms before joinDelayMs')
+  await time.tick(1)
+  await socket.until(() => socket.find(CONTENT_TYPE.typing, 'AGENT') !== undefined, 'the agent joining, then typing')
+  await time.tick(15 * 60_000 - 1)
+  t.notOk(greeting(), 'still typing 1 ms before typingMs')
+  await time.tick(1)
+  await socket.until(() => greeting() !== undefined, 'the greeting')
+  t.match(greeting()?.Content, /^Hi Ada Lovelace/)
+})
+
+t.test('the contact\'s duration running out pushes chat-ended without any call', async (t) => {
+  const time = fakeClock()
+  const s = await setup(t, { chatDurationMs: 3_000, participant: { agent: false }, clock: time.clock })
+  const chat = await startChat(s)
+  const { url } = await connectParticipant(s, chat.ParticipantToken ?? '')
+  const socket = await ChatSocket.open(t, url)
+  t.notOk(socket.find(CONTENT_TYPE.ended), 'live until its time')
+  await time.tick(3_001)
   await socket.until(() => socket.find(CONTENT_TYPE.ended) !== undefined, 'the end of the chat')
   t.pass('chat ended when its duration passed')
+})
+
+t.test('a chat of ChatDurationInMinutes 60 ends when the clock passes the hour: DescribeContact says so, chat-ended is pushed, participant calls are refused', async (t) => {
+  const time = fakeClock()
+  const s = await setup(t, { participant: { agent: false }, clock: time.clock })
+  const chat = await startChat(s, { ChatDurationInMinutes: 60 })
+  const describe = async () => (await s.connect.send(new DescribeContactCommand({ InstanceId: 'instance-1', ContactId: chat.ContactId }))).Contact
+  const { url, token, out } = await connectParticipant(s, chat.ParticipantToken ?? '')
+  t.equal(out.Websocket?.ConnectionExpiry, new Date(time.clock.now() + 100_000).toISOString(), 'the WebSocket URL expires 100 s from the clock\'s now')
+  t.equal(out.ConnectionCredentials?.Expiry, new Date(time.clock.now() + 24 * 3_600_000).toISOString(), 'the ConnectionToken a day from it')
+  const socket = await ChatSocket.open(t, url)
+  const send = (content: string) => s.participant.send(new SendMessageCommand({ ConnectionToken: token, ContentType: 'text/plain', Content: content }))
+
+  await time.tick(60 * 60_000 - 1)
+  t.equal((await describe())?.DisconnectTimestamp, undefined, 'active 1 ms before the hour')
+  t.ok((await send('still here')).Id, 'and the customer can write')
+  t.equal(s.sim.stats().active, 1)
+
+  await time.tick(1)
+  const ended = await describe()
+  t.equal((ended?.DisconnectTimestamp?.getTime() ?? 0) - (ended?.InitiationTimestamp?.getTime() ?? 0), 60 * 60_000,
+    'DescribeContact: disconnected an hour after it started')
+  t.equal(s.sim.stats().active, 0, 'no longer counted as active')
+  await time.tick(1)
+  await socket.until(() => socket.find(CONTENT_TYPE.ended) !== undefined, 'chat-ended, pushed without any call')
+  t.equal((await failure(send('hello?'))).name, 'AccessDeniedException', 'SendMessage refused, as Connect refuses an ended chat\'s token')
+  t.equal((await failure(s.participant.send(new CreateParticipantConnectionCommand({ ParticipantToken: chat.ParticipantToken, Type: ['WEBSOCKET'] })))).name,
+    'AccessDeniedException', 'so is a new connection')
 })
 
 t.test('SendEvent: typing is relayed, receipts land on the message, ClientToken makes SendMessage idempotent', async (t) => {
