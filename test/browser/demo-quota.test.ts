@@ -31,7 +31,9 @@ if (browser) {
     await page.locator('#chatjs[data-state="connected"]').waitFor()
     await page.click('#end-chat')
     await until(() => h.sim.stats().stopped === 1, 'the gateway to stop the chat')
-    t.ok(h.seen.some((s) => s.method === 'POST' && s.url === '/chat/end' && s.status === 204))
+    // Connect has the stop before the gateway's answer is seen: wait for that too.
+    await until(() => h.seen.some((s) => s.method === 'POST' && s.url === '/chat/end' && s.status === 204), 'the gateway to answer 204')
+    t.pass('ended at the gateway: 204')
 
     // Another request, so not taken for a repeat of the first click.
     await page.fill('#name', 'Ann Again')
@@ -41,6 +43,7 @@ if (browser) {
     // The customer closes the tab: pagehide sends the end token with navigator.sendBeacon.
     await page.close({ runBeforeUnload: true })
     await until(() => h.sim.stats().stopped === 2, 'the beacon to end the second chat')
+    await until(() => h.seen.filter((s) => s.url === '/chat/end').length === 2, 'the beacon\'s answer')
     const beacon = h.seen.filter((s) => s.url === '/chat/end').at(-1)
     t.match(beacon?.contentType, /^text\/plain/, 'sent as text/plain, so no preflight was needed')
     t.equal(beacon?.status, 204)
